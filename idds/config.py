@@ -1,0 +1,56 @@
+"""Settings from flags, environment variables and defaults (in that order of precedence)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+
+from idds.errors import SpecError
+
+DEFAULT_DB_URL = "sqlite:///idds.db"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    """Where the platform keeps its state and where it runs work.
+
+    Attributes:
+        db_url: SQLAlchemy URL of the database (``IDDS_DB_URL``); a SQLite file in the
+            current directory by default, ``postgresql+psycopg://user@host/db`` for many heads.
+        ray_address: address of an existing Ray cluster to join (``IDDS_RAY_ADDRESS``);
+            ``None`` starts a local Ray on demand.
+        work_dir: directory for per-task work dirs and logs (``IDDS_WORK_DIR``).
+        lease_seconds: how long an owner lease lasts without renewal (``IDDS_LEASE_SECONDS``);
+            another head may take an owner over once it has expired.
+    """
+
+    db_url: str = DEFAULT_DB_URL
+    ray_address: str | None = None
+    work_dir: Path = field(default_factory=lambda: Path("idds-work"))
+    lease_seconds: float = 30.0
+
+    @classmethod
+    def from_env(cls, **overrides: object) -> Settings:
+        """Build settings from ``IDDS_*`` variables, then apply the non-None ``overrides``."""
+        values: dict[str, object] = {}
+        for f in fields(cls):
+            raw = os.environ.get(f"IDDS_{f.name.upper()}")
+            if raw:
+                values[f.name] = _convert(f.name, raw)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return replace(cls(), **values)  # type: ignore[arg-type]
+
+
+def _convert(name: str, raw: str) -> object:
+    if name == "work_dir":
+        return Path(raw)
+    if name == "lease_seconds":
+        try:
+            value = float(raw)
+        except ValueError:
+            raise SpecError(f"IDDS_LEASE_SECONDS: not a number: {raw!r}") from None
+        if value <= 0:
+            raise SpecError(f"IDDS_LEASE_SECONDS: must be > 0, got {raw}")
+        return value
+    return raw

@@ -1,0 +1,128 @@
+"""The database: one declarative Base, the engine with its dialect settings, migrations.
+
+SQLite (a file, WAL journal) is the default; PostgreSQL serves many users, heads and sites.
+Times that several processes compare (leases, backoff) are read from the database clock
+through :class:`db_now`, as seconds since the epoch.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.sql.functions import FunctionElement
+
+from idds.errors import DatabaseError
+
+_MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+class Base(DeclarativeBase):
+    """The one declarative base of every table of the platform."""
+
+
+class db_now(FunctionElement[float]):  # noqa: N801 - reads as a SQL function
+    """The database clock, in seconds since the epoch (float)."""
+
+    type = sa.Float()
+    inherit_cache = True
+
+
+@compiles(db_now, "sqlite")
+def _now_sqlite(element: db_now, compiler: Any, **kw: Any) -> str:
+    return "((julianday('now') - 2440587.5) * 86400.0)"
+
+
+@compiles(db_now, "postgresql")
+def _now_postgresql(element: db_now, compiler: Any, **kw: Any) -> str:
+    return "extract(epoch from clock_timestamp())::float8"
+
+
+def redact(url: str) -> str:
+    """The URL with its password hidden, for messages."""
+    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)
+
+
+def connect(url: str, *, migrate: bool = True) -> Engine:
+    """Open the database at ``url``, check that it answers and bring its schema to head.
+
+    Raises:
+        DatabaseError: the URL is malformed, its driver is missing or the server does not answer.
+    """
+    engine = _create_engine(url)
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+        if migrate:
+            upgrade(engine)
+    except sa.exc.DBAPIError as exc:
+        engine.dispose()
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        raise DatabaseError(f"cannot use database {redact(url)}: {reason}") from None
+    return engine
+
+
+def _create_engine(url: str) -> Engine:
+    try:
+        parsed = sa.engine.make_url(url)
+    except sa.exc.ArgumentError:
+        raise DatabaseError(f"not a database URL: {url!r}") from None
+    try:
+        if parsed.get_backend_name() == "sqlite":
+            return _sqlite_engine(parsed)
+        return sa.create_engine(parsed, pool_pre_ping=True)
+    except (ImportError, sa.exc.NoSuchModuleError) as exc:
+        raise DatabaseError(f"cannot use database {redact(url)}: {exc}") from None
+
+
+def _sqlite_engine(url: sa.URL) -> Engine:
+    engine = sa.create_engine(url, connect_args={"timeout": 60})
+
+    @sa.event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, record: Any) -> None:
+        # Let SQLAlchemy's "begin" event emit BEGIN itself (see below).
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        # WAL + NORMAL: a commit survives a crash of any process; only an OS crash
+        # may lose the last commits.
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.close()
+
+    @sa.event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        # Writers take the lock up front, so two heads never deadlock upgrading a read lock.
+        mode = "DEFERRED" if conn.get_execution_options().get("readonly") else "IMMEDIATE"
+        conn.exec_driver_sql(f"BEGIN {mode}")
+
+    return engine
+
+
+@contextmanager
+def reading(engine: Engine) -> Iterator[Connection]:
+    """A connection for reads only: on SQLite it takes no write lock."""
+    with engine.connect().execution_options(readonly=True) as conn:
+        yield conn
+
+
+def upgrade(engine: Engine) -> None:
+    """Apply every migration the database lacks (Alembic ``upgrade head``)."""
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(_MIGRATIONS))
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            # Two heads starting together must not both create the schema.
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(727274)"))
+        config.attributes["connection"] = conn
+        command.upgrade(config, "head")

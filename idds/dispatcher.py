@@ -1,0 +1,350 @@
+"""The scheduling core: claim the tasks of the owners this head holds, run them on Ray,
+record their results in group commits, retry, and call the owners back.
+
+Ray tasks are submitted with ``max_retries=0``: retries happen here, as new attempts.
+"""
+
+from __future__ import annotations
+
+import abc
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+
+from idds import owners as owners_mod
+from idds import tasks as tq
+from idds.errors import LeaseLost
+from idds.owners import OwnerState
+from idds.payloads import run_payload
+from idds.tasks import Claim, Outcome, TaskSpec, TaskState
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection, Engine
+
+
+class TaskOwner(abc.ABC):
+    """A study, workflow or carousel as the dispatcher sees it.
+
+    The dispatcher calls these methods from its own thread only. A result is reported
+    (:meth:`on_final`) only after it has been committed.
+
+    Attributes:
+        owner_id: the owner's row id.
+        parallel: how many of its tasks may be in flight at once.
+    """
+
+    owner_id: int
+    parallel: int
+
+    @abc.abstractmethod
+    def new_tasks(self, free: int) -> list[TaskSpec]:
+        """Up to ``free`` new tasks to hand in now (an empty list when there are none)."""
+
+    @abc.abstractmethod
+    def on_final(self, number: int, state: TaskState, result: Any, error: str | None) -> None:
+        """A task reached a final state (once per task)."""
+
+    @abc.abstractmethod
+    def done(self) -> bool:
+        """True when the owner expects no more tasks to run."""
+
+    def validate(self, result: Any) -> str | None:
+        """Why a payload's result is unacceptable (a failed attempt), or None."""
+        return None
+
+    def on_cancel(self) -> None:  # noqa: B027 - an optional hook
+        """The owner was cancelled (from this or another process)."""
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where the broker put a task: the site's name and the Ray options that pin it there."""
+
+    site: str
+    ray_options: dict[str, Any]
+
+
+class Broker(abc.ABC):
+    """Picks a site for each claimed task (site adapters plug in here)."""
+
+    @abc.abstractmethod
+    def place(self, claim: Claim) -> Placement:
+        """The site to run ``claim`` on; must not block."""
+
+
+class LocalBroker(Broker):
+    """Every task on the Ray cluster this process is connected to, as site ``local``."""
+
+    def place(self, claim: Claim) -> Placement:
+        res = claim.resources
+        options: dict[str, Any] = {"num_cpus": float(res.get("cpus", 1))}
+        if res.get("gpus"):
+            options["num_gpus"] = float(res["gpus"])
+        if res.get("memory_gb"):
+            options["memory"] = int(float(res["memory_gb"]) * 2**30)
+        return Placement(claim.site or "local", options)
+
+
+@dataclass
+class _InFlight:
+    claim: Claim
+    ref: Any
+    deadline: float | None
+
+
+class Dispatcher:
+    """Runs the tasks of the owners it is given until they are done.
+
+    Args:
+        engine: the database.
+        head: this head's name (see :func:`idds.owners.new_head_id`).
+        lease_seconds: lease length; leases are renewed every third of it.
+        broker: picks a site per task (local Ray by default).
+        backoff_s: delay before a failed attempt's retry; doubles with each attempt.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        head: str | None = None,
+        lease_seconds: float = 30.0,
+        broker: Broker | None = None,
+        backoff_s: float = 1.0,
+        poll_s: float = 0.2,
+    ) -> None:
+        self.engine = engine
+        self.head = head or owners_mod.new_head_id()
+        self.lease_seconds = lease_seconds
+        self.broker = broker or LocalBroker()
+        self.backoff_s = backoff_s
+        self.poll_s = poll_s
+        self._owners: dict[int, TaskOwner] = {}
+        self._open: dict[int, int] = {}  # owner -> tasks not final
+        self._flight: dict[Any, _InFlight] = {}
+        self._retry_at: dict[int, float] = {}
+        self._remote: Any = None
+
+    # --- owners and leases ----------------------------------------------------------------
+
+    def hold(self, owner_id: int) -> bool:
+        """Take an owner's lease; queue again the attempts a previous head left in flight.
+
+        Returns:
+            False when another live head holds it.
+        """
+        with self.engine.begin() as conn:
+            if not owners_mod.acquire(conn, owner_id, self.head, self.lease_seconds):
+                return False
+            tq.requeue_in_flight(conn, owner_id, f"lost: head gone, taken over by {self.head}")
+        return True
+
+    def release(self, owner_id: int) -> None:
+        with self.engine.begin() as conn:
+            owners_mod.release(conn, owner_id, self.head)
+
+    # --- the loop -------------------------------------------------------------------------
+
+    def run(self, owners: list[TaskOwner]) -> None:
+        """Run until every owner is done; the caller holds their leases (:meth:`hold`).
+
+        Raises:
+            LeaseLost: another head took an owner over; this head stood down.
+        """
+        from idds.runtime import ensure_ray
+
+        ensure_ray()
+        self._owners = {o.owner_id: o for o in owners}
+        self._open = self._count_open()
+        # Renewing also notices a cancel made from another process: do it often.
+        period = min(self.lease_seconds / 3, 2.0)
+        next_renew = time.monotonic() + period
+        try:
+            while not all(o.done() for o in owners) or self._flight:
+                self._top_up()
+                self._collect()
+                if time.monotonic() >= next_renew:
+                    self._renew()
+                    next_renew = time.monotonic() + period
+        finally:
+            self._abandon_in_flight()
+
+    def _count_open(self) -> dict[int, int]:
+        open_states = [TaskState.PENDING, *tq.IN_FLIGHT]
+        with self.engine.begin() as conn:
+            return {
+                oid: sum(n for s, n in tq.counts(conn, oid).items() if s in open_states)
+                for oid in self._owners
+            }
+
+    def _top_up(self) -> None:
+        now = time.monotonic()
+        work: list[tuple[TaskOwner, list[TaskSpec], int]] = []
+        for oid, owner in self._owners.items():
+            in_flight = sum(1 for f in self._flight.values() if f.claim.owner_id == oid)
+            specs = owner.new_tasks(max(owner.parallel - self._open[oid], 0))
+            self._open[oid] += len(specs)
+            queued = self._open[oid] - in_flight
+            slots = min(owner.parallel - in_flight, queued)
+            if specs:
+                self._retry_at.pop(oid, None)
+            elif self._retry_at.get(oid, 0.0) > now:
+                slots = 0
+            if specs or slots > 0:
+                work.append((owner, specs, slots))
+        if not work:
+            return
+        with self.engine.begin() as conn:
+            claims = self._submit_and_claim(conn, work)
+        for claim, placement in claims:
+            self._launch(claim, placement)
+
+    def _submit_and_claim(
+        self, conn: Connection, work: list[tuple[TaskOwner, list[TaskSpec], int]]
+    ) -> list[tuple[Claim, Placement]]:
+        expires = conn.execute(sa.select(owners_mod.db_now())).scalar_one() + self.lease_seconds
+        placed: list[tuple[Claim, Placement]] = []
+        for owner, specs, slots in work:
+            tq.submit(conn, owner.owner_id, specs)
+            claims = tq.claim(conn, owner.owner_id, slots, head=self.head, lease_expires=expires)
+            if len(claims) < slots:  # the rest wait out a backoff
+                self._retry_at[owner.owner_id] = time.monotonic() + self.poll_s
+            placed += [(c, self.broker.place(c)) for c in claims]
+        moved = [(c, p.site) for c, p in placed if p.site != c.site]
+        if moved:
+            tq.set_site(conn, moved)
+        return placed
+
+    def _launch(self, claim: Claim, placement: Placement) -> None:
+        import ray
+
+        if self._remote is None:
+            self._remote = ray.remote(max_retries=0)(run_payload)
+        ref = self._remote.options(**placement.ray_options).remote(claim.payload)
+        deadline = time.monotonic() + claim.timeout_s if claim.timeout_s else None
+        self._flight[ref] = _InFlight(claim, ref, deadline)
+
+    def _collect(self) -> None:
+        import ray
+
+        if not self._flight:
+            if not all(o.done() for o in self._owners.values()):
+                time.sleep(self.poll_s)
+            return
+        refs = list(self._flight)
+        ready, rest = ray.wait(refs, num_returns=1, timeout=self._wait_timeout())
+        if ready and rest:
+            more, _ = ray.wait(rest, num_returns=len(rest), timeout=0)
+            ready += more
+        ended = [(self._flight.pop(r).claim, self._outcome(r)) for r in ready]
+        ended += self._expire()
+        if ended:
+            self._record(ended)
+
+    def _wait_timeout(self) -> float:
+        deadlines = [f.deadline for f in self._flight.values() if f.deadline is not None]
+        until = min(deadlines, default=time.monotonic() + 1.0) - time.monotonic()
+        return max(0.0, min(until, 1.0, self.lease_seconds / 3))
+
+    def _outcome(self, ref: Any) -> Outcome:
+        import ray
+
+        try:
+            report = ray.get(ref)
+        except ray.exceptions.RayTaskError as exc:
+            return Outcome(kind="error", error=str(exc))
+        except ray.exceptions.RayError as exc:  # the worker or its node died
+            return Outcome(kind="crash", error=f"{type(exc).__name__}: {exc}".splitlines()[0])
+        node, started = report.get("node"), report.get("started")
+        if not report["ok"]:
+            return Outcome(kind="error", error=report["error"], node=node, started=started)
+        return Outcome(kind="ok", result=report["value"], node=node, started=started)
+
+    def _expire(self) -> list[tuple[Claim, Outcome]]:
+        import ray
+
+        now = time.monotonic()
+        late = [r for r, f in self._flight.items() if f.deadline is not None and f.deadline <= now]
+        ended = []
+        for ref in late:
+            flight = self._flight.pop(ref)
+            ray.cancel(ref, force=True)
+            error = f"timed out after {flight.claim.timeout_s:g} s"
+            ended.append((flight.claim, Outcome(kind="timeout", error=error)))
+        return ended
+
+    def _record(self, ended: list[tuple[Claim, Outcome]]) -> None:
+        finals: list[tuple[Claim, TaskState, Outcome]] = []
+        with self.engine.begin() as conn:
+            for claim, outcome in ended:
+                outcome = self._checked(claim, outcome)
+                state = tq.finish(conn, claim, outcome, backoff_s=self.backoff_s)
+                if state in tq.FINAL:
+                    finals.append((claim, state, outcome))
+                elif state is TaskState.PENDING:
+                    self._retry_at[claim.owner_id] = 0.0
+        for claim, state, outcome in finals:  # after the commit: reported means recorded
+            self._open[claim.owner_id] -= 1
+            self._owners[claim.owner_id].on_final(
+                claim.number, state, outcome.result if outcome.ok else None, outcome.error
+            )
+
+    def _checked(self, claim: Claim, outcome: Outcome) -> Outcome:
+        if not outcome.ok:
+            return outcome
+        reason = self._owners[claim.owner_id].validate(outcome.result)
+        if reason is None:
+            return outcome
+        return Outcome(kind="invalid", error=reason, node=outcome.node, started=outcome.started)
+
+    def _renew(self) -> None:
+        ids = list(self._owners)
+        with self.engine.begin() as conn:
+            held = owners_mod.renew(conn, ids, self.head, self.lease_seconds)
+            cancelled = self._cancelled(conn, held)
+        for oid in cancelled:
+            self._drop_owner_flights(oid)
+            self._owners[oid].on_cancel()
+        lost = set(ids) - held
+        if lost:
+            for oid in lost:
+                self._drop_owner_flights(oid)
+            names = ", ".join(str(i) for i in sorted(lost))
+            raise LeaseLost(f"owner(s) {names} taken over by another head; standing down")
+
+    def _cancelled(self, conn: Connection, held: set[int]) -> list[int]:
+        if not held:
+            return []
+        rows = conn.execute(
+            sa.select(owners_mod.owners.c.id).where(
+                owners_mod.owners.c.id.in_(held),
+                owners_mod.owners.c.state == OwnerState.CANCELLED,
+            )
+        ).all()
+        return [oid for (oid,) in rows]
+
+    def cancel(self, owner_id: int) -> None:
+        """Cancel an owner held by this head: its tasks in flight are stopped now."""
+        with self.engine.begin() as conn:
+            owners_mod.set_state(conn, owner_id, OwnerState.CANCELLED)
+            tq.cancel_owner_tasks(conn, owner_id)
+        self._drop_owner_flights(owner_id)
+        self._owners[owner_id].on_cancel()
+
+    def _drop_owner_flights(self, owner_id: int) -> None:
+        import ray
+
+        for ref in [r for r, f in self._flight.items() if f.claim.owner_id == owner_id]:
+            ray.cancel(ref, force=True)
+            del self._flight[ref]
+        self._open[owner_id] = 0
+
+    def _abandon_in_flight(self) -> None:
+        """On an exception or interrupt: stop what runs; the next holder queues it again."""
+        import ray
+
+        for ref in list(self._flight):
+            ray.cancel(ref, force=True)
+        self._flight.clear()

@@ -1,0 +1,44 @@
+"""The exceptions of the scheduling core.
+
+::
+
+    IddsError                    root of every error the platform raises on purpose
+    ├── SpecError (ValueError)   a spec, flag or argument that does not validate
+    ├── DatabaseError            the database does not answer, or its schema is not ours
+    ├── NotFound (KeyError)      no owner (study, workflow, ...) of that name
+    ├── IllegalTransition        a state change that the transition table forbids
+    └── LeaseLost                another head took over an owner this head held
+"""
+
+from __future__ import annotations
+
+
+class IddsError(Exception):
+    """Root of the errors raised by idds and its capability packages."""
+
+
+class SpecError(IddsError, ValueError):
+    """A spec, flag or argument does not validate; nothing was written."""
+
+
+class DatabaseError(IddsError):
+    """The database does not answer or cannot be used."""
+
+
+class NotFound(IddsError, KeyError):
+    """No owner of that kind and name."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class IllegalTransition(IddsError):
+    """A task state change that the transition table does not allow."""
+
+
+class LeaseLost(IddsError):
+    """Another head holds the owner now; this head must stand down."""
+
+
+class IddsWarning(UserWarning):
+    """Warnings of the platform (the test suite turns them into errors)."""

@@ -1,0 +1,133 @@
+"""Owners (a study, a workflow, a carousel) and the leases through which one head holds each.
+
+A head holds an owner while its lease row names the head and has not expired by the database
+clock. Another head may take an owner over once the lease has expired, or at once when the
+holder is a process on this host that no longer exists (a head killed with ``kill -9``).
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+import socket
+import uuid
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+from sqlalchemy.orm import Mapped, mapped_column
+
+from idds.db import Base, db_now
+from idds.errors import NotFound
+
+
+class OwnerState(enum.StrEnum):
+    ACTIVE = "active"
+    FINISHED = "finished"
+    CANCELLED = "cancelled"
+
+
+class Owner(Base):
+    __tablename__ = "owners"
+    __table_args__ = (sa.UniqueConstraint("kind", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(sa.String(32))
+    name: Mapped[str] = mapped_column(sa.String(200))
+    state: Mapped[str] = mapped_column(sa.String(16), default=OwnerState.ACTIVE)
+    spec: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
+    lease_holder: Mapped[str | None] = mapped_column(sa.String(128))
+    lease_expires: Mapped[float | None]
+    created: Mapped[float] = mapped_column(server_default=db_now())
+    updated: Mapped[float | None]
+
+
+owners = Owner.__table__
+
+
+def new_head_id() -> str:
+    """A name for this head: host, process id and a random part (unique per process start)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def create(conn: Connection, kind: str, name: str, spec: dict[str, Any]) -> int:
+    """Insert an owner; returns its id. A name already used raises IntegrityError."""
+    stmt = sa.insert(owners).values(kind=kind, name=name, spec=spec, state=OwnerState.ACTIVE)
+    return int(conn.execute(stmt).inserted_primary_key[0])
+
+
+def find(conn: Connection, kind: str, name: str) -> sa.Row[Any]:
+    """The owner row of that kind and name.
+
+    Raises:
+        NotFound: there is none.
+    """
+    row = conn.execute(
+        sa.select(owners).where(owners.c.kind == kind, owners.c.name == name)
+    ).first()
+    if row is None:
+        raise NotFound(f"no {kind} named {name!r}")
+    return row
+
+
+def acquire(conn: Connection, owner_id: int, head: str, seconds: float) -> bool:
+    """Take or renew the lease of an owner; False if another live head holds it."""
+    free = sa.or_(
+        owners.c.lease_holder.is_(None),
+        owners.c.lease_holder == head,
+        owners.c.lease_expires < db_now(),
+    )
+    holder = conn.execute(
+        sa.select(owners.c.lease_holder).where(owners.c.id == owner_id)
+    ).scalar_one_or_none()
+    if holder and holder != head and holder_is_dead(holder):
+        free = sa.or_(free, owners.c.lease_holder == holder)
+    stmt = (
+        sa.update(owners)
+        .where(owners.c.id == owner_id, free)
+        .values(lease_holder=head, lease_expires=db_now() + seconds, updated=db_now())
+    )
+    return conn.execute(stmt).rowcount == 1
+
+
+def renew(conn: Connection, owner_ids: list[int], head: str, seconds: float) -> set[int]:
+    """Extend the leases this head still holds; returns the ids it holds."""
+    if not owner_ids:
+        return set()
+    stmt = (
+        sa.update(owners)
+        .where(owners.c.id.in_(owner_ids), owners.c.lease_holder == head)
+        .values(lease_expires=db_now() + seconds)
+        .returning(owners.c.id)
+    )
+    return {i for (i,) in conn.execute(stmt).all()}
+
+
+def release(conn: Connection, owner_id: int, head: str) -> None:
+    """Give a lease up (the owner may be taken at once by another head)."""
+    conn.execute(
+        sa.update(owners)
+        .where(owners.c.id == owner_id, owners.c.lease_holder == head)
+        .values(lease_holder=None, lease_expires=None)
+    )
+
+
+def set_state(conn: Connection, owner_id: int, state: OwnerState) -> None:
+    conn.execute(
+        sa.update(owners).where(owners.c.id == owner_id).values(state=state, updated=db_now())
+    )
+
+
+def holder_is_dead(holder: str) -> bool:
+    """True when ``holder`` names a process on this host that no longer runs."""
+    host, _, rest = holder.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False

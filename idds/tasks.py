@@ -1,0 +1,445 @@
+"""The Task record, its state machine and the queue operations.
+
+A task is one unit of work that runs somewhere. Its lifecycle::
+
+    pending -> dispatched -> running -> succeeded | failed | cancelled
+       ^           |            |
+       +-----------+------------+   a failed attempt with attempts left (after a backoff)
+
+Every transition is one ``UPDATE ... WHERE state = :old AND token = :token``; the row count
+says whether this head won. Each attempt has its own row and token in ``attempts``: a result is
+accepted only while the attempt's token is the task's current one, so it is recorded once.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+from sqlalchemy.orm import Mapped, mapped_column
+
+from idds.db import Base, db_now
+from idds.errors import IllegalTransition
+
+
+class TaskState(enum.StrEnum):
+    PENDING = "pending"
+    DISPATCHED = "dispatched"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+FINAL = frozenset({TaskState.SUCCEEDED, TaskState.FAILED, TaskState.CANCELLED})
+IN_FLIGHT = (TaskState.DISPATCHED, TaskState.RUNNING)
+
+#: The legal transitions; :func:`transition` applies only these.
+TRANSITIONS: dict[TaskState, frozenset[TaskState]] = {
+    TaskState.PENDING: frozenset({TaskState.DISPATCHED, TaskState.CANCELLED}),
+    TaskState.DISPATCHED: frozenset(
+        {TaskState.RUNNING, TaskState.PENDING, TaskState.FAILED, TaskState.CANCELLED}
+    ),
+    TaskState.RUNNING: frozenset(
+        {TaskState.SUCCEEDED, TaskState.PENDING, TaskState.FAILED, TaskState.CANCELLED}
+    ),
+    TaskState.SUCCEEDED: frozenset(),
+    TaskState.FAILED: frozenset(),
+    TaskState.CANCELLED: frozenset(),
+}
+
+_STATES = ", ".join(f"'{s}'" for s in TaskState)
+_FINAL = ", ".join(f"'{s}'" for s in sorted(FINAL))
+
+
+class Task(Base):
+    __tablename__ = "tasks"
+    __table_args__ = (
+        sa.UniqueConstraint("owner_id", "number"),
+        sa.Index("ix_tasks_owner_state", "owner_id", "state"),
+        sa.CheckConstraint(f"state IN ({_STATES})", name="ck_tasks_state"),
+        sa.CheckConstraint(
+            f"state NOT IN ({_FINAL}) OR finished IS NOT NULL", name="ck_tasks_finished"
+        ),
+        sa.CheckConstraint("attempt <= max_attempts", name="ck_tasks_attempts"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    owner_id: Mapped[int] = mapped_column(sa.ForeignKey("owners.id", ondelete="CASCADE"))
+    number: Mapped[int]
+    kind: Mapped[str] = mapped_column(sa.String(32))
+    payload: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
+    resources: Mapped[dict[str, Any]] = mapped_column(sa.JSON, default=dict)
+    site: Mapped[str | None] = mapped_column(sa.String(64))
+    priority: Mapped[int] = mapped_column(default=0)
+    state: Mapped[str] = mapped_column(sa.String(16), default=TaskState.PENDING)
+    attempt: Mapped[int] = mapped_column(default=0)
+    max_attempts: Mapped[int] = mapped_column(default=3)
+    retry_errors: Mapped[bool] = mapped_column(default=True)
+    timeout_s: Mapped[float | None]
+    token: Mapped[str | None] = mapped_column(sa.String(64))
+    lease_expires: Mapped[float | None]
+    not_before: Mapped[float] = mapped_column(default=0.0)
+    result: Mapped[Any] = mapped_column(sa.JSON, nullable=True)
+    error: Mapped[str | None] = mapped_column(sa.Text)
+    node: Mapped[str | None] = mapped_column(sa.String(128))
+    created: Mapped[float] = mapped_column(server_default=db_now())
+    dispatched: Mapped[float | None]
+    started: Mapped[float | None]
+    finished: Mapped[float | None]
+
+
+class Attempt(Base):
+    __tablename__ = "attempts"
+    __table_args__ = (
+        sa.UniqueConstraint("task_id", "number"),
+        # At most one succeeded attempt per task, whatever races happen.
+        sa.Index(
+            "ux_attempts_one_success",
+            "task_id",
+            unique=True,
+            sqlite_where=sa.text("state = 'succeeded'"),
+            postgresql_where=sa.text("state = 'succeeded'"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    task_id: Mapped[int] = mapped_column(sa.ForeignKey("tasks.id", ondelete="CASCADE"))
+    number: Mapped[int]
+    token: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    state: Mapped[str] = mapped_column(sa.String(16))
+    site: Mapped[str | None] = mapped_column(sa.String(64))
+    node: Mapped[str | None] = mapped_column(sa.String(128))
+    head: Mapped[str | None] = mapped_column(sa.String(128))
+    dispatched: Mapped[float] = mapped_column(server_default=db_now())
+    started: Mapped[float | None]
+    finished: Mapped[float | None]
+    error: Mapped[str | None] = mapped_column(sa.Text)
+
+
+tasks = Task.__table__
+attempts = Attempt.__table__
+
+
+def transition(
+    conn: Connection,
+    task_id: int,
+    old: TaskState,
+    new: TaskState,
+    *,
+    token: str | None = None,
+    **values: Any,
+) -> bool:
+    """Move one task from ``old`` to ``new`` if it is still in ``old`` (and holds ``token``).
+
+    Returns:
+        True if this call made the change; False if another head or an earlier call did.
+
+    Raises:
+        IllegalTransition: the table has no ``old -> new`` edge.
+    """
+    if new not in TRANSITIONS[old]:
+        raise IllegalTransition(f"task {task_id}: {old} -> {new} is not allowed")
+    where = [tasks.c.id == task_id, tasks.c.state == old]
+    if token is not None:
+        where.append(tasks.c.token == token)
+    stmt = sa.update(tasks).where(*where).values(state=new, **values)
+    return conn.execute(stmt).rowcount == 1
+
+
+# --- queue operations ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class TaskSpec:
+    """A task to hand in: what to run (``payload``) and how (resources, retries, timeout)."""
+
+    number: int
+    kind: str
+    payload: dict[str, Any]
+    resources: dict[str, Any] = field(default_factory=dict)
+    site: str | None = None
+    priority: int = 0
+    max_attempts: int = 3
+    retry_errors: bool = True
+    timeout_s: float | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Claim:
+    """A task this head has claimed: one attempt, identified by its token."""
+
+    task_id: int
+    owner_id: int
+    number: int
+    attempt: int
+    token: str
+    payload: dict[str, Any]
+    resources: dict[str, Any]
+    site: str | None
+    timeout_s: float | None
+
+
+def submit(conn: Connection, owner_id: int, specs: Sequence[TaskSpec]) -> None:
+    """Hand in tasks in bulk (one INSERT for all)."""
+    if not specs:
+        return
+    rows = [
+        {
+            "owner_id": owner_id,
+            "number": s.number,
+            "kind": s.kind,
+            "payload": s.payload,
+            "resources": s.resources,
+            "site": s.site,
+            "priority": s.priority,
+            "state": TaskState.PENDING,
+            "attempt": 0,
+            "max_attempts": s.max_attempts,
+            "retry_errors": s.retry_errors,
+            "timeout_s": s.timeout_s,
+            "not_before": 0.0,
+        }
+        for s in specs
+    ]
+    conn.execute(sa.insert(tasks), rows)
+
+
+def claim(
+    conn: Connection, owner_id: int, limit: int, *, head: str, lease_expires: float
+) -> list[Claim]:
+    """Claim up to ``limit`` pending tasks of an owner whose backoff has passed.
+
+    The claim, the new attempt's token and the lease are set in one statement; on PostgreSQL
+    the candidate rows are locked with ``FOR UPDATE SKIP LOCKED`` so heads never block each
+    other. Returns the claims in priority, then number, order.
+    """
+    if limit <= 0:
+        return []
+    candidates = (
+        sa.select(tasks.c.id)
+        .where(
+            tasks.c.owner_id == owner_id,
+            tasks.c.state == TaskState.PENDING,
+            tasks.c.not_before <= db_now(),
+        )
+        .order_by(tasks.c.priority.desc(), tasks.c.number)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    prefix = uuid.uuid4().hex[:16]
+    token = sa.literal(prefix) + ":" + sa.cast(tasks.c.id, sa.String) + ":"
+    token = token + sa.cast(tasks.c.attempt + 1, sa.String)
+    stmt = (
+        sa.update(tasks)
+        .where(tasks.c.id.in_(candidates), tasks.c.state == TaskState.PENDING)
+        .values(
+            state=TaskState.DISPATCHED,
+            attempt=tasks.c.attempt + 1,
+            token=token,
+            lease_expires=lease_expires,
+            dispatched=db_now(),
+            started=None,
+            node=None,
+        )
+        .returning(
+            tasks.c.id,
+            tasks.c.number,
+            tasks.c.attempt,
+            tasks.c.token,
+            tasks.c.payload,
+            tasks.c.resources,
+            tasks.c.site,
+            tasks.c.timeout_s,
+            tasks.c.priority,
+        )
+    )
+    rows = sorted(conn.execute(stmt).all(), key=lambda r: (-r.priority, r.number))
+    claims = [
+        Claim(
+            task_id=r.id,
+            owner_id=owner_id,
+            number=r.number,
+            attempt=r.attempt,
+            token=r.token,
+            payload=r.payload,
+            resources=r.resources or {},
+            site=r.site,
+            timeout_s=r.timeout_s,
+        )
+        for r in rows
+    ]
+    if claims:
+        conn.execute(
+            sa.insert(attempts),
+            [
+                {
+                    "task_id": c.task_id,
+                    "number": c.attempt,
+                    "token": c.token,
+                    "state": TaskState.DISPATCHED,
+                    "site": c.site,
+                    "head": head,
+                }
+                for c in claims
+            ],
+        )
+    return claims
+
+
+def set_site(conn: Connection, claims: Iterable[tuple[Claim, str]]) -> None:
+    """Record the site the broker chose for each claimed attempt."""
+    for c, site in claims:
+        conn.execute(sa.update(tasks).where(tasks.c.token == c.token).values(site=site))
+        conn.execute(sa.update(attempts).where(attempts.c.token == c.token).values(site=site))
+
+
+def mark_running(conn: Connection, claim: Claim, *, node: str | None, started: float) -> bool:
+    """``dispatched -> running`` for an attempt that has started on a worker."""
+    ok = transition(
+        conn,
+        claim.task_id,
+        TaskState.DISPATCHED,
+        TaskState.RUNNING,
+        token=claim.token,
+        node=node,
+        started=started,
+    )
+    if ok:
+        conn.execute(
+            sa.update(attempts)
+            .where(attempts.c.token == claim.token)
+            .values(state=TaskState.RUNNING, node=node, started=started)
+        )
+    return ok
+
+
+@dataclass(frozen=True, kw_only=True)
+class Outcome:
+    """How an attempt ended.
+
+    ``kind`` is ``ok``, ``error`` (the payload raised or reported failure), ``invalid``
+    (its result was rejected), ``crash`` (the worker died), ``timeout`` or ``lost`` (its head
+    died). ``error`` and ``invalid`` are retried only where the task has ``retry_errors``;
+    ``invalid`` never is.
+    """
+
+    kind: str
+    result: Any = None
+    error: str | None = None
+    node: str | None = None
+    started: float | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.kind == "ok"
+
+
+def finish(
+    conn: Connection, claim: Claim, outcome: Outcome, *, backoff_s: float = 1.0
+) -> TaskState | None:
+    """Record the end of an attempt.
+
+    Returns:
+        The task's new state, or None if the attempt's token is no longer current (another
+        head took the task over, or it was cancelled): then nothing is written.
+    """
+    row = conn.execute(
+        sa.select(tasks.c.state, tasks.c.attempt, tasks.c.max_attempts, tasks.c.retry_errors).where(
+            tasks.c.id == claim.task_id, tasks.c.token == claim.token
+        )
+    ).first()
+    if row is None or row.state not in IN_FLIGHT:
+        return None
+    old = TaskState(row.state)
+    if old is TaskState.DISPATCHED:
+        if not mark_running(conn, claim, node=outcome.node, started=outcome.started or 0.0):
+            return None
+        old = TaskState.RUNNING
+    new = _next_state(outcome, row.attempt, row.max_attempts, row.retry_errors)
+    values: dict[str, Any] = {"error": outcome.error}
+    if outcome.node is not None:
+        values["node"] = outcome.node
+    if new is TaskState.SUCCEEDED:
+        values.update(result=outcome.result, finished=db_now(), error=None)
+    elif new is TaskState.FAILED:
+        values.update(finished=db_now())
+    else:  # back to the queue after a backoff that doubles with each attempt
+        delay = min(backoff_s * 2 ** (row.attempt - 1), 300.0)
+        values.update(not_before=db_now() + delay, token=None, lease_expires=None)
+    if not transition(conn, claim.task_id, old, new, token=claim.token, **values):
+        return None
+    _close_attempt(conn, claim.token, outcome)
+    return new
+
+
+def _next_state(outcome: Outcome, attempt: int, max_attempts: int, retry_errors: bool) -> TaskState:
+    if outcome.ok:
+        return TaskState.SUCCEEDED
+    retryable = outcome.kind in ("crash", "timeout", "lost") or (
+        outcome.kind == "error" and retry_errors
+    )
+    return TaskState.PENDING if retryable and attempt < max_attempts else TaskState.FAILED
+
+
+def _close_attempt(conn: Connection, token: str, outcome: Outcome) -> None:
+    state = TaskState.SUCCEEDED if outcome.ok else TaskState.FAILED
+    values: dict[str, Any] = {"state": state, "finished": db_now(), "error": outcome.error}
+    if outcome.node is not None:
+        values["node"] = outcome.node
+    conn.execute(sa.update(attempts).where(attempts.c.token == token).values(**values))
+
+
+def requeue_in_flight(conn: Connection, owner_id: int, reason: str) -> int:
+    """After taking an owner over: its attempts in flight are lost; queue their tasks again.
+
+    A task whose lost attempt was its last fails. Returns how many attempts were lost.
+    """
+    rows = conn.execute(
+        sa.select(
+            tasks.c.id, tasks.c.token, tasks.c.state, tasks.c.attempt, tasks.c.max_attempts
+        ).where(tasks.c.owner_id == owner_id, tasks.c.state.in_(IN_FLIGHT))
+    ).all()
+    for r in rows:
+        claim = Claim(
+            task_id=r.id, owner_id=owner_id, number=0, attempt=r.attempt, token=r.token,
+            payload={}, resources={}, site=None, timeout_s=None,
+        )  # fmt: skip
+        finish(conn, claim, Outcome(kind="lost", error=reason), backoff_s=0.0)
+    return len(rows)
+
+
+def cancel_owner_tasks(conn: Connection, owner_id: int, reason: str = "cancelled") -> int:
+    """Cancel every task of an owner that is not final. Returns how many were cancelled."""
+    stmt = (
+        sa.update(tasks)
+        .where(tasks.c.owner_id == owner_id, tasks.c.state.in_([TaskState.PENDING, *IN_FLIGHT]))
+        .values(state=TaskState.CANCELLED, finished=db_now(), error=reason)
+        .returning(tasks.c.token)
+    )
+    rows = conn.execute(stmt).all()
+    tokens = [t for (t,) in rows if t]
+    if tokens:
+        conn.execute(
+            sa.update(attempts)
+            .where(attempts.c.token.in_(tokens), attempts.c.state.in_(IN_FLIGHT))
+            .values(state=TaskState.CANCELLED, finished=db_now(), error=reason)
+        )
+    return len(rows)
+
+
+def counts(conn: Connection, owner_id: int) -> dict[TaskState, int]:
+    """How many tasks of an owner are in each state."""
+    rows = conn.execute(
+        sa.select(tasks.c.state, sa.func.count())
+        .where(tasks.c.owner_id == owner_id)
+        .group_by(tasks.c.state)
+    ).all()
+    found = {TaskState(s): n for s, n in rows}
+    return {s: found.get(s, 0) for s in TaskState}
