@@ -1,0 +1,153 @@
+"""``idds hpo ...``: launch, list, show, resume and cancel studies."""
+
+from __future__ import annotations
+
+import json
+
+import click
+import sqlalchemy as sa
+
+from hpo.spec import load_spec_file
+from hpo.study import KIND, Study, Trial, load_study
+from idds import owners as owners_mod
+from idds import tasks as tq
+from idds.cli import format_table
+from idds.config import Settings
+from idds.db import connect, reading
+
+
+@click.group("hpo")
+def hpo() -> None:
+    """Hyperparameter optimisation studies."""
+
+
+@hpo.command()
+@click.argument("spec_file", type=click.Path(dir_okay=False))
+@click.option("--name", help="Study name (overrides the spec's).")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+@click.pass_obj
+def launch(settings: Settings, spec_file: str, name: str | None, no_progress: bool) -> None:
+    """Create the study in SPEC_FILE (YAML or JSON) and run it."""
+    spec, base = load_spec_file(spec_file)
+    if name:
+        spec = spec.model_copy(update={"name": name})
+        spec = type(spec).from_mapping(spec.to_json(), source="--name")
+    study = Study(spec, settings=settings, base_dir=base)
+    study.create()
+    _run(study, no_progress)
+
+
+@hpo.command()
+@click.argument("name")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+@click.pass_obj
+def resume(settings: Settings, name: str, no_progress: bool) -> None:
+    """Run study NAME on from where it stopped."""
+    study = load_study(name, settings=settings)
+    if study.state != "active":
+        click.echo(f"study {name!r} is {study.state}; nothing to resume")
+        _print_best(study)
+        return
+    _run(study, no_progress)
+
+
+def _run(study: Study, no_progress: bool) -> None:
+    study.optimize(progress=not no_progress)
+    state = study.state
+    if state == "cancelled":
+        click.echo(f"study {study.name!r} was cancelled")
+    _print_best(study)
+
+
+def _print_best(study: Study) -> None:
+    best = study.best
+    if best is None:
+        click.echo("no succeeded evaluation yet")
+        return
+    click.echo(f"best value: {best.value:.6g} (trial {best.number})")
+    click.echo(f"best point: {json.dumps(best.params)}")
+
+
+@hpo.command("list")
+@click.pass_obj
+def list_(settings: Settings) -> None:
+    """Studies in the database, with their progress and best value."""
+    engine = connect(settings.db_url)
+    with reading(engine) as conn:
+        rows = conn.execute(
+            sa.select(owners_mod.owners)
+            .where(owners_mod.owners.c.kind == KIND)
+            .order_by(owners_mod.owners.c.id)
+        ).all()
+        table = [_summary(conn, r) for r in rows]
+    if not table:
+        click.echo("no studies")
+        return
+    headers = ["name", "state", "proposer", "done", "running", "failed", "best"]
+    click.echo(format_table(headers, table))
+
+
+def _summary(conn: sa.Connection, row: sa.Row) -> list[object]:
+    counts = tq.counts(conn, row.id)
+    values = conn.execute(
+        sa.select(tq.tasks.c.result).where(
+            tq.tasks.c.owner_id == row.id, tq.tasks.c.state == tq.TaskState.SUCCEEDED
+        )
+    ).scalars()
+    pick = max if row.spec.get("direction") == "maximize" else min
+    best = pick((float(v) for v in values), default=None)
+    done = counts[tq.TaskState.SUCCEEDED] + counts[tq.TaskState.FAILED]
+    in_flight = counts[tq.TaskState.DISPATCHED] + counts[tq.TaskState.RUNNING]
+    return [
+        row.name,
+        row.state,
+        row.spec.get("proposer"),
+        f"{done}/{row.spec.get('max_points')}",
+        in_flight,
+        counts[tq.TaskState.FAILED],
+        "" if best is None else f"{best:.6g}",
+    ]
+
+
+@hpo.command()
+@click.argument("name")
+@click.option("--errors/--no-errors", default=True, help="Print failed trials' tracebacks.")
+@click.pass_obj
+def show(settings: Settings, name: str, errors: bool) -> None:
+    """Trials of study NAME (state, attempt, site, duration, value) and the best."""
+    study = load_study(name, settings=settings)
+    spec = study.spec
+    trials = study.trials
+    click.echo(
+        f"study {name}: {study.state}, {spec.direction} {spec.objective}, "
+        f"proposer {spec.proposer}, {len(trials)}/{spec.max_points} points"
+    )
+    headers = ["trial", "state", "attempt", "site", "node", "duration", "value", "params"]
+    click.echo(format_table(headers, [_trial_row(t) for t in trials]))
+    if errors:
+        for t in trials:
+            if t.state == tq.TaskState.FAILED and t.error:
+                click.echo(f"\ntrial {t.number} failed after {t.attempt} attempt(s):")
+                click.echo(t.error.rstrip())
+    click.echo("")
+    _print_best(study)
+
+
+def _trial_row(t: Trial) -> list[object]:
+    duration = "" if t.duration_s is None else f"{t.duration_s:.2f}s"
+    value = "" if t.value is None else f"{t.value:.6g}"
+    params = ", ".join(f"{k}={_short(v)}" for k, v in t.params.items())
+    return [t.number, t.state, t.attempt, t.site, t.node, duration, value, params]
+
+
+def _short(v: object) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+@hpo.command()
+@click.argument("name")
+@click.pass_obj
+def cancel(settings: Settings, name: str) -> None:
+    """Cancel study NAME; a head running it stops its evaluations within seconds."""
+    n = load_study(name, settings=settings).cancel()
+    click.echo(f"study {name!r} cancelled ({n} evaluation(s) not run to the end)")

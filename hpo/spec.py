@@ -1,0 +1,174 @@
+"""The study spec: what a YAML/JSON file or ``hpo.Study(...)`` declares, validated once.
+
+Validation errors are :class:`idds.errors.SpecError` with one line that names the field.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from idds.errors import SpecError
+
+_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,199}$"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FloatParam(_Strict):
+    """A real parameter in ``[low, high]``, optionally on a log scale or a step grid."""
+
+    type: Literal["float"]
+    low: float
+    high: float
+    log: bool = False
+    step: float | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _check(self) -> FloatParam:
+        _check_range(self.low, self.high, self.log)
+        if self.log and self.step is not None:
+            raise ValueError("log and step cannot be used together")
+        return self
+
+
+class IntParam(_Strict):
+    """An integer parameter in ``[low, high]``, optionally on a log scale or with a step."""
+
+    type: Literal["int"]
+    low: int
+    high: int
+    log: bool = False
+    step: int = Field(default=1, gt=0)
+
+    @model_validator(mode="after")
+    def _check(self) -> IntParam:
+        _check_range(self.low, self.high, self.log)
+        if self.log and self.step != 1:
+            raise ValueError("log and step cannot be used together")
+        return self
+
+
+class CategoricalParam(_Strict):
+    """A choice among JSON values (strings, numbers, booleans, null)."""
+
+    type: Literal["categorical"]
+    choices: list[str | int | float | bool | None] = Field(min_length=1)
+
+
+def _check_range(low: float, high: float, log: bool) -> None:
+    if not (math.isfinite(low) and math.isfinite(high)):
+        raise ValueError("low and high must be finite")
+    if low > high:
+        raise ValueError(f"low ({low:g}) must not be greater than high ({high:g})")
+    if log and low <= 0:
+        raise ValueError(f"a log-scale parameter needs low > 0, got {low:g}")
+
+
+Param = Annotated[FloatParam | IntParam | CategoricalParam, Field(discriminator="type")]
+
+
+class Resources(_Strict):
+    """What one evaluation needs."""
+
+    cpus: float = Field(default=1.0, ge=0)
+    gpus: float = Field(default=0.0, ge=0)
+    memory_gb: float | None = Field(default=None, gt=0)
+
+
+class StudySpec(_Strict):
+    """A study: its space, objective, proposer and stopping rule.
+
+    ``objective`` is ``module:function``; the function takes the point (a dict) and returns a
+    float. ``pythonpath`` entries are where the module is found (relative entries are taken
+    from the spec file's directory; that directory itself is always included).
+    """
+
+    name: str = Field(pattern=_NAME)
+    objective: str = Field(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
+    space: dict[str, Param] = Field(min_length=1)
+    direction: Literal["minimize", "maximize"] = "minimize"
+    max_points: int = Field(default=100, gt=0)
+    parallel: int = Field(default=1, gt=0)
+    proposer: str = "optuna:tpe"
+    seed: int | None = None
+    max_attempts: int = Field(default=3, ge=1)
+    retry_errors: bool = False
+    timeout: float | None = Field(default=None, gt=0)
+    resources: Resources = Resources()
+    pythonpath: list[str] = Field(default_factory=list)
+
+    @field_validator("proposer")
+    @classmethod
+    def _known_proposer(cls, value: str) -> str:
+        from hpo.proposers import check_proposer
+
+        check_proposer(value)
+        return value
+
+    @field_validator("space")
+    @classmethod
+    def _param_names(cls, value: dict[str, Any]) -> dict[str, Any]:
+        for key in value:
+            if not re.match(r"^[A-Za-z_][\w.\-]*$", key):
+                raise ValueError(f"parameter name {key!r} is not an identifier")
+        return value
+
+    def to_json(self) -> dict[str, Any]:
+        """The spec as plain JSON (round-trips through :meth:`from_mapping`)."""
+        return self.model_dump(mode="json", exclude_none=True)
+
+    @classmethod
+    def from_mapping(cls, data: Any, *, source: str = "spec") -> StudySpec:
+        """Validate a mapping (from YAML, JSON or keyword arguments).
+
+        Raises:
+            SpecError: one line naming the first field that is wrong.
+        """
+        if not isinstance(data, dict):
+            raise SpecError(f"{source}: a study spec must be a mapping, got {type(data).__name__}")
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            raise SpecError(f"{source}: {_first_error(exc)}") from None
+
+
+def _first_error(exc: ValidationError) -> str:
+    err = exc.errors(include_url=False)[0]
+    loc = [str(p) for p in err["loc"] if p not in ("float", "int", "categorical")]
+    where = ".".join(loc) or "spec"
+    if err["type"] == "extra_forbidden":
+        return f"{where}: unknown key"
+    if err["type"] == "union_tag_invalid":
+        return f"{where}.type: must be one of float, int, categorical"
+    if err["type"] == "union_tag_not_found":
+        return f"{where}.type: missing (one of float, int, categorical)"
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    return f"{where}: {msg}"
+
+
+def load_spec_file(path: str | Path) -> tuple[StudySpec, Path]:
+    """Read and validate a study spec file (YAML or JSON); returns it with its directory.
+
+    Raises:
+        SpecError: the file is missing, does not parse or does not validate.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise SpecError(f"{path}: cannot read: {exc.strerror}") from None
+    try:
+        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (yaml.YAMLError, json.JSONDecodeError) as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise SpecError(f"{path}: does not parse: {first}") from None
+    return StudySpec.from_mapping(data, source=str(path)), path.resolve().parent

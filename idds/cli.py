@@ -1,0 +1,70 @@
+"""The ``idds`` command. Capability packages add their sub-commands through the
+``idds.commands`` entry-point group; they are imported only when used."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from importlib.metadata import entry_points
+from typing import Any
+
+import click
+
+from idds.config import Settings
+from idds.errors import IddsError, NotFound, SpecError
+
+
+class _LazyGroup(click.Group):
+    """Lists the sub-command groups registered as entry points; imports one when called."""
+
+    def _registered(self) -> dict[str, Any]:
+        return {ep.name: ep for ep in entry_points(group="idds.commands")}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self._registered()})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        command = super().get_command(ctx, name)
+        if command is None and name in self._registered():
+            command = self._registered()[name].load()
+        return command
+
+
+@click.group(cls=_LazyGroup)
+@click.option("--db", "db_url", envvar="IDDS_DB_URL", help="Database URL (SQLite file default).")
+@click.option("--ray-address", envvar="IDDS_RAY_ADDRESS", help="Join this Ray cluster.")
+@click.version_option(package_name="idds")
+@click.pass_context
+def cli(ctx: click.Context, db_url: str | None, ray_address: str | None) -> None:
+    """iDDS: HPO studies, toy scans, workflows and data carousels on Ray."""
+    ctx.obj = Settings.from_env(db_url=db_url, ray_address=ray_address)
+
+
+def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """A plain-text table, columns padded to their widest cell."""
+    cells = [[str(h) for h in headers]] + [["" if c is None else str(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point: our errors become one line on stderr and an exit code (2: bad input)."""
+    try:
+        cli.main(args=argv, standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except (SpecError, NotFound) as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except IddsError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
