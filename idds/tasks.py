@@ -132,10 +132,10 @@ def transition(
     old: TaskState,
     new: TaskState,
     *,
-    token: str | None = None,
+    expect_token: str | None = None,
     **values: Any,
 ) -> bool:
-    """Move one task from ``old`` to ``new`` if it is still in ``old`` (and holds ``token``).
+    """Move one task from ``old`` to ``new`` if it is still in ``old`` (and holds the token).
 
     Returns:
         True if this call made the change; False if another head or an earlier call did.
@@ -146,8 +146,8 @@ def transition(
     if new not in TRANSITIONS[old]:
         raise IllegalTransition(f"task {task_id}: {old} -> {new} is not allowed")
     where = [tasks.c.id == task_id, tasks.c.state == old]
-    if token is not None:
-        where.append(tasks.c.token == token)
+    if expect_token is not None:
+        where.append(tasks.c.token == expect_token)
     stmt = sa.update(tasks).where(*where).values(state=new, **values)
     return conn.execute(stmt).rowcount == 1
 
@@ -216,8 +216,9 @@ def claim(
     """Claim up to ``limit`` pending tasks of an owner whose backoff has passed.
 
     The claim, the new attempt's token and the lease are set in one statement; on PostgreSQL
-    the candidate rows are locked with ``FOR UPDATE SKIP LOCKED`` so heads never block each
-    other. Returns the claims in priority, then number, order.
+    the candidate rows are locked with ``FOR UPDATE SKIP LOCKED`` (in a CTE, which the planner
+    runs once, so LIMIT holds) so heads never block each other. Returns the claims in
+    priority, then number, order.
     """
     if limit <= 0:
         return []
@@ -231,14 +232,14 @@ def claim(
         .order_by(tasks.c.priority.desc(), tasks.c.number)
         .limit(limit)
         .with_for_update(skip_locked=True)
-        .scalar_subquery()
+        .cte("candidates")
     )
     prefix = uuid.uuid4().hex[:16]
     token = sa.literal(prefix) + ":" + sa.cast(tasks.c.id, sa.String) + ":"
     token = token + sa.cast(tasks.c.attempt + 1, sa.String)
     stmt = (
         sa.update(tasks)
-        .where(tasks.c.id.in_(candidates), tasks.c.state == TaskState.PENDING)
+        .where(tasks.c.id == candidates.c.id, tasks.c.state == TaskState.PENDING)
         .values(
             state=TaskState.DISPATCHED,
             attempt=tasks.c.attempt + 1,
@@ -307,7 +308,7 @@ def mark_running(conn: Connection, claim: Claim, *, node: str | None, started: f
         claim.task_id,
         TaskState.DISPATCHED,
         TaskState.RUNNING,
-        token=claim.token,
+        expect_token=claim.token,
         node=node,
         started=started,
     )
@@ -373,7 +374,7 @@ def finish(
     else:  # back to the queue after a backoff that doubles with each attempt
         delay = min(backoff_s * 2 ** (row.attempt - 1), 300.0)
         values.update(not_before=db_now() + delay, token=None, lease_expires=None)
-    if not transition(conn, claim.task_id, old, new, token=claim.token, **values):
+    if not transition(conn, claim.task_id, old, new, expect_token=claim.token, **values):
         return None
     _close_attempt(conn, claim.token, outcome)
     return new

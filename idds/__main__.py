@@ -1,0 +1,3 @@
+from idds.cli import main
+
+main()

@@ -1,0 +1,72 @@
+"""Shared fixtures: one Ray for the whole session, and the database each test runs on.
+
+Every test that takes ``db_url`` (or ``engine``) runs twice: on a SQLite file and on the
+PostgreSQL server at ``IDDS_TEST_PG_URL`` (default ``postgresql+psycopg://postgres@127.0.0.1:5432/test``),
+which is skipped, with the reason, only where that server does not answer.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from idds.config import Settings
+from idds.db import connect
+
+HERE = Path(__file__).parent
+PG_URL = os.environ.get("IDDS_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+sys.path.insert(0, str(HERE))  # tests/objectives.py for in-process studies
+
+
+@pytest.fixture(scope="session")
+def ray_address() -> str:
+    """A local Ray started once per session; its address lets subprocesses join it."""
+    import ray
+
+    from idds.runtime import ensure_ray
+
+    os.environ.setdefault("PYTHONPATH", str(HERE))
+    ensure_ray()
+    yield ray.get_runtime_context().gcs_address
+    ray.shutdown()
+
+
+def _pg_reset() -> str | None:
+    """Empty the PostgreSQL test database; the reason it cannot be used, or None."""
+    try:
+        engine = sa.create_engine(PG_URL)
+        with engine.begin() as conn:
+            conn.execute(sa.text("DROP TABLE IF EXISTS attempts, tasks, owners, alembic_version"))
+        engine.dispose()
+    except Exception as exc:  # any failure means: no usable server here
+        return f"PostgreSQL at {PG_URL} does not answer: {str(exc).splitlines()[0]}"
+    return None
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.pg)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'idds.db'}"
+    reason = _pg_reset()
+    if reason:
+        pytest.skip(reason)
+    return PG_URL
+
+
+@pytest.fixture
+def engine(db_url: str):
+    engine = connect(db_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def settings(db_url: str, ray_address: str, tmp_path: Path) -> Settings:
+    return Settings(
+        db_url=db_url, ray_address=ray_address, work_dir=tmp_path / "work", lease_seconds=6.0
+    )

@@ -1,0 +1,45 @@
+"""Objectives the tests run as real evaluations (imported on Ray workers)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+
+
+def quadratic(params: dict) -> float:
+    return (params["x"] - 1.0) ** 2 + params.get("y", 0) ** 2
+
+
+def fails_above(params: dict) -> float:
+    """Raises for x > 0: a failed trial that must not stop the study."""
+    if params["x"] > 0:
+        raise ValueError(f"x={params['x']:.3f} is out of the model's range")
+    return quadratic(params)
+
+
+def nan_above(params: dict) -> float:
+    return math.nan if params["x"] > 0 else quadratic(params)
+
+
+def sleepy(params: dict) -> float:
+    time.sleep(params.get("sleep", 30))
+    return 0.0
+
+
+def crash_first(params: dict) -> float:
+    """Kills its worker on a first attempt (marker file absent), succeeds on the retry."""
+    marker = f"{params['log']}.{params['x']:.12f}"
+    if not os.path.exists(marker):
+        open(marker, "w").close()
+        os._exit(1)
+    return quadratic(params)
+
+
+def recorded(params: dict) -> float:
+    """Appends its point to the file ``params['log']`` (one line per execution)."""
+    time.sleep(params.get("sleep", 0.0))
+    with open(params["log"], "a") as f:
+        f.write(json.dumps({"x": params["x"]}) + "\n")
+    return quadratic(params)
