@@ -268,19 +268,23 @@ class _StudyRun(TaskOwner):
         self._payload_base = {"callable": spec.objective, "pythonpath": study.pythonpath}
         self._dists = distributions(spec.space)
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        self._optuna = optuna.create_study(
-            direction=spec.direction, sampler=make_sampler(spec.proposer, spec.seed)
-        )
         self._pending: dict[int, optuna.trial.Trial] = {}
         self._created = 0
         self._final = 0
         self._best: float | None = None
-        self._rebuild(study)
+        trials = study.trials
+        # A resumed study must not replay the seeded sequence it started with: offset the
+        # seed by the points already proposed (the same spec still gives the same run).
+        seed = None if spec.seed is None else spec.seed + len(trials)
+        self._optuna = optuna.create_study(
+            direction=spec.direction, sampler=make_sampler(spec.proposer, seed)
+        )
+        self._rebuild(trials)
         self._bar = _progress_bar(spec, self._final, self._best) if progress else None
 
-    def _rebuild(self, study: Study) -> None:
+    def _rebuild(self, trials: list[Trial]) -> None:
         """The working set from the database: finished points told, open ones pending."""
-        for t in study.trials:
+        for t in trials:
             self._created = max(self._created, t.number + 1)
             if t.state in tq.FINAL:
                 self._final += 1
