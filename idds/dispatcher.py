@@ -92,6 +92,7 @@ class _InFlight:
     claim: Claim
     ref: Any
     deadline: float | None
+    site: str
 
 
 class Dispatcher:
@@ -125,7 +126,7 @@ class Dispatcher:
         self._open: dict[int, int] = {}  # owner -> tasks not final
         self._flight: dict[Any, _InFlight] = {}
         self._retry_at: dict[int, float] = {}
-        self._remote: Any = None
+        self._remotes: dict[tuple[Any, ...], Any] = {}
 
     # --- owners and leases ----------------------------------------------------------------
 
@@ -204,27 +205,27 @@ class Dispatcher:
     def _submit_and_claim(
         self, conn: Connection, work: list[tuple[TaskOwner, list[TaskSpec], int]]
     ) -> list[tuple[Claim, Placement]]:
-        expires = conn.execute(sa.select(owners_mod.db_now())).scalar_one() + self.lease_seconds
         placed: list[tuple[Claim, Placement]] = []
         for owner, specs, slots in work:
             tq.submit(conn, owner.owner_id, specs)
-            claims = tq.claim(conn, owner.owner_id, slots, head=self.head, lease_expires=expires)
+            claims = tq.claim(conn, owner.owner_id, slots, lease_seconds=self.lease_seconds)
             if len(claims) < slots:  # the rest wait out a backoff
                 self._retry_at[owner.owner_id] = time.monotonic() + self.poll_s
             placed += [(c, self.broker.place(c)) for c in claims]
-        moved = [(c, p.site) for c, p in placed if p.site != c.site]
-        if moved:
-            tq.set_site(conn, moved)
+        tq.start_attempts(conn, [(c, p.site) for c, p in placed], head=self.head)
         return placed
 
     def _launch(self, claim: Claim, placement: Placement) -> None:
-        import ray
+        key = tuple(sorted(placement.ray_options.items()))
+        remote = self._remotes.get(key)
+        if remote is None:
+            import ray
 
-        if self._remote is None:
-            self._remote = ray.remote(max_retries=0)(run_payload)
-        ref = self._remote.options(**placement.ray_options).remote(claim.payload)
+            remote = ray.remote(max_retries=0)(run_payload).options(**placement.ray_options)
+            self._remotes[key] = remote
+        ref = remote.remote(claim.payload)
         deadline = time.monotonic() + claim.timeout_s if claim.timeout_s else None
-        self._flight[ref] = _InFlight(claim, ref, deadline)
+        self._flight[ref] = _InFlight(claim, ref, deadline, placement.site)
 
     def _collect(self) -> None:
         import ray
@@ -238,7 +239,7 @@ class Dispatcher:
         if ready and rest:
             more, _ = ray.wait(rest, num_returns=len(rest), timeout=0)
             ready += more
-        ended = [(self._flight.pop(r).claim, self._outcome(r)) for r in ready]
+        ended = [(self._flight.pop(r), self._outcome(r)) for r in ready]
         ended += self._expire()
         if ended:
             self._record(ended)
@@ -262,7 +263,7 @@ class Dispatcher:
             return Outcome(kind="error", error=report["error"], node=node, started=started)
         return Outcome(kind="ok", result=report["value"], node=node, started=started)
 
-    def _expire(self) -> list[tuple[Claim, Outcome]]:
+    def _expire(self) -> list[tuple[_InFlight, Outcome]]:
         import ray
 
         now = time.monotonic()
@@ -272,15 +273,16 @@ class Dispatcher:
             flight = self._flight.pop(ref)
             ray.cancel(ref, force=True)
             error = f"timed out after {flight.claim.timeout_s:g} s"
-            ended.append((flight.claim, Outcome(kind="timeout", error=error)))
+            ended.append((flight, Outcome(kind="timeout", error=error)))
         return ended
 
-    def _record(self, ended: list[tuple[Claim, Outcome]]) -> None:
+    def _record(self, ended: list[tuple[_InFlight, Outcome]]) -> None:
         finals: list[tuple[Claim, TaskState, Outcome]] = []
         with self.engine.begin() as conn:
-            for claim, outcome in ended:
+            for flight, outcome in ended:
+                claim = flight.claim
                 outcome = self._checked(claim, outcome)
-                state = tq.finish(conn, claim, outcome, backoff_s=self.backoff_s)
+                state = tq.finish(conn, claim, outcome, site=flight.site, backoff_s=self.backoff_s)
                 if state in tq.FINAL:
                     finals.append((claim, state, outcome))
                 elif state is TaskState.PENDING:

@@ -14,8 +14,9 @@ accepted only while the attempt's token is the task's current one, so it is reco
 from __future__ import annotations
 
 import enum
+import functools
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -126,6 +127,17 @@ tasks = Task.__table__
 attempts = Attempt.__table__
 
 
+@dataclass(frozen=True)
+class DbTime:
+    """A value for a time column: the database clock when the update runs, plus ``offset`` s."""
+
+    offset: float = 0.0
+
+
+#: The database clock, as a value for :func:`transition` and the queue operations.
+NOW = DbTime()
+
+
 def transition(
     conn: Connection,
     task_id: int,
@@ -137,6 +149,9 @@ def transition(
 ) -> bool:
     """Move one task from ``old`` to ``new`` if it is still in ``old`` (and holds the token).
 
+    ``values`` are other columns to set; a :class:`DbTime` value is read off the database
+    clock. The statement is built once per shape and reused (this is the hot path).
+
     Returns:
         True if this call made the change; False if another head or an earlier call did.
 
@@ -145,11 +160,34 @@ def transition(
     """
     if new not in TRANSITIONS[old]:
         raise IllegalTransition(f"task {task_id}: {old} -> {new} is not allowed")
-    where = [tasks.c.id == task_id, tasks.c.state == old]
-    if expect_token is not None:
-        where.append(tasks.c.token == expect_token)
-    stmt = sa.update(tasks).where(*where).values(state=new, **values)
-    return conn.execute(stmt).rowcount == 1
+    shape, params = _shape(values)
+    params.update(g_id=task_id, g_state=old, v_state=new, g_token=expect_token)
+    stmt = _update_statement("tasks", expect_token is not None, shape)
+    return conn.execute(stmt, params).rowcount == 1
+
+
+def _shape(values: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """The cache key of an update's SET clause, and its parameters."""
+    shape = tuple(sorted((k, isinstance(v, DbTime)) for k, v in values.items()))
+    params = {f"v_{k}": v.offset if isinstance(v, DbTime) else v for k, v in values.items()}
+    return shape, params
+
+
+@functools.cache
+def _update_statement(table_name: str, guard_token: bool, shape: tuple[Any, ...]) -> sa.Update:
+    """``UPDATE table SET state, <shape> WHERE id|token [AND state] [AND token]``, cached."""
+    table = tasks if table_name == "tasks" else attempts
+    if table_name == "tasks":
+        where = [table.c.id == sa.bindparam("g_id"), table.c.state == sa.bindparam("g_state")]
+        if guard_token:
+            where.append(table.c.token == sa.bindparam("g_token"))
+    else:
+        where = [table.c.token == sa.bindparam("g_token")]
+    sets: dict[str, Any] = {"state": sa.bindparam("v_state", type_=sa.String)}
+    for key, is_time in shape:
+        param = sa.bindparam(f"v_{key}", type_=table.c[key].type)
+        sets[key] = db_now() + param if is_time else param
+    return sa.update(table).where(*where).values(**sets)
 
 
 # --- queue operations ---------------------------------------------------------------------
@@ -183,6 +221,8 @@ class Claim:
     resources: dict[str, Any]
     site: str | None
     timeout_s: float | None
+    max_attempts: int
+    retry_errors: bool
 
 
 def submit(conn: Connection, owner_id: int, specs: Sequence[TaskSpec]) -> None:
@@ -210,41 +250,68 @@ def submit(conn: Connection, owner_id: int, specs: Sequence[TaskSpec]) -> None:
     conn.execute(sa.insert(tasks), rows)
 
 
-def claim(
-    conn: Connection, owner_id: int, limit: int, *, head: str, lease_expires: float
-) -> list[Claim]:
+def claim(conn: Connection, owner_id: int, limit: int, *, lease_seconds: float) -> list[Claim]:
     """Claim up to ``limit`` pending tasks of an owner whose backoff has passed.
 
     The claim, the new attempt's token and the lease are set in one statement; on PostgreSQL
     the candidate rows are locked with ``FOR UPDATE SKIP LOCKED`` (in a CTE, which the planner
     runs once, so LIMIT holds) so heads never block each other. Returns the claims in
-    priority, then number, order.
+    priority, then number, order; the caller records their attempts with
+    :func:`start_attempts` in the same transaction.
     """
     if limit <= 0:
         return []
+    params = {
+        "p_owner": owner_id,
+        "limit": limit,
+        "lease": lease_seconds,
+        "prefix": uuid.uuid4().hex[:16],
+    }
+    rows = sorted(
+        conn.execute(_claim_statement(), params).all(), key=lambda r: (-r.priority, r.number)
+    )
+    return [
+        Claim(
+            task_id=r.id,
+            owner_id=owner_id,
+            number=r.number,
+            attempt=r.attempt,
+            token=r.token,
+            payload=r.payload,
+            resources=r.resources or {},
+            site=r.site,
+            timeout_s=r.timeout_s,
+            max_attempts=r.max_attempts,
+            retry_errors=r.retry_errors,
+        )
+        for r in rows
+    ]
+
+
+@functools.cache
+def _claim_statement() -> sa.Update:
     candidates = (
         sa.select(tasks.c.id)
         .where(
-            tasks.c.owner_id == owner_id,
+            tasks.c.owner_id == sa.bindparam("p_owner"),
             tasks.c.state == TaskState.PENDING,
             tasks.c.not_before <= db_now(),
         )
         .order_by(tasks.c.priority.desc(), tasks.c.number)
-        .limit(limit)
+        .limit(sa.bindparam("limit", type_=sa.Integer))
         .with_for_update(skip_locked=True)
         .cte("candidates")
     )
-    prefix = uuid.uuid4().hex[:16]
-    token = sa.literal(prefix) + ":" + sa.cast(tasks.c.id, sa.String) + ":"
-    token = token + sa.cast(tasks.c.attempt + 1, sa.String)
-    stmt = (
+    token = sa.bindparam("prefix", type_=sa.String) + ":" + sa.cast(tasks.c.id, sa.String)
+    token = token + ":" + sa.cast(tasks.c.attempt + 1, sa.String)
+    return (
         sa.update(tasks)
         .where(tasks.c.id == candidates.c.id, tasks.c.state == TaskState.PENDING)
         .values(
             state=TaskState.DISPATCHED,
             attempt=tasks.c.attempt + 1,
             token=token,
-            lease_expires=lease_expires,
+            lease_expires=db_now() + sa.bindparam("lease", type_=sa.Float),
             dispatched=db_now(),
             started=None,
             node=None,
@@ -259,49 +326,33 @@ def claim(
             tasks.c.site,
             tasks.c.timeout_s,
             tasks.c.priority,
+            tasks.c.max_attempts,
+            tasks.c.retry_errors,
         )
     )
-    rows = sorted(conn.execute(stmt).all(), key=lambda r: (-r.priority, r.number))
-    claims = [
-        Claim(
-            task_id=r.id,
-            owner_id=owner_id,
-            number=r.number,
-            attempt=r.attempt,
-            token=r.token,
-            payload=r.payload,
-            resources=r.resources or {},
-            site=r.site,
-            timeout_s=r.timeout_s,
-        )
-        for r in rows
+
+
+def start_attempts(conn: Connection, placed: Sequence[tuple[Claim, str]], *, head: str) -> None:
+    """Record one attempt row per claim, with the site the broker placed it on."""
+    if not placed:
+        return
+    rows = [
+        {
+            "task_id": c.task_id,
+            "number": c.attempt,
+            "token": c.token,
+            "state": TaskState.DISPATCHED,
+            "site": site,
+            "head": head,
+        }
+        for c, site in placed
     ]
-    if claims:
-        conn.execute(
-            sa.insert(attempts),
-            [
-                {
-                    "task_id": c.task_id,
-                    "number": c.attempt,
-                    "token": c.token,
-                    "state": TaskState.DISPATCHED,
-                    "site": c.site,
-                    "head": head,
-                }
-                for c in claims
-            ],
-        )
-    return claims
+    conn.execute(sa.insert(attempts), rows)
 
 
-def set_site(conn: Connection, claims: Iterable[tuple[Claim, str]]) -> None:
-    """Record the site the broker chose for each claimed attempt."""
-    for c, site in claims:
-        conn.execute(sa.update(tasks).where(tasks.c.token == c.token).values(site=site))
-        conn.execute(sa.update(attempts).where(attempts.c.token == c.token).values(site=site))
-
-
-def mark_running(conn: Connection, claim: Claim, *, node: str | None, started: float) -> bool:
+def mark_running(
+    conn: Connection, claim: Claim, *, node: str | None, started: float | None
+) -> bool:
     """``dispatched -> running`` for an attempt that has started on a worker."""
     ok = transition(
         conn,
@@ -312,12 +363,6 @@ def mark_running(conn: Connection, claim: Claim, *, node: str | None, started: f
         node=node,
         started=started,
     )
-    if ok:
-        conn.execute(
-            sa.update(attempts)
-            .where(attempts.c.token == claim.token)
-            .values(state=TaskState.RUNNING, node=node, started=started)
-        )
     return ok
 
 
@@ -343,37 +388,35 @@ class Outcome:
 
 
 def finish(
-    conn: Connection, claim: Claim, outcome: Outcome, *, backoff_s: float = 1.0
+    conn: Connection,
+    claim: Claim,
+    outcome: Outcome,
+    *,
+    site: str | None = None,
+    backoff_s: float = 1.0,
 ) -> TaskState | None:
-    """Record the end of an attempt.
+    """Record the end of an attempt (and the site it ran on).
 
     Returns:
         The task's new state, or None if the attempt's token is no longer current (another
         head took the task over, or it was cancelled): then nothing is written.
     """
-    row = conn.execute(
-        sa.select(tasks.c.state, tasks.c.attempt, tasks.c.max_attempts, tasks.c.retry_errors).where(
-            tasks.c.id == claim.task_id, tasks.c.token == claim.token
-        )
-    ).first()
-    if row is None or row.state not in IN_FLIGHT:
-        return None
-    old = TaskState(row.state)
-    if old is TaskState.DISPATCHED:
-        if not mark_running(conn, claim, node=outcome.node, started=outcome.started or 0.0):
-            return None
-        old = TaskState.RUNNING
-    new = _next_state(outcome, row.attempt, row.max_attempts, row.retry_errors)
+    # An attempt whose start was not reported yet passes through `running` first.
+    mark_running(conn, claim, node=outcome.node, started=outcome.started)
+    new = _next_state(outcome, claim.attempt, claim.max_attempts, claim.retry_errors)
     values: dict[str, Any] = {"error": outcome.error}
     if outcome.node is not None:
         values["node"] = outcome.node
+    if site is not None:
+        values["site"] = site
     if new is TaskState.SUCCEEDED:
-        values.update(result=outcome.result, finished=db_now(), error=None)
+        values.update(result=outcome.result, finished=NOW, error=None)
     elif new is TaskState.FAILED:
-        values.update(finished=db_now())
+        values.update(finished=NOW)
     else:  # back to the queue after a backoff that doubles with each attempt
-        delay = min(backoff_s * 2 ** (row.attempt - 1), 300.0)
-        values.update(not_before=db_now() + delay, token=None, lease_expires=None)
+        delay = min(backoff_s * 2 ** (claim.attempt - 1), 300.0)
+        values.update(not_before=DbTime(delay), token=None, lease_expires=None)
+    old = TaskState.RUNNING
     if not transition(conn, claim.task_id, old, new, expect_token=claim.token, **values):
         return None
     _close_attempt(conn, claim.token, outcome)
@@ -391,10 +434,12 @@ def _next_state(outcome: Outcome, attempt: int, max_attempts: int, retry_errors:
 
 def _close_attempt(conn: Connection, token: str, outcome: Outcome) -> None:
     state = TaskState.SUCCEEDED if outcome.ok else TaskState.FAILED
-    values: dict[str, Any] = {"state": state, "finished": db_now(), "error": outcome.error}
+    values: dict[str, Any] = {"finished": NOW, "error": outcome.error, "started": outcome.started}
     if outcome.node is not None:
         values["node"] = outcome.node
-    conn.execute(sa.update(attempts).where(attempts.c.token == token).values(**values))
+    shape, params = _shape(values)
+    params.update(g_token=token, v_state=state)
+    conn.execute(_update_statement("attempts", True, shape), params)
 
 
 def requeue_in_flight(conn: Connection, owner_id: int, reason: str) -> int:
@@ -403,14 +448,13 @@ def requeue_in_flight(conn: Connection, owner_id: int, reason: str) -> int:
     A task whose lost attempt was its last fails. Returns how many attempts were lost.
     """
     rows = conn.execute(
-        sa.select(
-            tasks.c.id, tasks.c.token, tasks.c.state, tasks.c.attempt, tasks.c.max_attempts
-        ).where(tasks.c.owner_id == owner_id, tasks.c.state.in_(IN_FLIGHT))
+        sa.select(tasks).where(tasks.c.owner_id == owner_id, tasks.c.state.in_(IN_FLIGHT))
     ).all()
     for r in rows:
         claim = Claim(
-            task_id=r.id, owner_id=owner_id, number=0, attempt=r.attempt, token=r.token,
-            payload={}, resources={}, site=None, timeout_s=None,
+            task_id=r.id, owner_id=owner_id, number=r.number, attempt=r.attempt, token=r.token,
+            payload=r.payload, resources=r.resources, site=r.site, timeout_s=r.timeout_s,
+            max_attempts=r.max_attempts, retry_errors=r.retry_errors,
         )  # fmt: skip
         finish(conn, claim, Outcome(kind="lost", error=reason), backoff_s=0.0)
     return len(rows)

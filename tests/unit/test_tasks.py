@@ -28,7 +28,9 @@ def _submit(engine, owner_id, n, **kw) -> None:
 
 def _claim(engine, owner_id, limit, head="h1"):
     with engine.begin() as conn:
-        return tq.claim(conn, owner_id, limit, head=head, lease_expires=0.0)
+        claims = tq.claim(conn, owner_id, limit, lease_seconds=30)
+        tq.start_attempts(conn, [(c, "local") for c in claims], head=head)
+        return claims
 
 
 def _state(engine, task_id):

@@ -1,0 +1,1 @@
+"""Benchmarks against the anchors: ``python -m bench NAME [--quick]``."""

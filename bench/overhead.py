@@ -1,0 +1,151 @@
+"""Per-evaluation platform overhead: a trivial objective, the random proposer, 2 in parallel.
+
+idds on SQLite and PostgreSQL (every result committed before it is reported) beside Optuna's
+own ``study.optimize`` loop (in memory, SQLite RDB storage, JournalStorage) and Ray Tune
+(default, and ``reuse_actors=True``), all in one run. Metric: ``ms_per_eval``.
+
+    python -m bench overhead [--quick] [--pg URL] [--out DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from bench._report import RESULTS, markdown_table, row, save
+
+PG_URL = os.environ.get("IDDS_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+def _timed(fn: Callable[[], None], n: int) -> float:
+    start = time.perf_counter()
+    fn()
+    return (time.perf_counter() - start) / n * 1000.0
+
+
+def run_idds(db_url: str, n: int) -> float:
+    import hpo
+    from idds.config import Settings
+
+    settings = Settings(db_url=db_url)
+    space = {"x": {"type": "float", "low": -1.0, "high": 1.0}}
+    here = str(Path(__file__).parents[1])
+
+    def study(name: str, points: int) -> hpo.Study:
+        return hpo.Study(
+            settings=settings, name=name, objective="bench.objectives:trivial", space=space,
+            max_points=points, parallel=2, proposer="optuna:random", seed=0, pythonpath=[here],
+        )  # fmt: skip
+
+    study("warm-up", 20).optimize(progress=False)  # Ray workers and imports ready
+    timed = study("overhead", n)
+    timed.create()
+    ms = _timed(lambda: timed.optimize(progress=False), n)
+    assert sum(t.state == "succeeded" for t in timed.trials) == n
+    return ms
+
+
+def _optuna_objective(trial: object) -> float:
+    return trial.suggest_float("x", -1.0, 1.0) ** 2  # type: ignore[attr-defined]
+
+
+def run_optuna(storage: object, n: int) -> float:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(storage=storage, sampler=optuna.samplers.RandomSampler(seed=0))
+    return _timed(lambda: study.optimize(_optuna_objective, n_trials=n), n)
+
+
+def _tune_trainable(config: dict) -> dict:
+    return {"value": config["x"] ** 2}
+
+
+def run_ray_tune(n: int, reuse_actors: bool, storage: str) -> float:
+    from ray import tune
+
+    tuner = tune.Tuner(
+        _tune_trainable,
+        param_space={"x": tune.uniform(-1.0, 1.0)},
+        tune_config=tune.TuneConfig(
+            num_samples=n, max_concurrent_trials=2, reuse_actors=reuse_actors
+        ),
+        run_config=tune.RunConfig(storage_path=storage, verbose=0),
+    )
+    return _timed(tuner.fit, n)
+
+
+def _fresh_pg(url: str) -> str | None:
+    try:
+        engine = sa.create_engine(url)
+        with engine.begin() as conn:
+            conn.execute(sa.text("DROP TABLE IF EXISTS attempts, tasks, owners, alembic_version"))
+        engine.dispose()
+    except Exception as exc:  # no server: the row is left out and the table says so
+        print(f"PostgreSQL at {url} not used: {str(exc).splitlines()[0]}")
+        return None
+    return url
+
+
+def measure(n: int, n_tune: int, pg_url: str | None, tmp: Path) -> list[dict]:
+    import optuna
+
+    from idds.runtime import ensure_ray
+
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    ensure_ray()
+    rows = []
+    configs: list[tuple[str, str, Callable[[], float], int]] = [
+        ("idds", "sqlite", lambda: run_idds(f"sqlite:///{tmp / 'idds.db'}", n), n),
+    ]
+    if pg_url and _fresh_pg(pg_url):
+        configs.append(("idds", "postgresql", lambda: run_idds(pg_url, n), n))
+    journal = optuna.storages.journal.JournalFileBackend(str(tmp / "journal.log"))
+    configs += [
+        ("optuna", "in-memory", lambda: run_optuna(None, n), n),
+        ("optuna", "sqlite RDB storage", lambda: run_optuna(f"sqlite:///{tmp / 'o.db'}", n), n),
+        ("optuna", "JournalStorage (file)",
+         lambda: run_optuna(optuna.storages.JournalStorage(journal), n), n),
+        ("ray-tune", "default", lambda: run_ray_tune(n_tune, False, str(tmp / "t1")), n_tune),
+        ("ray-tune", "reuse_actors=True",
+         lambda: run_ray_tune(n_tune, True, str(tmp / "t2")), n_tune),
+    ]  # fmt: skip
+    for system, config, fn, count in configs:
+        ms = fn()
+        print(f"{system:9s} {config:24s} {ms:10.3f} ms/eval  ({count} evaluations)")
+        rows.append(row(system, f"{config}, {count} evals", "ms_per_eval", round(ms, 4), "ms"))
+    return rows
+
+
+def report(rows: list[dict]) -> str:
+    base = next(r["value"] for r in rows if r["system"] == "idds")
+    table = [
+        [r["system"], r["config"], f"{r['value']:.3f}", f"{r['value'] / base:.1f}x"] for r in rows
+    ]
+    headers = ["system", "config", "ms per evaluation", "ratio to idds on SQLite"]
+    return "# Per-evaluation overhead\n\n" + markdown_table(headers, table)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench overhead", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="a small run (for the tests)")
+    parser.add_argument("--pg", default=PG_URL, help="PostgreSQL URL ('' to leave it out)")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="where results go")
+    args = parser.parse_args(argv)
+    n, n_tune = (100, 10) if args.quick else (1000, 200)
+    with tempfile.TemporaryDirectory() as tmp:
+        os.chdir(tmp)
+        rows = measure(n, n_tune, args.pg or None, Path(tmp))
+    md = report(rows)
+    print("\n" + md)
+    print(f"\nsaved {save('overhead', rows, md, args.out)}")
+
+
+if __name__ == "__main__":
+    main()
