@@ -127,6 +127,7 @@ class Dispatcher:
         self._flight: dict[Any, _InFlight] = {}
         self._retry_at: dict[int, float] = {}
         self._remotes: dict[tuple[Any, ...], Any] = {}
+        self._idle = False
 
     # --- owners and leases ----------------------------------------------------------------
 
@@ -164,13 +165,35 @@ class Dispatcher:
         next_renew = time.monotonic() + period
         try:
             while not all(o.done() for o in owners) or self._flight:
-                self._top_up()
-                self._collect()
+                self._cycle(self._collect())
                 if time.monotonic() >= next_renew:
                     self._renew()
                     next_renew = time.monotonic() + period
         finally:
             self._abandon_in_flight()
+
+    def _cycle(self, ended: list[tuple[_InFlight, Outcome]]) -> None:
+        """One group commit: the results that came in, new tasks and claims; then launch the
+        claims and call the owners back (a result is reported only once it is committed).
+
+        Owners are asked for new tasks after the results of this group are recorded but
+        before they are told of them: a proposal may lag one group behind.
+        """
+        finals: list[tuple[Claim, TaskState, Outcome]] = []
+        placed: list[tuple[Claim, Placement]] = []
+        with self.engine.begin() as conn:
+            if ended:
+                finals = self._record(conn, ended)
+            work = self._plan()
+            if work:
+                placed = self._submit_and_claim(conn, work)
+        self._idle = not (placed or finals)
+        for claim, placement in placed:
+            self._launch(claim, placement)
+        for claim, state, outcome in finals:
+            self._owners[claim.owner_id].on_final(
+                claim.number, state, outcome.result if outcome.ok else None, outcome.error
+            )
 
     def _count_open(self) -> dict[int, int]:
         open_states = [TaskState.PENDING, *tq.IN_FLIGHT]
@@ -180,27 +203,22 @@ class Dispatcher:
                 for oid in self._owners
             }
 
-    def _top_up(self) -> None:
+    def _plan(self) -> list[tuple[TaskOwner, list[TaskSpec], int]]:
+        """Per owner: the new tasks it hands in, and how many queued tasks to claim."""
         now = time.monotonic()
         work: list[tuple[TaskOwner, list[TaskSpec], int]] = []
         for oid, owner in self._owners.items():
             in_flight = sum(1 for f in self._flight.values() if f.claim.owner_id == oid)
             specs = owner.new_tasks(max(owner.parallel - self._open[oid], 0))
             self._open[oid] += len(specs)
-            queued = self._open[oid] - in_flight
-            slots = min(owner.parallel - in_flight, queued)
+            slots = min(owner.parallel - in_flight, self._open[oid] - in_flight)
             if specs:
                 self._retry_at.pop(oid, None)
             elif self._retry_at.get(oid, 0.0) > now:
                 slots = 0
             if specs or slots > 0:
                 work.append((owner, specs, slots))
-        if not work:
-            return
-        with self.engine.begin() as conn:
-            claims = self._submit_and_claim(conn, work)
-        for claim, placement in claims:
-            self._launch(claim, placement)
+        return work
 
     def _submit_and_claim(
         self, conn: Connection, work: list[tuple[TaskOwner, list[TaskSpec], int]]
@@ -227,22 +245,21 @@ class Dispatcher:
         deadline = time.monotonic() + claim.timeout_s if claim.timeout_s else None
         self._flight[ref] = _InFlight(claim, ref, deadline, placement.site)
 
-    def _collect(self) -> None:
+    def _collect(self) -> list[tuple[_InFlight, Outcome]]:
+        """Wait for the next results (all that are ready) and for attempts past their time."""
         import ray
 
         if not self._flight:
-            if not all(o.done() for o in self._owners.values()):
-                time.sleep(self.poll_s)
-            return
+            if self._idle and not all(o.done() for o in self._owners.values()):
+                time.sleep(self.poll_s)  # e.g. tasks waiting out a backoff
+            return []
         refs = list(self._flight)
         ready, rest = ray.wait(refs, num_returns=1, timeout=self._wait_timeout())
         if ready and rest:
             more, _ = ray.wait(rest, num_returns=len(rest), timeout=0)
             ready += more
         ended = [(self._flight.pop(r), self._outcome(r)) for r in ready]
-        ended += self._expire()
-        if ended:
-            self._record(ended)
+        return ended + self._expire()
 
     def _wait_timeout(self) -> float:
         deadlines = [f.deadline for f in self._flight.values() if f.deadline is not None]
@@ -276,22 +293,20 @@ class Dispatcher:
             ended.append((flight, Outcome(kind="timeout", error=error)))
         return ended
 
-    def _record(self, ended: list[tuple[_InFlight, Outcome]]) -> None:
+    def _record(
+        self, conn: Connection, ended: list[tuple[_InFlight, Outcome]]
+    ) -> list[tuple[Claim, TaskState, Outcome]]:
         finals: list[tuple[Claim, TaskState, Outcome]] = []
-        with self.engine.begin() as conn:
-            for flight, outcome in ended:
-                claim = flight.claim
-                outcome = self._checked(claim, outcome)
-                state = tq.finish(conn, claim, outcome, site=flight.site, backoff_s=self.backoff_s)
-                if state in tq.FINAL:
-                    finals.append((claim, state, outcome))
-                elif state is TaskState.PENDING:
-                    self._retry_at[claim.owner_id] = 0.0
-        for claim, state, outcome in finals:  # after the commit: reported means recorded
-            self._open[claim.owner_id] -= 1
-            self._owners[claim.owner_id].on_final(
-                claim.number, state, outcome.result if outcome.ok else None, outcome.error
-            )
+        for flight, outcome in ended:
+            claim = flight.claim
+            outcome = self._checked(claim, outcome)
+            state = tq.finish(conn, claim, outcome, site=flight.site, backoff_s=self.backoff_s)
+            if state in tq.FINAL:
+                finals.append((claim, state, outcome))
+                self._open[claim.owner_id] -= 1
+            elif state is TaskState.PENDING:
+                self._retry_at[claim.owner_id] = 0.0
+        return finals
 
     def _checked(self, claim: Claim, outcome: Outcome) -> Outcome:
         if not outcome.ok:
