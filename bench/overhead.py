@@ -138,10 +138,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--pg", default=PG_URL, help="PostgreSQL URL ('' to leave it out)")
     parser.add_argument("--out", type=Path, default=RESULTS, help="where results go")
     args = parser.parse_args(argv)
-    n, n_tune = (100, 10) if args.quick else (1000, 200)
+    n, n_tune = (100, 4) if args.quick else (1000, 200)
+    cwd = Path.cwd()
     with tempfile.TemporaryDirectory() as tmp:
-        os.chdir(tmp)
-        rows = measure(n, n_tune, args.pg or None, Path(tmp))
+        os.chdir(tmp)  # Ray Tune and the SQLite files write here
+        try:
+            rows = measure(n, n_tune, args.pg or None, Path(tmp))
+        finally:
+            os.chdir(cwd)
     md = report(rows)
     print("\n" + md)
     print(f"\nsaved {save('overhead', rows, md, args.out)}")

@@ -17,7 +17,7 @@ from idds import owners as owners_mod
 from idds import tasks as tq
 from idds.errors import LeaseLost
 from idds.owners import OwnerState
-from idds.payloads import run_payload
+from idds.payloads import StartBoard, run_payload
 from idds.tasks import Claim, Outcome, TaskSpec, TaskState
 
 if TYPE_CHECKING:
@@ -128,6 +128,8 @@ class Dispatcher:
         self._retry_at: dict[int, float] = {}
         self._remotes: dict[tuple[Any, ...], Any] = {}
         self._idle = False
+        self._board: Any = None
+        self._started: list[tuple[str, str, float]] = []
 
     # --- owners and leases ----------------------------------------------------------------
 
@@ -155,9 +157,12 @@ class Dispatcher:
         Raises:
             LeaseLost: another head took an owner over; this head stood down.
         """
+        import ray
+
         from idds.runtime import ensure_ray
 
         ensure_ray()
+        self._board = ray.remote(num_cpus=0)(StartBoard).options(max_restarts=-1).remote()
         self._owners = {o.owner_id: o for o in owners}
         self._open = self._count_open()
         # Renewing also notices a cancel made from another process: do it often.
@@ -181,7 +186,9 @@ class Dispatcher:
         """
         finals: list[tuple[Claim, TaskState, Outcome]] = []
         placed: list[tuple[Claim, Placement]] = []
+        started, self._started = self._started, []
         with self.engine.begin() as conn:
+            self._mark_started(conn, started)
             if ended:
                 finals = self._record(conn, ended)
             work = self._plan()
@@ -241,7 +248,7 @@ class Dispatcher:
 
             remote = ray.remote(max_retries=0)(run_payload).options(**placement.ray_options)
             self._remotes[key] = remote
-        ref = remote.remote(claim.payload)
+        ref = remote.remote(claim.payload, self._board, claim.token)
         deadline = time.monotonic() + claim.timeout_s if claim.timeout_s else None
         self._flight[ref] = _InFlight(claim, ref, deadline, placement.site)
 
@@ -255,6 +262,8 @@ class Dispatcher:
             return []
         refs = list(self._flight)
         ready, rest = ray.wait(refs, num_returns=1, timeout=self._wait_timeout())
+        if not ready:  # a quiet moment: learn which attempts have started
+            self._started = ray.get(self._board.drain.remote(), timeout=30)
         if ready and rest:
             more, _ = ray.wait(rest, num_returns=len(rest), timeout=0)
             ready += more
@@ -292,6 +301,15 @@ class Dispatcher:
             error = f"timed out after {flight.claim.timeout_s:g} s"
             ended.append((flight, Outcome(kind="timeout", error=error)))
         return ended
+
+    def _mark_started(self, conn: Connection, started: list[tuple[str, str, float]]) -> None:
+        if not started:
+            return
+        by_token = {f.claim.token: f for f in self._flight.values()}
+        for token, node, when in started:
+            if token in by_token:
+                flight = by_token[token]
+                tq.mark_running(conn, flight.claim, node=node, started=when, site=flight.site)
 
     def _record(
         self, conn: Connection, ended: list[tuple[_InFlight, Outcome]]

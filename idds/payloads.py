@@ -49,15 +49,42 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
-def run_payload(payload: dict[str, Any]) -> dict[str, Any]:
+class StartBoard:
+    """Collects the notices of attempts that started on workers (one Ray actor per head).
+
+    Workers post to it without waiting; the head drains it when it has time, and marks those
+    attempts ``running``.
+    """
+
+    def __init__(self) -> None:
+        self._notes: list[tuple[str, str, float]] = []
+
+    def started(self, token: str, node: str, when: float) -> None:
+        self._notes.append((token, node, when))
+
+    def drain(self) -> list[tuple[str, str, float]]:
+        notes, self._notes = self._notes, []
+        return notes
+
+
+def run_payload(
+    payload: dict[str, Any], board: Any = None, token: str | None = None
+) -> dict[str, Any]:
     """Run a payload here and say how it went; never raises for the payload's own errors.
+
+    Args:
+        payload: what to run.
+        board: a :class:`StartBoard` actor to tell that the attempt ``token`` has started.
 
     Returns:
         ``{"ok": True, "value": ...}`` or ``{"ok": False, "error": traceback}``, with the
         node's host name and the start time.
     """
     started = time.time()
-    report: dict[str, Any] = {"node": socket.gethostname(), "started": started}
+    node = socket.gethostname()
+    if board is not None:
+        board.started.remote(token, node, started)
+    report: dict[str, Any] = {"node": node, "started": started}
     try:
         fn = load_callable(payload["callable"], payload.get("pythonpath", ()))
         value = fn(*payload.get("args", ()), **payload.get("kwargs", {}))

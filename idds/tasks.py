@@ -351,9 +351,18 @@ def start_attempts(conn: Connection, placed: Sequence[tuple[Claim, str]], *, hea
 
 
 def mark_running(
-    conn: Connection, claim: Claim, *, node: str | None, started: float | None
+    conn: Connection,
+    claim: Claim,
+    *,
+    node: str | None,
+    started: float | None,
+    site: str | None = None,
 ) -> bool:
-    """``dispatched -> running`` for an attempt that has started on a worker."""
+    """``dispatched -> running`` for an attempt that has started on a worker.
+
+    Returns:
+        False if the attempt is no longer current or was already marked running.
+    """
     ok = transition(
         conn,
         claim.task_id,
@@ -362,7 +371,12 @@ def mark_running(
         expect_token=claim.token,
         node=node,
         started=started,
+        **({"site": site} if site else {}),
     )
+    if ok:
+        shape, params = _shape({"node": node, "started": started})
+        params.update(g_token=claim.token, v_state=TaskState.RUNNING)
+        conn.execute(_update_statement("attempts", True, shape), params)
     return ok
 
 
@@ -402,7 +416,10 @@ def finish(
         head took the task over, or it was cancelled): then nothing is written.
     """
     # An attempt whose start was not reported yet passes through `running` first.
-    mark_running(conn, claim, node=outcome.node, started=outcome.started)
+    transition(
+        conn, claim.task_id, TaskState.DISPATCHED, TaskState.RUNNING,
+        expect_token=claim.token, node=outcome.node, started=outcome.started,
+    )  # fmt: skip
     new = _next_state(outcome, claim.attempt, claim.max_attempts, claim.retry_errors)
     values: dict[str, Any] = {"error": outcome.error}
     if outcome.node is not None:

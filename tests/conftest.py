@@ -48,6 +48,11 @@ def _pg_reset() -> str | None:
     return None
 
 
+@pytest.fixture(scope="session")
+def pg_url() -> str:
+    return PG_URL
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.pg)])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":

@@ -103,9 +103,11 @@ def test_cancel_from_elsewhere_stops_a_running_study(settings):
     runner = threading.Thread(target=study.optimize, kwargs={"progress": False}, daemon=True)
     runner.start()
     deadline = time.monotonic() + 30
-    while not any(t.state in ("dispatched", "running") for t in study.trials):
+    while sum(t.state == "running" for t in study.trials) < 2:  # started on workers
         assert time.monotonic() < deadline
         time.sleep(0.2)
+    running = [t for t in study.trials if t.state == "running"]
+    assert all(t.node and t.site == "local" for t in running)
     hpo.load_study("s", settings=settings).cancel()
     runner.join(timeout=30)
     assert not runner.is_alive()

@@ -1,0 +1,24 @@
+"""Each benchmark still runs (in --quick mode) and writes results in the shared format."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+pytestmark = [pytest.mark.bench, pytest.mark.slow]
+
+
+def test_overhead_quick_writes_the_result_format(tmp_path, ray_address, pg_url):
+    from bench import overhead
+
+    overhead.main(["--quick", "--pg", pg_url, "--out", str(tmp_path)])
+    result = json.loads((tmp_path / "overhead.json").read_text())
+    assert result["benchmark"] == "overhead"
+    assert {"cpus", "optuna", "ray"} <= set(result["machine"])
+    rows = {(r["system"], r["config"].split(",")[0]): r for r in result["rows"]}
+    assert ("idds", "sqlite") in rows
+    assert ("optuna", "JournalStorage (file)") in rows
+    assert ("ray-tune", "reuse_actors=True") in rows
+    assert all(r["metric"] == "ms_per_eval" and r["value"] > 0 for r in result["rows"])
+    assert "ratio to idds on SQLite" in (tmp_path / "overhead.md").read_text()

@@ -1,0 +1,33 @@
+"""The public API of each package changes only on purpose."""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+
+EXPECTED = {
+    "idds": {
+        "TRANSITIONS", "Broker", "DatabaseError", "Dispatcher", "IddsError",
+        "IllegalTransition", "LeaseLost", "LocalBroker", "NotFound", "Outcome", "Placement",
+        "Settings", "SpecError", "TaskOwner", "TaskSpec", "TaskState", "connect",
+    },
+    "hpo": {"PROPOSERS", "Study", "StudySpec", "Trial", "load_spec_file", "load_study"},
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("package", sorted(EXPECTED))
+def test_all_is_what_we_mean_to_export(package):
+    module = importlib.import_module(package)
+    assert set(module.__all__) == EXPECTED[package]
+    for name in module.__all__:
+        assert hasattr(module, name), name
+
+
+def test_core_imports_no_capability_package():
+    import subprocess
+    import sys
+
+    code = "import sys, idds, idds.cli, idds.dispatcher; print(sorted(m for m in sys.modules if m.split('.')[0] in ('hpo',)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
