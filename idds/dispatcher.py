@@ -17,7 +17,7 @@ from idds import owners as owners_mod
 from idds import tasks as tq
 from idds.errors import LeaseLost
 from idds.owners import OwnerState
-from idds.payloads import StartBoard, run_payload
+from idds.payloads import BOARD_NAME, StartBoard, run_payload
 from idds.tasks import Claim, Outcome, TaskSpec, TaskState
 
 if TYPE_CHECKING:
@@ -162,7 +162,11 @@ class Dispatcher:
         from idds.runtime import ensure_ray
 
         ensure_ray()
-        self._board = ray.remote(num_cpus=0)(StartBoard).options(max_restarts=-1).remote()
+        self._board = (
+            ray.remote(num_cpus=0)(StartBoard)
+            .options(name=BOARD_NAME, max_restarts=-1, get_if_exists=True)
+            .remote()
+        )
         self._owners = {o.owner_id: o for o in owners}
         self._open = self._count_open()
         # Renewing also notices a cancel made from another process: do it often.
@@ -248,7 +252,7 @@ class Dispatcher:
 
             remote = ray.remote(max_retries=0)(run_payload).options(**placement.ray_options)
             self._remotes[key] = remote
-        ref = remote.remote(claim.payload, self._board, claim.token)
+        ref = remote.remote(claim.payload, claim.token)
         deadline = time.monotonic() + claim.timeout_s if claim.timeout_s else None
         self._flight[ref] = _InFlight(claim, ref, deadline, placement.site)
 

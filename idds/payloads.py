@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import socket
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -67,23 +68,69 @@ class StartBoard:
         return notes
 
 
-def run_payload(
-    payload: dict[str, Any], board: Any = None, token: str | None = None
-) -> dict[str, Any]:
+_boards: dict[str, Any] = {}
+
+
+def _board(name: str) -> Any:
+    """The head's :class:`StartBoard` actor, looked up once per worker process."""
+    if name not in _boards:
+        import ray
+
+        _boards[name] = ray.get_actor(name)
+    return _boards[name]
+
+
+#: The name of the head's :class:`StartBoard` in its Ray namespace (one per driver).
+BOARD_NAME = "idds-startboard"
+
+#: Seconds after which a running payload's start is reported to its head.
+START_NOTICE_AFTER_S = 0.5
+
+
+class _StartWatcher:
+    """One thread per worker process: tells the head about payloads that run long enough to
+    be seen running. Short evaluations cost one assignment and no message."""
+
+    def __init__(self) -> None:
+        self.current: tuple[str, str, float] | None = None
+        self._told: str | None = None
+        threading.Thread(target=self._watch, daemon=True, name="idds-start-watcher").start()
+
+    def _watch(self) -> None:
+        while True:
+            time.sleep(START_NOTICE_AFTER_S / 2)
+            current = self.current
+            if (
+                current
+                and current[0] != self._told
+                and time.time() - current[2] > START_NOTICE_AFTER_S
+            ):
+                self._told = current[0]
+                _tell_started(*current)
+
+
+_watcher: _StartWatcher | None = None
+
+
+def run_payload(payload: dict[str, Any], token: str | None = None) -> dict[str, Any]:
     """Run a payload here and say how it went; never raises for the payload's own errors.
 
     Args:
         payload: what to run.
-        board: a :class:`StartBoard` actor to tell that the attempt ``token`` has started.
+        token: the attempt; its start is told to the head's :class:`StartBoard` if the
+            payload still runs after :data:`START_NOTICE_AFTER_S`.
 
     Returns:
         ``{"ok": True, "value": ...}`` or ``{"ok": False, "error": traceback}``, with the
         node's host name and the start time.
     """
+    global _watcher
     started = time.time()
     node = socket.gethostname()
-    if board is not None:
-        board.started.remote(token, node, started)
+    if token is not None:
+        if _watcher is None:
+            _watcher = _StartWatcher()
+        _watcher.current = (token, node, started)
     report: dict[str, Any] = {"node": node, "started": started}
     try:
         fn = load_callable(payload["callable"], payload.get("pythonpath", ()))
@@ -92,4 +139,14 @@ def run_payload(
         report.update(ok=False, error=traceback.format_exc())
     else:
         report.update(ok=True, value=value)
+    finally:
+        if _watcher is not None:
+            _watcher.current = None
     return report
+
+
+def _tell_started(token: str, node: str, started: float) -> None:
+    try:
+        _board(BOARD_NAME).started.remote(token, node, started)
+    except ValueError:  # the head is gone; its successor runs this point again anyway
+        pass
