@@ -60,9 +60,16 @@ def _run(study: Study, no_progress: bool) -> None:
 
 
 def _print_best(study: Study) -> None:
+    if len(study.spec.directions) > 1:
+        front = study.best_trials
+        click.echo(f"Pareto front ({len(front)} trial(s), {', '.join(study.spec.directions)}):")
+        for t in front:
+            values = ", ".join(f"{v:.6g}" for v in t.values or [])
+            click.echo(f"  trial {t.number}: [{values}] {json.dumps(t.params)}")
+        return
     best = study.best
     if best is None:
-        click.echo("no succeeded evaluation yet")
+        click.echo("no succeeded feasible evaluation yet")
         return
     click.echo(f"best value: {best.value:.6g} (trial {best.number})")
     click.echo(f"best point: {json.dumps(best.params)}")
@@ -89,13 +96,19 @@ def list_(settings: Settings) -> None:
 
 def _summary(conn: sa.Connection, row: sa.Row) -> list[object]:
     counts = tq.counts(conn, row.id)
-    values = conn.execute(
-        sa.select(tq.tasks.c.result).where(
-            tq.tasks.c.owner_id == row.id, tq.tasks.c.state == tq.TaskState.SUCCEEDED
-        )
-    ).scalars()
-    pick = max if row.spec.get("direction") == "maximize" else min
-    best = pick((float(v) for v in values), default=None)
+    direction = row.spec.get("direction", "minimize")
+    best = None
+    if isinstance(direction, str):
+        results = conn.execute(
+            sa.select(tq.tasks.c.result).where(
+                tq.tasks.c.owner_id == row.id, tq.tasks.c.state == tq.TaskState.SUCCEEDED
+            )
+        ).scalars()
+        feasible = [
+            r["values"][0] for r in results if all(c <= 0 for c in r.get("constraints", ()))
+        ]
+        pick = max if direction == "maximize" else min
+        best = pick(feasible, default=None)
     done = counts[tq.TaskState.SUCCEEDED] + counts[tq.TaskState.FAILED]
     in_flight = counts[tq.TaskState.DISPATCHED] + counts[tq.TaskState.RUNNING]
     return [
@@ -119,10 +132,12 @@ def show(settings: Settings, name: str, errors: bool) -> None:
     spec = study.spec
     trials = study.trials
     click.echo(
-        f"study {name}: {study.state}, {spec.direction} {spec.objective}, "
+        f"study {name}: {study.state}, {'/'.join(spec.directions)} {spec.objective}, "
         f"proposer {spec.proposer}, {len(trials)}/{spec.max_points} points"
     )
     headers = ["trial", "state", "attempt", "site", "node", "duration", "value", "params"]
+    if len(spec.directions) > 1:
+        headers[6] = "values"
     click.echo(format_table(headers, [_trial_row(t) for t in trials]))
     if errors:
         for t in trials:
@@ -135,7 +150,9 @@ def show(settings: Settings, name: str, errors: bool) -> None:
 
 def _trial_row(t: Trial) -> list[object]:
     duration = "" if t.duration_s is None else f"{t.duration_s:.2f}s"
-    value = "" if t.value is None else f"{t.value:.6g}"
+    value = "" if t.values is None else ", ".join(f"{v:.6g}" for v in t.values)
+    if t.values is not None and not t.feasible:
+        value += " (infeasible)"
     params = ", ".join(f"{k}={_short(v)}" for k, v in t.params.items())
     return [t.number, t.state, t.attempt, t.site, t.node, duration, value, params]
 

@@ -1,59 +1,440 @@
-"""Proposers: where new points come from.
+"""Proposers: where a study's points come from, behind one interface.
 
-A proposer hands out several points at once for parallel evaluation. Points handed out but
-not yet evaluated stay in the Optuna study as RUNNING trials, so samplers that know about
-pending trials take them into account (TPE here runs with ``constant_liar=True``: a pending
-point is treated as if it had the worst value seen, which spreads parallel proposals).
+Every proposer hands out several points at once for parallel evaluation, and is told each
+point's outcome exactly once. Points handed out but not evaluated yet are *pending*:
+
+- Optuna samplers keep them as RUNNING trials of the head's in-memory study, which is how
+  Optuna itself treats pending trials; TPE runs with ``constant_liar=True`` (a pending point
+  counts as if it had the worst value seen), which spreads parallel proposals.
+- scikit-optimize models are refitted with each pending point told a lie (its ``liar``
+  strategy: ``cl_min`` by default, ``cl_mean`` or ``cl_max``), then asked for a batch with the
+  same strategy.
+
+Names: ``optuna:tpe``, ``optuna:gp``, ``optuna:cmaes``, ``optuna:nsga2``, ``optuna:nsga3``,
+``optuna:qmc``, ``optuna:random``, ``optuna:grid``, any Optuna sampler by import path
+(``package.module:SamplerClass``), and ``skopt:gp``, ``skopt:rf``, ``skopt:et``,
+``skopt:gbrt``. ``proposer_options`` in the spec go to the sampler's constructor.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+import abc
+import importlib
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import optuna
 
 from idds.errors import SpecError
 
+if TYPE_CHECKING:
+    from hpo.spec import StudySpec
 
-def _tpe(seed: int | None) -> optuna.samplers.BaseSampler:
-    return optuna.samplers.TPESampler(seed=seed, constant_liar=True)
-
-
-def _random(seed: int | None) -> optuna.samplers.BaseSampler:
-    return optuna.samplers.RandomSampler(seed=seed)
+_CONSTRAINTS = "constraints"  # where Optuna's samplers look for a trial's constraints
 
 
-#: Proposer names and the factories of their samplers.
-PROPOSERS: dict[str, Callable[[int | None], optuna.samplers.BaseSampler]] = {
-    "optuna:tpe": _tpe,
-    "optuna:random": _random,
+@dataclass(frozen=True)
+class Point:
+    """A proposed point: the parameters, and the proposer's handle to tell its outcome."""
+
+    params: dict[str, Any]
+    handle: Any
+
+
+class Proposer(abc.ABC):
+    """Proposes points for one study; lives in the head, called from one thread.
+
+    Contract: :meth:`ask` returns at most ``n`` points (fewer only when the space is
+    exhausted, as a finished grid); each point asked, or restored as pending, is told
+    exactly once with :meth:`tell`. ``values`` is None for a failed point. Values are in the
+    study's own directions; a proposer converts them as its model needs.
+    """
+
+    def __init__(self, spec: StudySpec, seed: int | None) -> None:
+        self.spec = spec
+        self.seed = seed
+
+    @abc.abstractmethod
+    def ask(self, n: int) -> list[Point]:
+        """Up to ``n`` new points."""
+
+    @abc.abstractmethod
+    def tell(
+        self, point: Point, values: list[float] | None, constraints: list[float] | None = None
+    ) -> None:
+        """The outcome of a point handed out by :meth:`ask` or :meth:`restore`."""
+
+    @abc.abstractmethod
+    def restore(
+        self,
+        params: dict[str, Any],
+        values: list[float] | None,
+        constraints: list[float] | None = None,
+        *,
+        pending: bool = False,
+    ) -> Point | None:
+        """Rebuild from the database: a finished point (told at once), or a pending one
+        (returned, to be told later)."""
+
+
+# --- Optuna ------------------------------------------------------------------------------
+
+
+def _needs(package: str, proposer: str, extra: str) -> None:
+    try:
+        importlib.import_module(package)
+    except ImportError:
+        raise SpecError(
+            f"proposer {proposer} needs the {package} package: pip install 'idds[{extra}]'"
+        ) from None
+
+
+def _constraints_func(trial: optuna.trial.FrozenTrial) -> Sequence[float]:
+    return trial.system_attrs.get(_CONSTRAINTS, ())  # type: ignore[no-any-return]
+
+
+def _tpe(spec: StudySpec, seed: int | None, constrained: bool, **opts: Any) -> Any:
+    opts.setdefault("constant_liar", True)
+    if constrained:
+        opts.setdefault("constraints_func", _constraints_func)
+    return optuna.samplers.TPESampler(seed=seed, **opts)
+
+
+def _gp(spec: StudySpec, seed: int | None, constrained: bool, **opts: Any) -> Any:
+    _needs("torch", "optuna:gp", "gp")
+    if constrained:
+        opts.setdefault("constraints_func", _constraints_func)
+    return optuna.samplers.GPSampler(seed=seed, **opts)
+
+
+def _cmaes(spec: StudySpec, seed: int | None, constrained: bool, **opts: Any) -> Any:
+    _needs("cmaes", "optuna:cmaes", "cmaes")
+    categorical = [n for n, p in spec.space.items() if p.type == "categorical"]
+    if categorical:
+        raise SpecError(
+            f"proposer optuna:cmaes cannot handle categorical parameters ({', '.join(categorical)})"
+        )
+    return optuna.samplers.CmaEsSampler(seed=seed, **opts)
+
+
+def _nsga2(spec: StudySpec, seed: int | None, constrained: bool, **opts: Any) -> Any:
+    if constrained:
+        opts.setdefault("constraints_func", _constraints_func)
+    return optuna.samplers.NSGAIISampler(seed=seed, **opts)
+
+
+def _nsga3(spec: StudySpec, seed: int | None, constrained: bool, **opts: Any) -> Any:
+    if constrained:
+        opts.setdefault("constraints_func", _constraints_func)
+    return optuna.samplers.NSGAIIISampler(seed=seed, **opts)
+
+
+def _qmc(spec: StudySpec, seed: int | None, constrained: bool, **opts: Any) -> Any:
+    return optuna.samplers.QMCSampler(seed=seed, **opts)
+
+
+def _random(spec: StudySpec, seed: int | None, constrained: bool, **opts: Any) -> Any:
+    return optuna.samplers.RandomSampler(seed=seed, **opts)
+
+
+def _grid(spec: StudySpec, seed: int | None, constrained: bool, **opts: Any) -> Any:
+    return optuna.samplers.GridSampler(grid_space(spec), seed=seed, **opts)
+
+
+def grid_space(spec: StudySpec) -> dict[str, list[Any]]:
+    """Every value of every parameter, for a grid (floats need a ``step``)."""
+    grid: dict[str, list[Any]] = {}
+    for name, p in spec.space.items():
+        if p.type == "categorical":
+            grid[name] = list(p.choices)
+        elif p.type == "int" and not p.log:
+            grid[name] = list(range(p.low, p.high + 1, p.step))
+        elif p.type == "float" and p.step is not None:
+            n = int(math.floor((p.high - p.low) / p.step + 1e-9))
+            grid[name] = [round(p.low + i * p.step, 12) for i in range(n + 1)]
+        else:
+            raise SpecError(
+                f"proposer optuna:grid cannot handle parameter {name!r}: give it a step "
+                "(floats) or no log scale (ints)"
+            )
+    return grid
+
+
+_OPTUNA: dict[str, Callable[..., Any]] = {
+    "tpe": _tpe,
+    "gp": _gp,
+    "cmaes": _cmaes,
+    "nsga2": _nsga2,
+    "nsga3": _nsga3,
+    "qmc": _qmc,
+    "random": _random,
+    "grid": _grid,
 }
+_SINGLE_OBJECTIVE = {"optuna:cmaes", "skopt:gp", "skopt:rf", "skopt:et", "skopt:gbrt"}
+
+
+class OptunaProposer(Proposer):
+    """An Optuna sampler over the head's in-memory Optuna study (define-by-run, so
+    conditional parameters work)."""
+
+    def __init__(self, spec: StudySpec, seed: int | None) -> None:
+        super().__init__(spec, seed)
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        sampler = _optuna_sampler(spec, seed)
+        self.study = optuna.create_study(directions=list(spec.directions), sampler=sampler)
+        self._dists = distributions(spec.space)
+        self._grid_left = math.prod(len(v) for v in grid_space(spec).values()) if (
+            spec.proposer == "optuna:grid") else None  # fmt: skip
+
+    def ask(self, n: int) -> list[Point]:
+        if self._grid_left is not None:
+            n = min(n, self._grid_left)
+            self._grid_left -= n
+        return [self._ask_one() for _ in range(n)]
+
+    def _ask_one(self) -> Point:
+        trial = self.study.ask()
+        params: dict[str, Any] = {}
+        for name in self.spec.space:
+            if active(self.spec, name, params):
+                params[name] = trial._suggest(name, self._dists[name])
+        return Point(params, trial)
+
+    def tell(
+        self, point: Point, values: list[float] | None, constraints: list[float] | None = None
+    ) -> None:
+        trial = point.handle
+        if constraints is not None:
+            self.study._storage.set_trial_system_attr(trial._trial_id, _CONSTRAINTS, constraints)
+        if values is None:
+            self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        else:
+            self.study.tell(trial, values)
+
+    def restore(
+        self,
+        params: dict[str, Any],
+        values: list[float] | None,
+        constraints: list[float] | None = None,
+        *,
+        pending: bool = False,
+    ) -> Point | None:
+        if self._grid_left is not None:
+            self._grid_left = max(self._grid_left - 1, 0)
+        if pending:
+            self.study.enqueue_trial(params)
+            return self._ask_one()
+        state = optuna.trial.TrialState.COMPLETE if values is not None else TrialFail
+        system_attrs = {_CONSTRAINTS: constraints} if constraints is not None else {}
+        dists = {k: self._dists[k] for k in params if k in self._dists}
+        self.study.add_trial(
+            optuna.trial.create_trial(
+                params=params, distributions=dists, values=values, state=state,
+                system_attrs=system_attrs,
+            )
+        )  # fmt: skip
+        return None
+
+
+TrialFail = optuna.trial.TrialState.FAIL
+
+
+def _optuna_sampler(spec: StudySpec, seed: int | None) -> optuna.samplers.BaseSampler:
+    name = spec.proposer
+    options = dict(spec.proposer_options)
+    constrained = spec.constraints > 0
+    if name.startswith("optuna:") and name[7:] in _OPTUNA:
+        return _OPTUNA[name[7:]](spec, seed, constrained, **options)  # type: ignore[no-any-return]
+    cls = _import_sampler(name)
+    try:
+        return cls(seed=seed, **options)  # type: ignore[no-any-return]
+    except TypeError:
+        return cls(**options)  # type: ignore[no-any-return]
+
+
+def _import_sampler(name: str) -> type:
+    module_name, _, attr = name.partition(":")
+    try:
+        cls = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError, ValueError):
+        raise SpecError(f"unknown proposer {name!r} ({_known()})") from None
+    if not (isinstance(cls, type) and issubclass(cls, optuna.samplers.BaseSampler)):
+        raise SpecError(f"proposer {name!r} is not an Optuna sampler class")
+    return cls
+
+
+# --- scikit-optimize ---------------------------------------------------------------------
+
+
+class SkoptProposer(Proposer):
+    """A scikit-optimize ``Optimizer`` (GP, RF, ET or GBRT surrogate); batches through its
+    liar strategies. Options: ``acq_func``, ``acq_optimizer``, ``n_initial_points``,
+    ``liar`` (``cl_min``, ``cl_mean``, ``cl_max``), ``acq_func_kwargs``."""
+
+    def __init__(self, spec: StudySpec, seed: int | None) -> None:
+        super().__init__(spec, seed)
+        options = dict(spec.proposer_options)
+        self.liar = options.pop("liar", "cl_min")
+        if self.liar not in ("cl_min", "cl_mean", "cl_max"):
+            raise SpecError(f"proposer_options.liar: {self.liar!r} is not cl_min/cl_mean/cl_max")
+        self.names = list(spec.space)
+        self.optimizer = _skopt_optimizer(spec, seed, options)
+        self.sign = -1.0 if spec.directions[0] == "maximize" else 1.0
+        self._pending: dict[int, list[Any]] = {}
+        self._next = 0
+
+    def ask(self, n: int) -> list[Point]:
+        if n <= 0:
+            return []
+        opt = self.optimizer
+        if self._pending:
+            opt = opt.copy(random_state=opt.rng)
+            lie = self._lie(opt)
+            for x in self._pending.values():
+                opt.tell(x, lie)
+        xs = opt.ask(n_points=n, strategy=self.liar) if n > 1 else [opt.ask()]
+        return [self._hand_out(x) for x in xs]
+
+    def _lie(self, opt: Any) -> float:
+        ys = opt.yi
+        if not ys:
+            return 0.0
+        return {"cl_min": min, "cl_max": max, "cl_mean": lambda v: sum(v) / len(v)}[self.liar](ys)
+
+    def _hand_out(self, x: Sequence[Any]) -> Point:
+        x = [_plain(v) for v in x]
+        key = self._next
+        self._next += 1
+        self._pending[key] = x
+        return Point(dict(zip(self.names, x, strict=True)), key)
+
+    def tell(
+        self, point: Point, values: list[float] | None, constraints: list[float] | None = None
+    ) -> None:
+        x = self._pending.pop(point.handle)
+        if values is not None and _feasible(constraints):
+            self.optimizer.tell(x, self.sign * values[0])
+
+    def restore(
+        self,
+        params: dict[str, Any],
+        values: list[float] | None,
+        constraints: list[float] | None = None,
+        *,
+        pending: bool = False,
+    ) -> Point | None:
+        x = [params[n] for n in self.names]
+        if pending:
+            return self._hand_out(x)
+        if values is not None and _feasible(constraints):
+            self.optimizer.tell(x, self.sign * values[0])
+        return None
+
+
+def _feasible(constraints: list[float] | None) -> bool:
+    return constraints is None or all(c <= 0 for c in constraints)
+
+
+def _plain(v: Any) -> Any:
+    return v.item() if hasattr(v, "item") else v
+
+
+def _skopt_optimizer(spec: StudySpec, seed: int | None, options: dict[str, Any]) -> Any:
+    _needs("skopt", spec.proposer, "skopt")
+    import skopt
+    from skopt.space import Categorical, Integer, Real
+
+    dims = []
+    for name, p in spec.space.items():
+        if p.when:
+            raise SpecError(
+                f"proposer {spec.proposer} cannot handle conditional parameter {name!r}"
+            )
+        if p.type == "categorical":
+            dims.append(Categorical(list(p.choices), name=name))
+        elif p.step not in (None, 1):
+            raise SpecError(f"proposer {spec.proposer} cannot handle a step (parameter {name!r})")
+        else:
+            kind = Real if p.type == "float" else Integer
+            prior = "log-uniform" if p.log else "uniform"
+            dims.append(kind(p.low, p.high, prior=prior, name=name))
+    model = spec.proposer.partition(":")[2].upper()
+    if model == "GBRT":
+        _check_gbrt()
+    options.setdefault("n_initial_points", 10)
+    return skopt.Optimizer(dims, base_estimator=model, random_state=seed, **options)
+
+
+def _check_gbrt() -> None:
+    """scikit-optimize 0.10.2's GBRT breaks on newer scikit-learn; say so at submission."""
+    import numpy as np
+    from skopt.learning import GradientBoostingQuantileRegressor
+
+    try:
+        GradientBoostingQuantileRegressor(n_estimators=2).fit(np.c_[[0.0, 1.0, 2.0]], [0, 1, 2])
+    except Exception as exc:  # its failure depends on the installed scikit-learn
+        import sklearn
+
+        raise SpecError(
+            f"proposer skopt:gbrt does not work with scikit-learn {sklearn.__version__} "
+            f"in this scikit-optimize ({type(exc).__name__}: {str(exc).splitlines()[0]}); "
+            "use skopt:rf or skopt:et, or scikit-learn < 1.6"
+        ) from None
+
+
+# --- names --------------------------------------------------------------------------------
+
+#: The proposers known by name.
+PROPOSERS = tuple(
+    [f"optuna:{k}" for k in _OPTUNA] + ["skopt:gp", "skopt:rf", "skopt:et", "skopt:gbrt"]
+)
+
+
+def _known() -> str:
+    return "known: " + ", ".join(PROPOSERS) + ", or an Optuna sampler as module:Class"
 
 
 def check_proposer(name: str) -> None:
-    """Raise :class:`SpecError` unless ``name`` is a known proposer."""
-    if name not in PROPOSERS:
-        raise SpecError(f"unknown proposer {name!r} (known: {', '.join(sorted(PROPOSERS))})")
+    """Raise :class:`SpecError` unless ``name`` names a proposer."""
+    if name in PROPOSERS:
+        return
+    if name.startswith(("optuna:", "skopt:")) or ":" not in name:
+        raise SpecError(f"unknown proposer {name!r} ({_known()})")
+    _import_sampler(name)
 
 
-def make_sampler(name: str, seed: int | None) -> optuna.samplers.BaseSampler:
-    """The Optuna sampler behind proposer ``name``."""
-    check_proposer(name)
-    return PROPOSERS[name](seed)
+def make_proposer(spec: StudySpec, seed: int | None) -> Proposer:
+    """The proposer the spec names, checked against its space and objectives.
+
+    Raises:
+        SpecError: the proposer is unknown, lacks its package, or cannot handle the space
+            or the number of objectives.
+    """
+    check_proposer(spec.proposer)
+    if len(spec.directions) > 1 and spec.proposer in _SINGLE_OBJECTIVE:
+        raise SpecError(f"proposer {spec.proposer} handles one objective, not several")
+    if spec.proposer.startswith("skopt:"):
+        return SkoptProposer(spec, seed)
+    return OptunaProposer(spec, seed)
+
+
+def active(spec: StudySpec, name: str, params: dict[str, Any]) -> bool:
+    """Whether parameter ``name`` exists given the parameters chosen before it."""
+    when = spec.space[name].when
+    return all(params.get(k) in allowed for k, allowed in when.items())
 
 
 def distributions(space: dict[str, Any]) -> dict[str, optuna.distributions.BaseDistribution]:
     """Optuna distributions for a validated search space."""
-    from hpo.spec import CategoricalParam, FloatParam
-
     out: dict[str, optuna.distributions.BaseDistribution] = {}
     for name, p in space.items():
-        if isinstance(p, FloatParam):
+        if p.type == "float":
             out[name] = optuna.distributions.FloatDistribution(
                 p.low, p.high, log=p.log, step=p.step
             )
-        elif isinstance(p, CategoricalParam):
+        elif p.type == "categorical":
             out[name] = optuna.distributions.CategoricalDistribution(p.choices)
         else:
             out[name] = optuna.distributions.IntDistribution(p.low, p.high, log=p.log, step=p.step)

@@ -23,7 +23,23 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class FloatParam(_Strict):
+Choice = str | int | float | bool | None
+
+
+class _Param(_Strict):
+    #: The parameter exists only where each named parameter (defined before it) takes one of
+    #: the listed values: ``when: {model: [svm]}``.
+    when: dict[str, list[Choice]] = Field(default_factory=dict)
+
+    @field_validator("when", mode="before")
+    @classmethod
+    def _listify(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: v if isinstance(v, list) else [v] for k, v in value.items()}
+        return value
+
+
+class FloatParam(_Param):
     """A real parameter in ``[low, high]``, optionally on a log scale or a step grid."""
 
     type: Literal["float"]
@@ -40,7 +56,7 @@ class FloatParam(_Strict):
         return self
 
 
-class IntParam(_Strict):
+class IntParam(_Param):
     """An integer parameter in ``[low, high]``, optionally on a log scale or with a step."""
 
     type: Literal["int"]
@@ -57,11 +73,11 @@ class IntParam(_Strict):
         return self
 
 
-class CategoricalParam(_Strict):
+class CategoricalParam(_Param):
     """A choice among JSON values (strings, numbers, booleans, null)."""
 
     type: Literal["categorical"]
-    choices: list[str | int | float | bool | None] = Field(min_length=1)
+    choices: list[Choice] = Field(min_length=1)
 
 
 def _check_range(low: float, high: float, log: bool) -> None:
@@ -72,6 +88,8 @@ def _check_range(low: float, high: float, log: bool) -> None:
     if log and low <= 0:
         raise ValueError(f"a log-scale parameter needs low > 0, got {low:g}")
 
+
+Direction = Literal["minimize", "maximize"]
 
 Param = Annotated[FloatParam | IntParam | CategoricalParam, Field(discriminator="type")]
 
@@ -95,11 +113,18 @@ class StudySpec(_Strict):
     name: str = Field(pattern=_NAME)
     objective: str = Field(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
     space: dict[str, Param] = Field(min_length=1)
-    direction: Literal["minimize", "maximize"] = "minimize"
+    direction: Direction | list[Direction] = "minimize"
+    constraints: int = Field(default=0, ge=0)
     max_points: int = Field(default=100, gt=0)
     parallel: int = Field(default=1, gt=0)
+    points_per_iteration: int | None = Field(default=None, gt=0)
+    min_unevaluated_points: int | None = Field(default=None, ge=0)
+    patience: int | None = Field(default=None, gt=0)
+    max_time: float | None = Field(default=None, gt=0)
     proposer: str = "optuna:tpe"
+    proposer_options: dict[str, Any] = Field(default_factory=dict)
     seed: int | None = None
+    initial_points: list[dict[str, Any]] = Field(default_factory=list)
     max_attempts: int = Field(default=3, ge=1)
     retry_errors: bool = False
     timeout: float | None = Field(default=None, gt=0)
@@ -117,10 +142,41 @@ class StudySpec(_Strict):
     @field_validator("space")
     @classmethod
     def _param_names(cls, value: dict[str, Any]) -> dict[str, Any]:
-        for key in value:
+        seen: list[str] = []
+        for key, param in value.items():
             if not re.match(r"^[A-Za-z_][\w.\-]*$", key):
                 raise ValueError(f"parameter name {key!r} is not an identifier")
+            for other in param.when:
+                if other not in seen:
+                    raise ValueError(f"{key}.when: {other!r} is not a parameter defined before it")
+            seen.append(key)
         return value
+
+    @field_validator("direction")
+    @classmethod
+    def _some_direction(cls, value: Any) -> Any:
+        if isinstance(value, list) and not value:
+            raise ValueError("give at least one direction")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> StudySpec:
+        from hpo.proposers import make_proposer
+
+        if self.patience and len(self.directions) > 1:
+            raise ValueError("patience: needs a single objective")
+        for i, point in enumerate(self.initial_points):
+            unknown = set(point) - set(self.space)
+            if unknown:
+                raise ValueError(f"initial_points[{i}]: unknown parameter(s) {sorted(unknown)}")
+        make_proposer(self, self.seed)  # the proposer can handle this space and objectives
+        return self
+
+    @property
+    def directions(self) -> tuple[str, ...]:
+        """One direction per objective."""
+        d = self.direction
+        return tuple(d) if isinstance(d, list) else (d,)
 
     def to_json(self) -> dict[str, Any]:
         """The spec as plain JSON (round-trips through :meth:`from_mapping`)."""
@@ -143,12 +199,15 @@ class StudySpec(_Strict):
 
 def _first_error(exc: ValidationError) -> str:
     err = exc.errors(include_url=False)[0]
-    loc = [str(p) for p in err["loc"] if p not in ("float", "int", "categorical")]
+    tags = ("float", "int", "categorical", "str")
+    loc = [str(p) for p in err["loc"] if p not in tags and "[" not in str(p)]
     where = ".".join(loc) or "spec"
     if err["type"] == "extra_forbidden":
         return f"{where}: unknown key"
     if err["type"] == "union_tag_invalid":
         return f"{where}.type: must be one of float, int, categorical"
+    if err["type"] == "value_error" and str(err["msg"]).startswith("Value error, ") and not loc:
+        return str(err["msg"]).removeprefix("Value error, ")
     if err["type"] == "union_tag_not_found":
         return f"{where}.type: missing (one of float, int, categorical)"
     msg = str(err["msg"]).removeprefix("Value error, ")

@@ -14,10 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import optuna
 import sqlalchemy as sa
 
-from hpo.proposers import distributions, make_sampler
+from hpo.proposers import Point, make_proposer
 from hpo.spec import StudySpec
 from idds import owners as owners_mod
 from idds import tasks as tq
@@ -39,17 +38,30 @@ KIND = "study"
 
 @dataclass(frozen=True)
 class Trial:
-    """One point of a study as recorded: its state, attempts, where it ran, its value."""
+    """One point of a study as recorded: its state, attempts, where it ran, its values.
+
+    ``value`` is the first objective's value (the only one in a single-objective study);
+    ``values`` holds them all. ``feasible`` is False when a constraint is above zero.
+    """
 
     number: int
     state: str
     params: dict[str, Any]
-    value: float | None
+    values: list[float] | None
+    constraints: list[float] | None
     attempt: int
     site: str | None
     node: str | None
     duration_s: float | None
     error: str | None
+
+    @property
+    def value(self) -> float | None:
+        return self.values[0] if self.values else None
+
+    @property
+    def feasible(self) -> bool:
+        return self.constraints is None or all(c <= 0 for c in self.constraints)
 
 
 class Study:
@@ -192,22 +204,55 @@ class Study:
 
     @property
     def best(self) -> Trial | None:
-        """The succeeded trial with the best value (None before any succeeded)."""
-        done = [t for t in self.trials if t.state == TaskState.SUCCEEDED and t.value is not None]
-        if not done:
-            return None
-        pick = max if self.spec.direction == "maximize" else min
-        return pick(done, key=lambda t: t.value)  # type: ignore[arg-type, return-value]
+        """The feasible succeeded trial with the best value (None before there is one).
+
+        Raises:
+            SpecError: the study has several objectives (see :attr:`best_trials`).
+        """
+        if len(self.spec.directions) > 1:
+            raise SpecError(f"study {self.name!r} has several objectives: use best_trials")
+        return best_of(self.trials, self.spec.directions[0])
+
+    @property
+    def best_trials(self) -> list[Trial]:
+        """The Pareto front: feasible succeeded trials that no other one dominates."""
+        return pareto_front(self.trials, self.spec.directions)
+
+
+def _done(trials: list[Trial]) -> list[Trial]:
+    return [t for t in trials if t.state == TaskState.SUCCEEDED and t.values and t.feasible]
+
+
+def best_of(trials: list[Trial], direction: str) -> Trial | None:
+    """The feasible succeeded trial with the best value."""
+    done = _done(trials)
+    if not done:
+        return None
+    pick = max if direction == "maximize" else min
+    return pick(done, key=lambda t: t.values[0])  # type: ignore[index]
+
+
+def pareto_front(trials: list[Trial], directions: tuple[str, ...]) -> list[Trial]:
+    """Feasible succeeded trials not dominated by another one."""
+    signs = [1.0 if d == "minimize" else -1.0 for d in directions]
+    done = _done(trials)
+    keyed = [(t, [s * v for s, v in zip(signs, t.values, strict=True)]) for t in done]  # type: ignore[arg-type]
+
+    def dominated(a: list[float]) -> bool:
+        return any(all(x <= y for x, y in zip(b, a, strict=True)) and b != a for _, b in keyed)
+
+    return [t for t, k in keyed if not dominated(k)]
 
 
 def _trial(row: Any) -> Trial:
     duration = row.finished - row.started if row.finished and row.started else None
-    value = row.result if row.state == TaskState.SUCCEEDED else None
+    result = row.result if row.state == TaskState.SUCCEEDED else None
     return Trial(
         number=row.number,
         state=row.state,
         params=row.payload["args"][0],
-        value=value,
+        values=result["values"] if result else None,
+        constraints=result.get("constraints") if result else None,
         attempt=row.attempt,
         site=row.site,
         node=row.node,
@@ -265,20 +310,21 @@ class _StudyRun(TaskOwner):
         self.parallel = spec.parallel
         self.spec = spec
         self.cancelled = False
+        self.stopped_because: str | None = None
         self._payload_base = {"callable": spec.objective, "pythonpath": study.pythonpath}
-        self._dists = distributions(spec.space)
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
-        self._pending: dict[int, optuna.trial.Trial] = {}
+        self._pending: dict[int, Point] = {}
         self._created = 0
         self._final = 0
         self._best: float | None = None
+        self._since_best = 0
+        self._started = time.monotonic()
+        self._exhausted = False
         trials = study.trials
         # A resumed study must not replay the seeded sequence it started with: offset the
         # seed by the points already proposed (the same spec still gives the same run).
         seed = None if spec.seed is None else spec.seed + len(trials)
-        self._optuna = optuna.create_study(
-            direction=spec.direction, sampler=make_sampler(spec.proposer, seed)
-        )
+        self.proposer = make_proposer(spec, seed)
+        self._queued = [dict(p) for p in spec.initial_points[len(trials) :]]
         self._rebuild(trials)
         self._bar = _progress_bar(spec, self._final, self._best) if progress else None
 
@@ -288,38 +334,63 @@ class _StudyRun(TaskOwner):
             self._created = max(self._created, t.number + 1)
             if t.state in tq.FINAL:
                 self._final += 1
-                self._tell_final(t.params, t.value if t.state == TaskState.SUCCEEDED else None)
+                self.proposer.restore(t.params, t.values, t.constraints)
+                self._note(t.values, t.constraints)
             else:
-                self._optuna.enqueue_trial(t.params)
-                self._pending[t.number] = self._optuna.ask(self._dists)
+                point = self.proposer.restore(t.params, None, pending=True)
+                self._pending[t.number] = point  # type: ignore[assignment]
 
-    def _tell_final(self, params: dict[str, Any], value: float | None) -> None:
-        state = optuna.trial.TrialState.COMPLETE if value is not None else TrialFail
-        trial = optuna.trial.create_trial(
-            params=params, distributions=self._dists, value=value, state=state
-        )
-        self._optuna.add_trial(trial)
-        self._note_best(value)
-
-    def _note_best(self, value: float | None) -> None:
-        if value is None:
+    def _note(self, values: list[float] | None, constraints: list[float] | None) -> None:
+        """Track the best value, and the points since it last improved (for ``patience``)."""
+        self._since_best += 1
+        if values is None or len(values) > 1 or not _feasible(constraints):
             return
+        value = values[0]
         better = self._best is None or (
-            value > self._best if self.spec.direction == "maximize" else value < self._best
+            value > self._best if self.spec.directions[0] == "maximize" else value < self._best
         )
         if better:
             self._best = value
+            self._since_best = 0
 
     def new_tasks(self, free: int) -> list[TaskSpec]:
-        n = 0 if self.cancelled else min(free, self.spec.max_points - self._created)
+        n = self._how_many(free)
+        points = [self._from_queue() for _ in range(min(n, len(self._queued)))]
+        points += self.proposer.ask(n - len(points))
+        if len(points) < n:
+            self._exhausted = True
         specs = []
-        for _ in range(max(n, 0)):
-            trial = self._optuna.ask(self._dists)
+        for point in points:
             number = self._created
             self._created += 1
-            self._pending[number] = trial
-            specs.append(self._task(number, trial.params))
+            self._pending[number] = point
+            specs.append(self._task(number, point.params))
         return specs
+
+    def _how_many(self, free: int) -> int:
+        spec = self.spec
+        if self.cancelled or self._exhausted or self._stop_reason():
+            return 0
+        left = spec.max_points - self._created
+        if spec.points_per_iteration is None:
+            return max(min(free, left), 0)
+        open_points = len(self._pending)
+        floor = spec.min_unevaluated_points if spec.min_unevaluated_points is not None else 0
+        if open_points > floor:
+            return 0
+        return max(min(spec.points_per_iteration, left), 0)
+
+    def _from_queue(self) -> Point:
+        """The next point the user gave (``initial_points``), pending in the proposer."""
+        return self.proposer.restore(self._queued.pop(0), None, pending=True)  # type: ignore[return-value]
+
+    def _stop_reason(self) -> str | None:
+        spec = self.spec
+        if spec.patience and self._since_best >= spec.patience and self._best is not None:
+            self.stopped_because = f"no improvement in {spec.patience} points"
+        elif spec.max_time and time.monotonic() - self._started > spec.max_time:
+            self.stopped_because = f"wall-clock budget of {spec.max_time:g} s spent"
+        return self.stopped_because
 
     def _task(self, number: int, params: dict[str, Any]) -> TaskSpec:
         res = self.spec.resources
@@ -333,28 +404,26 @@ class _StudyRun(TaskOwner):
             timeout_s=self.spec.timeout,
         )
 
-    def validate(self, result: Any) -> str | None:
-        if isinstance(result, bool) or not isinstance(result, int | float):
-            return f"objective returned {type(result).__name__}, not a number: {result!r:.80}"
-        if not math.isfinite(result):
-            return f"objective returned {result}"
-        return None
+    def accept(self, result: Any) -> dict[str, Any]:
+        return normalise_result(result, len(self.spec.directions), self.spec.constraints)
 
     def on_final(self, number: int, state: TaskState, result: Any, error: str | None) -> None:
-        trial = self._pending.pop(number)
+        point = self._pending.pop(number)
         self._final += 1
-        if state is TaskState.SUCCEEDED:
-            self._optuna.tell(trial, float(result))
-            self._note_best(float(result))
-        else:
-            self._optuna.tell(trial, state=TrialFail)
+        values = result["values"] if state is TaskState.SUCCEEDED else None
+        constraints = result.get("constraints") if values is not None else None
+        self.proposer.tell(point, values, constraints)
+        self._note(values, constraints)
         if self._bar is not None:
             self._bar.update(1)
             if self._best is not None:
                 self._bar.set_postfix(best=f"{self._best:.6g}", refresh=False)
 
     def done(self) -> bool:
-        return self.cancelled or self._final >= self.spec.max_points
+        if self.cancelled or self._final >= self.spec.max_points:
+            return True
+        stopping = self._exhausted or self._stop_reason() is not None
+        return stopping and not self._pending
 
     def on_cancel(self) -> None:
         self.cancelled = True
@@ -364,7 +433,43 @@ class _StudyRun(TaskOwner):
             self._bar.close()
 
 
-TrialFail = optuna.trial.TrialState.FAIL
+def _feasible(constraints: list[float] | None) -> bool:
+    return constraints is None or all(c <= 0 for c in constraints)
+
+
+def normalise_result(result: Any, n_objectives: int, n_constraints: int) -> dict[str, Any]:
+    """What an objective returned, as ``{"values": [...], "constraints": [...]}``.
+
+    An objective returns a number, a list of numbers (one per objective), or a mapping with
+    ``values`` (or ``value``), and ``constraints`` (a point is feasible when each is <= 0).
+
+    Raises:
+        ValueError: the result has the wrong shape or a value that is not a finite number.
+    """
+    constraints = None
+    if isinstance(result, dict):
+        values = result.get("values", result.get("value"))
+        constraints = result.get("constraints")
+    else:
+        values = result
+    values = list(values) if isinstance(values, list | tuple) else [values]
+    if len(values) != n_objectives:
+        raise ValueError(f"objective returned {len(values)} value(s), expected {n_objectives}")
+    out: dict[str, Any] = {"values": [_number(v, "value") for v in values]}
+    if n_constraints:
+        if not isinstance(constraints, list | tuple) or len(constraints) != n_constraints:
+            raise ValueError(f"objective must return {n_constraints} constraint value(s)")
+        out["constraints"] = [_number(c, "constraint") for c in constraints]
+    return out
+
+
+def _number(v: Any, what: str) -> float:
+    if isinstance(v, bool) or not isinstance(v, int | float) and not hasattr(v, "__float__"):
+        raise ValueError(f"objective returned {type(v).__name__}, not a number: {v!r:.80}")
+    f = float(v)
+    if not math.isfinite(f):
+        raise ValueError(f"objective returned {what} {f}")
+    return f
 
 
 def _progress_bar(spec: StudySpec, done: int, best: float | None) -> Any:

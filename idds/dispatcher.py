@@ -50,9 +50,13 @@ class TaskOwner(abc.ABC):
     def done(self) -> bool:
         """True when the owner expects no more tasks to run."""
 
-    def validate(self, result: Any) -> str | None:
-        """Why a payload's result is unacceptable (a failed attempt), or None."""
-        return None
+    def accept(self, result: Any) -> Any:
+        """The result to record for a payload's return value.
+
+        Raises:
+            ValueError: the result is unacceptable; the attempt fails with this message.
+        """
+        return result
 
     def on_cancel(self) -> None:  # noqa: B027 - an optional hook
         """The owner was cancelled (from this or another process)."""
@@ -333,10 +337,13 @@ class Dispatcher:
     def _checked(self, claim: Claim, outcome: Outcome) -> Outcome:
         if not outcome.ok:
             return outcome
-        reason = self._owners[claim.owner_id].validate(outcome.result)
-        if reason is None:
-            return outcome
-        return Outcome(kind="invalid", error=reason, node=outcome.node, started=outcome.started)
+        try:
+            result = self._owners[claim.owner_id].accept(outcome.result)
+        except ValueError as exc:
+            return Outcome(
+                kind="invalid", error=str(exc), node=outcome.node, started=outcome.started
+            )
+        return Outcome(kind="ok", result=result, node=outcome.node, started=outcome.started)
 
     def _renew(self) -> None:
         ids = list(self._owners)
