@@ -21,6 +21,7 @@ from __future__ import annotations
 import abc
 import importlib
 import math
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -208,10 +209,16 @@ class OptunaProposer(Proposer):
         trial = point.handle
         if constraints is not None:
             self.study._storage.set_trial_system_attr(trial._trial_id, _CONSTRAINTS, constraints)
-        if values is None:
-            self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
-        else:
-            self.study.tell(trial, values)
+        try:
+            if values is None:
+                self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            else:
+                self.study.tell(trial, values)
+        except RuntimeError as exc:
+            # Grid-like samplers call study.stop() once their space is covered, which Optuna
+            # allows only inside its own loop; the trial is recorded all the same.
+            if "Study.stop" not in str(exc):
+                raise
 
     def restore(
         self,
@@ -245,13 +252,15 @@ def _optuna_sampler(spec: StudySpec, seed: int | None) -> optuna.samplers.BaseSa
     name = spec.proposer
     options = dict(spec.proposer_options)
     constrained = spec.constraints > 0
-    if name.startswith("optuna:") and name[7:] in _OPTUNA:
-        return _OPTUNA[name[7:]](spec, seed, constrained, **options)  # type: ignore[no-any-return]
-    cls = _import_sampler(name)
-    try:
-        return cls(seed=seed, **options)  # type: ignore[no-any-return]
-    except TypeError:
-        return cls(**options)  # type: ignore[no-any-return]
+    with warnings.catch_warnings():  # the user chose the sampler, experimental or not
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        if name.startswith("optuna:") and name[7:] in _OPTUNA:
+            return _OPTUNA[name[7:]](spec, seed, constrained, **options)  # type: ignore[no-any-return]
+        cls = _import_sampler(name)
+        try:
+            return cls(seed=seed, **options)  # type: ignore[no-any-return]
+        except TypeError:
+            return cls(**options)  # type: ignore[no-any-return]
 
 
 def _import_sampler(name: str) -> type:
@@ -360,28 +369,54 @@ def _skopt_optimizer(spec: StudySpec, seed: int | None, options: dict[str, Any])
             kind = Real if p.type == "float" else Integer
             prior = "log-uniform" if p.log else "uniform"
             dims.append(kind(p.low, p.high, prior=prior, name=name))
-    model = spec.proposer.partition(":")[2].upper()
+    model: Any = spec.proposer.partition(":")[2].upper()
     if model == "GBRT":
-        _check_gbrt()
+        model = _gbrt(seed)
     options.setdefault("n_initial_points", 10)
     return skopt.Optimizer(dims, base_estimator=model, random_state=seed, **options)
 
 
-def _check_gbrt() -> None:
-    """scikit-optimize 0.10.2's GBRT breaks on newer scikit-learn; say so at submission."""
+def _gbrt(seed: int | None) -> Any:
+    """scikit-optimize's quantile GBRT, mended for current scikit-learn and NumPy.
+
+    scikit-optimize 0.10.2 lists BaseEstimator before RegressorMixin (scikit-learn >= 1.6
+    then does not see a regressor) and calls ``np.in1d`` (gone in NumPy 2.4). If it still
+    fails here, the error says so at submission instead of in the middle of a study.
+    """
     import numpy as np
+    from sklearn.base import BaseEstimator
+    from sklearn.ensemble import GradientBoostingRegressor
+    from sklearn.utils import RegressorTags
     from skopt.learning import GradientBoostingQuantileRegressor
 
+    class QuantileGBRT(GradientBoostingQuantileRegressor):  # type: ignore[misc]
+        def __sklearn_tags__(self) -> Any:
+            tags = BaseEstimator.__sklearn_tags__(self)
+            tags.estimator_type = "regressor"
+            tags.regressor_tags = RegressorTags()
+            return tags
+
+        def predict(self, X: Any, return_std: bool = False, return_quantiles: bool = False) -> Any:
+            by_q = {q: r.predict(X) for q, r in zip(self.quantiles, self.regressors_, strict=True)}
+            if return_quantiles:
+                return np.asarray(list(by_q.values())).T
+            if return_std:
+                return by_q[0.5], (by_q[0.84] - by_q[0.16]) / 2.0
+            return by_q[0.5]
+
+    base = GradientBoostingRegressor(n_estimators=30, loss="quantile")
+    gbrt = QuantileGBRT(base_estimator=base, random_state=seed)
     try:
-        GradientBoostingQuantileRegressor(n_estimators=2).fit(np.c_[[0.0, 1.0, 2.0]], [0, 1, 2])
-    except Exception as exc:  # its failure depends on the installed scikit-learn
+        gbrt.fit(np.c_[[0.0, 1.0, 2.0, 3.0]], [0.0, 1.0, 2.0, 3.0])
+        gbrt.predict(np.c_[[0.5]], return_std=True)
+    except Exception as exc:  # its failure depends on the installed libraries
         import sklearn
 
         raise SpecError(
-            f"proposer skopt:gbrt does not work with scikit-learn {sklearn.__version__} "
-            f"in this scikit-optimize ({type(exc).__name__}: {str(exc).splitlines()[0]}); "
-            "use skopt:rf or skopt:et, or scikit-learn < 1.6"
+            f"proposer skopt:gbrt does not work with scikit-learn {sklearn.__version__} here "
+            f"({type(exc).__name__}: {str(exc).splitlines()[0]}); use skopt:rf or skopt:et"
         ) from None
+    return gbrt
 
 
 # --- names --------------------------------------------------------------------------------
@@ -415,9 +450,14 @@ def make_proposer(spec: StudySpec, seed: int | None) -> Proposer:
     check_proposer(spec.proposer)
     if len(spec.directions) > 1 and spec.proposer in _SINGLE_OBJECTIVE:
         raise SpecError(f"proposer {spec.proposer} handles one objective, not several")
-    if spec.proposer.startswith("skopt:"):
-        return SkoptProposer(spec, seed)
-    return OptunaProposer(spec, seed)
+    kind = SkoptProposer if spec.proposer.startswith("skopt:") else OptunaProposer
+    try:
+        return kind(spec, seed)
+    except (TypeError, ValueError) as exc:
+        if isinstance(exc, SpecError):
+            raise
+        first = str(exc).strip().splitlines()[0]
+        raise SpecError(f"proposer_options for {spec.proposer}: {first}") from None
 
 
 def active(spec: StudySpec, name: str, params: dict[str, Any]) -> bool:

@@ -186,29 +186,27 @@ class Dispatcher:
             self._abandon_in_flight()
 
     def _cycle(self, ended: list[tuple[_InFlight, Outcome]]) -> None:
-        """One group commit: the results that came in, new tasks and claims; then launch the
-        claims and call the owners back (a result is reported only once it is committed).
-
-        Owners are asked for new tasks after the results of this group are recorded but
-        before they are told of them: a proposal may lag one group behind.
-        """
+        """Record what came in (one group commit), tell the owners (a result is reported
+        only once it is committed), then hand in their new tasks and claim the next ones
+        (a second commit) and launch them."""
         finals: list[tuple[Claim, TaskState, Outcome]] = []
-        placed: list[tuple[Claim, Placement]] = []
         started, self._started = self._started, []
-        with self.engine.begin() as conn:
-            self._mark_started(conn, started)
-            if ended:
+        if ended or started:
+            with self.engine.begin() as conn:
+                self._mark_started(conn, started)
                 finals = self._record(conn, ended)
-            work = self._plan()
-            if work:
-                placed = self._submit_and_claim(conn, work)
-        self._idle = not (placed or finals)
-        for claim, placement in placed:
-            self._launch(claim, placement)
         for claim, state, outcome in finals:
             self._owners[claim.owner_id].on_final(
                 claim.number, state, outcome.result if outcome.ok else None, outcome.error
             )
+        placed: list[tuple[Claim, Placement]] = []
+        work = self._plan()
+        if work:
+            with self.engine.begin() as conn:
+                placed = self._submit_and_claim(conn, work)
+        self._idle = not (placed or finals)
+        for claim, placement in placed:
+            self._launch(claim, placement)
 
     def _count_open(self) -> dict[int, int]:
         open_states = [TaskState.PENDING, *tq.IN_FLIGHT]

@@ -43,3 +43,12 @@ def recorded(params: dict) -> float:
     with open(params["log"], "a") as f:
         f.write(json.dumps({"x": params["x"]}) + "\n")
     return quadratic(params)
+
+
+def two_objectives(params: dict) -> list[float]:
+    return [params["x"] ** 2, (params["x"] - 1.0) ** 2]
+
+
+def constrained(params: dict) -> dict:
+    """Minimise x**2 subject to x >= 0.5 (constraint 0.5 - x <= 0)."""
+    return {"value": params["x"] ** 2, "constraints": [0.5 - params["x"]]}
