@@ -9,8 +9,19 @@ Define a study in YAML (``idds hpo launch study.yaml``) or in Python::
     print(study.best)
 """
 
-from hpo.proposers import PROPOSERS
+from hpo.proposers import PROPOSERS, Proposer
+from hpo.sdk import checkpoint_dir, params
 from hpo.spec import StudySpec, load_spec_file
 from hpo.study import Study, Trial, load_study
 
-__all__ = ["PROPOSERS", "Study", "StudySpec", "Trial", "load_spec_file", "load_study"]
+__all__ = [
+    "PROPOSERS",
+    "Proposer",
+    "Study",
+    "StudySpec",
+    "Trial",
+    "checkpoint_dir",
+    "load_spec_file",
+    "load_study",
+    "params",
+]

@@ -8,12 +8,14 @@ import click
 import sqlalchemy as sa
 
 from hpo.spec import load_spec_file
-from hpo.study import KIND, Study, Trial, load_study
+from hpo.study import KIND, Study, Trial, load_study, trial_workdir
 from idds import owners as owners_mod
 from idds import tasks as tq
 from idds.cli import format_table
+from idds.commands import log_paths
 from idds.config import Settings
 from idds.db import connect, reading
+from idds.errors import NotFound
 
 
 @click.group("hpo")
@@ -159,6 +161,26 @@ def _trial_row(t: Trial) -> list[object]:
 
 def _short(v: object) -> str:
     return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+@hpo.command()
+@click.argument("name")
+@click.argument("trial", type=int)
+@click.option("--attempt", type=int, help="Which attempt (the last one by default).")
+@click.pass_obj
+def logs(settings: Settings, name: str, trial: int, attempt: int | None) -> None:
+    """Print the stdout and stderr of TRIAL of study NAME."""
+    study = load_study(name, settings=settings)
+    found = [t for t in study.trials if t.number == trial]
+    if not found:
+        raise NotFound(f"study {name!r} has no trial {trial}")
+    attempt = attempt or found[0].attempt
+    out, err = log_paths(trial_workdir(study.workdir, trial), attempt)
+    if not out.exists() and not err.exists():
+        raise NotFound(f"no logs for trial {trial}, attempt {attempt} (looked in {out.parent})")
+    for label, path in (("stdout", out), ("stderr", err)):
+        click.echo(f"--- {label} of trial {trial}, attempt {attempt} ({path}) ---")
+        click.echo(path.read_text(errors="replace") if path.exists() else "(none)", nl=False)
 
 
 @hpo.command()

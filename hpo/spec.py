@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import shlex
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -94,6 +95,13 @@ Direction = Literal["minimize", "maximize"]
 Param = Annotated[FloatParam | IntParam | CategoricalParam, Field(discriminator="type")]
 
 
+class Container(_Strict):
+    """Run a command payload in a container image."""
+
+    image: str = Field(min_length=1)
+    engine: Literal["apptainer", "singularity", "docker"] = "apptainer"
+
+
 class Resources(_Strict):
     """What one evaluation needs."""
 
@@ -106,12 +114,17 @@ class StudySpec(_Strict):
     """A study: its space, objective, proposer and stopping rule.
 
     ``objective`` is ``module:function``; the function takes the point (a dict) and returns a
-    float. ``pythonpath`` entries are where the module is found (relative entries are taken
+    float (or one per objective). ``command`` instead runs a program per point with the
+    point in ``input.json`` and its result in ``output.json`` (see :mod:`idds.commands`).
+    ``pythonpath`` entries are where the module is found (relative entries are taken
     from the spec file's directory; that directory itself is always included).
     """
 
     name: str = Field(pattern=_NAME)
-    objective: str = Field(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
+    objective: str | None = Field(default=None, pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
+    command: str | list[str] | None = None
+    container: Container | None = None
+    input_ds: list[str] | None = None
     space: dict[str, Param] = Field(min_length=1)
     direction: Direction | list[Direction] = "minimize"
     constraints: int = Field(default=0, ge=0)
@@ -163,6 +176,12 @@ class StudySpec(_Strict):
     def _consistent(self) -> StudySpec:
         from hpo.proposers import make_proposer
 
+        if (self.objective is None) == (self.command is None):
+            raise ValueError("give exactly one of objective (module:function) and command")
+        if self.command is not None and not self.argv:
+            raise ValueError("command: is empty")
+        if self.container is not None and self.command is None:
+            raise ValueError("container: needs a command")
         if self.patience and len(self.directions) > 1:
             raise ValueError("patience: needs a single objective")
         for i, point in enumerate(self.initial_points):
@@ -171,6 +190,13 @@ class StudySpec(_Strict):
                 raise ValueError(f"initial_points[{i}]: unknown parameter(s) {sorted(unknown)}")
         make_proposer(self, self.seed)  # the proposer can handle this space and objectives
         return self
+
+    @property
+    def argv(self) -> list[str]:
+        """The command as a list of arguments."""
+        if self.command is None:
+            return []
+        return shlex.split(self.command) if isinstance(self.command, str) else list(self.command)
 
     @property
     def directions(self) -> tuple[str, ...]:

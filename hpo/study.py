@@ -98,7 +98,10 @@ class Study:
         self.spec = spec
         self.settings = settings or Settings.from_env()
         self.pythonpath = _resolve_path(spec.pythonpath, base)
-        load_callable(spec.objective, self.pythonpath)  # fail now, not on a worker
+        if spec.objective:
+            load_callable(spec.objective, self.pythonpath)  # fail now, not on a worker
+        self.workdir = str((Path(self.settings.work_dir) / spec.name).resolve())
+        self.spec_dir = str(base)
         self._engine: Engine | None = None
 
     @property
@@ -119,7 +122,12 @@ class Study:
         Raises:
             SpecError: a study of that name exists already.
         """
-        stored = {**self.spec.to_json(), "pythonpath": self.pythonpath}
+        stored = {
+            **self.spec.to_json(),
+            "pythonpath": self.pythonpath,
+            "workdir": self.workdir,
+            "spec_dir": self.spec_dir,
+        }
         try:
             with self.engine.begin() as conn:
                 return owners_mod.create(conn, KIND, self.name, stored)
@@ -250,7 +258,7 @@ def _trial(row: Any) -> Trial:
     return Trial(
         number=row.number,
         state=row.state,
-        params=row.payload["args"][0],
+        params=row.payload["input"] if "command" in row.payload else row.payload["args"][0],
         values=result["values"] if result else None,
         constraints=result.get("constraints") if result else None,
         attempt=row.attempt,
@@ -272,9 +280,11 @@ def load_study(name: str, *, settings: Settings | None = None) -> Study:
     with reading(engine) as conn:
         row = owners_mod.find(conn, KIND, name)
     stored = dict(row.spec)
-    pythonpath = stored.pop("pythonpath", [])
-    spec = StudySpec.from_mapping({**stored, "pythonpath": pythonpath}, source=f"study {name}")
-    study = Study(spec, settings=settings)
+    workdir = stored.pop("workdir", None)
+    spec_dir = stored.pop("spec_dir", None)
+    spec = StudySpec.from_mapping(stored, source=f"study {name}")
+    study = Study(spec, settings=settings, base_dir=spec_dir)
+    study.workdir = workdir or study.workdir
     study._engine = engine
     return study
 
@@ -296,6 +306,11 @@ def _reference(fn: Callable[..., Any]) -> tuple[str, list[str]]:
     return f"{module}:{fn.__qualname__}", extra
 
 
+def trial_workdir(study_workdir: str, number: int) -> str:
+    """A trial's work dir: its logs, and its checkpoints kept between attempts."""
+    return str(Path(study_workdir) / f"trial-{number:05d}")
+
+
 def _resolve_path(entries: list[str], base: Path) -> list[str]:
     resolved = [str((base / e).resolve()) for e in entries]
     return list(dict.fromkeys([*resolved, str(base)]))
@@ -311,7 +326,9 @@ class _StudyRun(TaskOwner):
         self.spec = spec
         self.cancelled = False
         self.stopped_because: str | None = None
-        self._payload_base = {"callable": spec.objective, "pythonpath": study.pythonpath}
+        self._workdir = study.workdir
+        self._pythonpath = study.pythonpath
+        self._argv = [a.replace("%SPEC_DIR", study.spec_dir) for a in spec.argv]
         self._pending: dict[int, Point] = {}
         self._created = 0
         self._final = 0
@@ -397,12 +414,27 @@ class _StudyRun(TaskOwner):
         return TaskSpec(
             number=number,
             kind="hpo.trial",
-            payload={**self._payload_base, "args": [params]},
+            payload=self._payload(number, params),
             resources=res.model_dump(exclude_none=True),
             max_attempts=self.spec.max_attempts,
             retry_errors=self.spec.retry_errors,
             timeout_s=self.spec.timeout,
         )
+
+    def _payload(self, number: int, params: dict[str, Any]) -> dict[str, Any]:
+        spec = self.spec
+        workdir = trial_workdir(self._workdir, number)
+        if spec.objective:
+            return {"callable": spec.objective, "args": [params], "pythonpath": self._pythonpath,
+                    "workdir": workdir}  # fmt: skip
+        payload: dict[str, Any] = {"command": self._argv, "input": params, "workdir": workdir}
+        if spec.container:
+            payload["container"] = spec.container.model_dump()
+        if spec.input_ds is not None:
+            payload["input_ds"] = spec.input_ds
+        if spec.timeout:
+            payload["timeout_s"] = spec.timeout
+        return payload
 
     def accept(self, result: Any) -> dict[str, Any]:
         return normalise_result(result, len(self.spec.directions), self.spec.constraints)
@@ -441,14 +473,15 @@ def normalise_result(result: Any, n_objectives: int, n_constraints: int) -> dict
     """What an objective returned, as ``{"values": [...], "constraints": [...]}``.
 
     An objective returns a number, a list of numbers (one per objective), or a mapping with
-    ``values`` (or ``value``), and ``constraints`` (a point is feasible when each is <= 0).
+    ``values`` (or ``value``, or ``loss`` as in a command's ``output.json``), and
+    ``constraints`` (a point is feasible when each is <= 0).
 
     Raises:
         ValueError: the result has the wrong shape or a value that is not a finite number.
     """
     constraints = None
     if isinstance(result, dict):
-        values = result.get("values", result.get("value"))
+        values = result.get("values", result.get("value", result.get("loss")))
         constraints = result.get("constraints")
     else:
         values = result

@@ -255,7 +255,10 @@ class Dispatcher:
             remote = ray.remote(max_retries=0)(run_payload).options(**placement.ray_options)
             self._remotes[key] = remote
         ref = remote.remote(claim.payload, claim.token)
-        deadline = time.monotonic() + claim.timeout_s if claim.timeout_s else None
+        # A command stops itself at its timeout (killing its process group); the head's
+        # deadline, a little later, is the backstop that cancels the Ray task.
+        grace = 2.0 if "command" in claim.payload else 0.0
+        deadline = time.monotonic() + claim.timeout_s + grace if claim.timeout_s else None
         self._flight[ref] = _InFlight(claim, ref, deadline, placement.site)
 
     def _collect(self) -> list[tuple[_InFlight, Outcome]]:
@@ -292,7 +295,8 @@ class Dispatcher:
             return Outcome(kind="crash", error=f"{type(exc).__name__}: {exc}".splitlines()[0])
         node, started = report.get("node"), report.get("started")
         if not report["ok"]:
-            return Outcome(kind="error", error=report["error"], node=node, started=started)
+            kind = report.get("kind", "error")
+            return Outcome(kind=kind, error=report["error"], node=node, started=started)
         return Outcome(kind="ok", result=report["value"], node=node, started=started)
 
     def _expire(self) -> list[tuple[_InFlight, Outcome]]:

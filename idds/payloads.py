@@ -1,13 +1,19 @@
 """What a task runs, and the Ray function that runs it on a worker.
 
-A payload is a JSON object. The core knows one form: ``{"callable": "module:function",
-"args": [...], "kwargs": {...}, "pythonpath": [...]}``: the function is imported on the
-worker (after the ``pythonpath`` entries are put first on ``sys.path``) and called; its return
-value is the result. Capability packages build their payloads on this form.
+A payload is a JSON object of one of two forms:
+
+- ``{"callable": "module:function", "args": [...], "kwargs": {...}, "pythonpath": [...],
+  "workdir": DIR}``: the function is imported on the worker (``pythonpath`` entries first on
+  ``sys.path``) and called in ``DIR`` (if given, its prints go to ``attempt-N.out/.err``
+  there); its return value is the result.
+- ``{"command": [...], ...}``: a program, run as :mod:`idds.commands` describes.
+
+Capability packages build their payloads on these forms.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import socket
 import sys
@@ -15,8 +21,10 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+from idds.commands import log_paths, run_command
 from idds.errors import SpecError
 
 
@@ -132,17 +140,41 @@ def run_payload(payload: dict[str, Any], token: str | None = None) -> dict[str, 
             _watcher = _StartWatcher()
         _watcher.current = (token, node, started)
     report: dict[str, Any] = {"node": node, "started": started}
+    attempt = int(token.rsplit(":", 1)[1]) if token else 1
     try:
-        fn = load_callable(payload["callable"], payload.get("pythonpath", ()))
-        value = fn(*payload.get("args", ()), **payload.get("kwargs", {}))
-    except Exception:  # the payload's failure is a result to record, not ours to raise
-        report.update(ok=False, error=traceback.format_exc())
-    else:
-        report.update(ok=True, value=value)
+        if "command" in payload:
+            report.update(run_command(payload, attempt))
+        else:
+            report.update(_run_callable(payload, attempt))
     finally:
         if _watcher is not None:
             _watcher.current = None
     return report
+
+
+#: The payload being run by this worker process (what ``hpo.params()`` reads).
+current: dict[str, Any] = {}
+
+
+def _run_callable(payload: dict[str, Any], attempt: int) -> dict[str, Any]:
+    workdir = payload.get("workdir")
+    with contextlib.ExitStack() as stack:
+        if workdir:
+            Path(workdir).mkdir(parents=True, exist_ok=True)
+            out, err = (stack.enter_context(p.open("w")) for p in log_paths(workdir, attempt))
+            stack.enter_context(contextlib.redirect_stdout(out))
+            stack.enter_context(contextlib.redirect_stderr(err))
+            stack.enter_context(contextlib.chdir(workdir))
+        current.update(payload=payload, attempt=attempt)
+        stack.callback(current.clear)
+        try:
+            fn = load_callable(payload["callable"], payload.get("pythonpath", ()))
+            value = fn(*payload.get("args", ()), **payload.get("kwargs", {}))
+        except Exception:  # the payload's failure is a result to record, not ours to raise
+            error = traceback.format_exc()
+            print(error, file=sys.stderr)
+            return {"ok": False, "error": error}
+    return {"ok": True, "value": value}
 
 
 def _tell_started(token: str, node: str, started: float) -> None:

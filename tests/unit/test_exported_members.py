@@ -12,7 +12,10 @@ EXPECTED = {
         "IllegalTransition", "LeaseLost", "LocalBroker", "NotFound", "Outcome", "Placement",
         "Settings", "SpecError", "TaskOwner", "TaskSpec", "TaskState", "connect",
     },
-    "hpo": {"PROPOSERS", "Study", "StudySpec", "Trial", "load_spec_file", "load_study"},
+    "hpo": {
+        "PROPOSERS", "Proposer", "Study", "StudySpec", "Trial", "checkpoint_dir",
+        "load_spec_file", "load_study", "params",
+    },
 }  # fmt: skip
 
 

@@ -1,0 +1,116 @@
+"""Command payloads: a program run in a work dir, the PanDA/iDDS HPO container convention.
+
+The payload ``{"command": [...], "workdir": DIR, "input": {...}, "input_ds": [...],
+"container": {"engine": "apptainer" | "docker", "image": IMAGE}, "timeout_s": N}`` runs the
+command in ``DIR`` with the point in ``input.json`` (and the list of training files in
+``input_ds.json``); the command writes ``output.json``, ``{"status": 0, "loss": <float>,
+"message": "..."}``; a non-zero status, a non-zero exit or a missing/unreadable output is a
+failed attempt. ``%IN`` and ``%OUT`` in the arguments become the two files' paths. Its
+stdout and stderr go to ``attempt-N.out`` / ``attempt-N.err`` in ``DIR``; other files there
+(checkpoints) are kept between attempts.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import signal
+import subprocess
+from pathlib import Path
+from typing import Any
+
+INPUT, INPUT_DS, OUTPUT = "input.json", "input_ds.json", "output.json"
+
+
+def log_paths(workdir: str | Path, attempt: int) -> tuple[Path, Path]:
+    """Where an attempt's stdout and stderr are kept."""
+    base = Path(workdir)
+    return base / f"attempt-{attempt}.out", base / f"attempt-{attempt}.err"
+
+
+def prepare(payload: dict[str, Any]) -> Path:
+    """Create the work dir and write the inputs; remove an old output."""
+    workdir = Path(payload["workdir"])
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / INPUT).write_text(json.dumps(payload.get("input", {})))
+    if payload.get("input_ds") is not None:
+        (workdir / INPUT_DS).write_text(json.dumps(payload["input_ds"]))
+    (workdir / OUTPUT).unlink(missing_ok=True)
+    return workdir
+
+
+def container_command(container: dict[str, Any], workdir: Path, argv: list[str]) -> list[str]:
+    """``argv`` wrapped to run in a container with the work dir mounted at the same path."""
+    engine, image = container.get("engine", "apptainer"), container["image"]
+    wd = str(workdir)
+    gpus = os.environ.get("CUDA_VISIBLE_DEVICES", "")
+    if engine in ("apptainer", "singularity"):
+        extra = ["--nv"] if gpus else []
+        return [engine, "exec", *extra, "--bind", f"{wd}:{wd}", "--pwd", wd, image, *argv]
+    if engine == "docker":
+        extra = ["--gpus", f'"device={gpus}"'] if gpus else []
+        user = f"{os.getuid()}:{os.getgid()}"
+        return ["docker", "run", "--rm", *extra, "--user", user, "-v", f"{wd}:{wd}", "-w", wd,
+                image, *argv]  # fmt: skip
+    raise ValueError(f"unknown container engine {engine!r} (apptainer, singularity, docker)")
+
+
+def run_command(payload: dict[str, Any], attempt: int) -> dict[str, Any]:
+    """Run a command payload; ``{"ok": True, "value": output}`` or ``{"ok": False, ...}``."""
+    workdir = prepare(payload)
+    argv = [_substitute(a, workdir) for a in payload["command"]]
+    if payload.get("container"):
+        argv = container_command(payload["container"], workdir, argv)
+    out_path, err_path = log_paths(workdir, attempt)
+    env = {**os.environ, "IDDS_WORKDIR": str(workdir), "IDDS_INPUT": str(workdir / INPUT)}
+    with out_path.open("wb") as out, err_path.open("wb") as err:
+        try:
+            proc = subprocess.Popen(
+                argv, cwd=workdir, stdout=out, stderr=err, env=env,
+                start_new_session=True, preexec_fn=_die_with_parent,
+            )  # fmt: skip
+        except OSError as exc:
+            return {"ok": False, "error": f"cannot run {argv[0]!r}: {exc.strerror}"}
+        try:
+            code = proc.wait(timeout=payload.get("timeout_s"))
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            limit = payload["timeout_s"]
+            return {"ok": False, "kind": "timeout", "error": f"timed out after {limit:g} s"}
+    if code != 0:
+        return {"ok": False, "error": f"command exited with {code}: {_tail(err_path)}"}
+    return _read_output(workdir)
+
+
+def _substitute(arg: str, workdir: Path) -> str:
+    return arg.replace("%IN", str(workdir / INPUT)).replace("%OUT", str(workdir / OUTPUT))
+
+
+def _read_output(workdir: Path) -> dict[str, Any]:
+    path = workdir / OUTPUT
+    try:
+        output = json.loads(path.read_text())
+    except FileNotFoundError:
+        return {"ok": False, "error": f"the command wrote no {OUTPUT}"}
+    except json.JSONDecodeError as exc:
+        return {"ok": False, "error": f"{OUTPUT} is not JSON: {exc}"}
+    if isinstance(output, dict) and output.get("status", 0) != 0:
+        message = output.get("message", "")
+        return {"ok": False, "error": f"{OUTPUT} says status {output['status']}: {message}"}
+    return {"ok": True, "value": output}
+
+
+def _tail(path: Path, lines: int = 5) -> str:
+    text = path.read_text(errors="replace").strip().splitlines()
+    return " | ".join(text[-lines:]) if text else "(no stderr)"
+
+
+def _die_with_parent() -> None:
+    """In the child: be killed if the worker running us dies (Linux), so a cancelled or
+    timed-out attempt leaves no orphan behind."""
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
