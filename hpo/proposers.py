@@ -33,8 +33,6 @@ from idds.errors import SpecError
 if TYPE_CHECKING:
     from hpo.spec import StudySpec
 
-_CONSTRAINTS = "constraints"  # where Optuna's samplers look for a trial's constraints
-
 
 @dataclass(frozen=True)
 class Point:
@@ -92,25 +90,17 @@ def _needs(package: str, proposer: str, extra: str) -> None:
         ) from None
 
 
-def _constraints_func(trial: optuna.trial.FrozenTrial) -> Sequence[float]:
-    return trial.system_attrs.get(_CONSTRAINTS, ())  # type: ignore[no-any-return]
-
-
-def _tpe(spec: StudySpec, seed: int | None, constrained: bool, **opts: Any) -> Any:
+def _tpe(spec: StudySpec, seed: int | None, **opts: Any) -> Any:
     opts.setdefault("constant_liar", True)
-    if constrained:
-        opts.setdefault("constraints_func", _constraints_func)
     return optuna.samplers.TPESampler(seed=seed, **opts)
 
 
-def _gp(spec: StudySpec, seed: int | None, constrained: bool, **opts: Any) -> Any:
+def _gp(spec: StudySpec, seed: int | None, **opts: Any) -> Any:
     _needs("torch", "optuna:gp", "gp")
-    if constrained:
-        opts.setdefault("constraints_func", _constraints_func)
     return optuna.samplers.GPSampler(seed=seed, **opts)
 
 
-def _cmaes(spec: StudySpec, seed: int | None, constrained: bool, **opts: Any) -> Any:
+def _cmaes(spec: StudySpec, seed: int | None, **opts: Any) -> Any:
     _needs("cmaes", "optuna:cmaes", "cmaes")
     categorical = [n for n, p in spec.space.items() if p.type == "categorical"]
     if categorical:
@@ -120,27 +110,23 @@ def _cmaes(spec: StudySpec, seed: int | None, constrained: bool, **opts: Any) ->
     return optuna.samplers.CmaEsSampler(seed=seed, **opts)
 
 
-def _nsga2(spec: StudySpec, seed: int | None, constrained: bool, **opts: Any) -> Any:
-    if constrained:
-        opts.setdefault("constraints_func", _constraints_func)
+def _nsga2(spec: StudySpec, seed: int | None, **opts: Any) -> Any:
     return optuna.samplers.NSGAIISampler(seed=seed, **opts)
 
 
-def _nsga3(spec: StudySpec, seed: int | None, constrained: bool, **opts: Any) -> Any:
-    if constrained:
-        opts.setdefault("constraints_func", _constraints_func)
+def _nsga3(spec: StudySpec, seed: int | None, **opts: Any) -> Any:
     return optuna.samplers.NSGAIIISampler(seed=seed, **opts)
 
 
-def _qmc(spec: StudySpec, seed: int | None, constrained: bool, **opts: Any) -> Any:
+def _qmc(spec: StudySpec, seed: int | None, **opts: Any) -> Any:
     return optuna.samplers.QMCSampler(seed=seed, **opts)
 
 
-def _random(spec: StudySpec, seed: int | None, constrained: bool, **opts: Any) -> Any:
+def _random(spec: StudySpec, seed: int | None, **opts: Any) -> Any:
     return optuna.samplers.RandomSampler(seed=seed, **opts)
 
 
-def _grid(spec: StudySpec, seed: int | None, constrained: bool, **opts: Any) -> Any:
+def _grid(spec: StudySpec, seed: int | None, **opts: Any) -> Any:
     return optuna.samplers.GridSampler(grid_space(spec), seed=seed, **opts)
 
 
@@ -207,8 +193,8 @@ class OptunaProposer(Proposer):
         self, point: Point, values: list[float] | None, constraints: list[float] | None = None
     ) -> None:
         trial = point.handle
-        if constraints is not None:
-            self.study._storage.set_trial_system_attr(trial._trial_id, _CONSTRAINTS, constraints)
+        for i, c in enumerate(constraints or ()):
+            trial.set_constraint(f"c{i}", c)
         try:
             if values is None:
                 self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
@@ -234,12 +220,12 @@ class OptunaProposer(Proposer):
             self.study.enqueue_trial(params)
             return self._ask_one()
         state = optuna.trial.TrialState.COMPLETE if values is not None else TrialFail
-        system_attrs = {_CONSTRAINTS: constraints} if constraints is not None else {}
+        named = {f"c{i}": c for i, c in enumerate(constraints)} if constraints else None
         dists = {k: self._dists[k] for k in params if k in self._dists}
         self.study.add_trial(
             optuna.trial.create_trial(
                 params=params, distributions=dists, values=values, state=state,
-                system_attrs=system_attrs,
+                constraints=named,
             )
         )  # fmt: skip
         return None
@@ -251,11 +237,10 @@ TrialFail = optuna.trial.TrialState.FAIL
 def _optuna_sampler(spec: StudySpec, seed: int | None) -> optuna.samplers.BaseSampler:
     name = spec.proposer
     options = dict(spec.proposer_options)
-    constrained = spec.constraints > 0
     with warnings.catch_warnings():  # the user chose the sampler, experimental or not
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         if name.startswith("optuna:") and name[7:] in _OPTUNA:
-            return _OPTUNA[name[7:]](spec, seed, constrained, **options)  # type: ignore[no-any-return]
+            return _OPTUNA[name[7:]](spec, seed, **options)  # type: ignore[no-any-return]
         cls = _import_sampler(name)
         try:
             return cls(seed=seed, **options)  # type: ignore[no-any-return]
