@@ -6,6 +6,7 @@ import json
 
 import click
 import sqlalchemy as sa
+import yaml
 
 from hpo.spec import load_spec_file
 from hpo.study import KIND, Study, Trial, load_study, trial_workdir
@@ -15,7 +16,7 @@ from idds.cli import format_table
 from idds.commands import log_paths
 from idds.config import Settings
 from idds.db import connect, reading
-from idds.errors import NotFound
+from idds.errors import NotFound, SpecError
 
 
 @click.group("hpo")
@@ -181,6 +182,25 @@ def logs(settings: Settings, name: str, trial: int, attempt: int | None) -> None
     for label, path in (("stdout", out), ("stderr", err)):
         click.echo(f"--- {label} of trial {trial}, attempt {attempt} ({path}) ---")
         click.echo(path.read_text(errors="replace") if path.exists() else "(none)", nl=False)
+
+
+@hpo.command()
+@click.argument("name")
+@click.argument("assignments", nargs=-1, required=True)
+@click.pass_obj
+def enqueue(settings: Settings, name: str, assignments: tuple[str, ...]) -> None:
+    """Add the point KEY=VALUE ... to study NAME, to be evaluated next."""
+    point = {}
+    for item in assignments:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SpecError(f"{item!r} is not KEY=VALUE")
+        point[key] = yaml.safe_load(value) if value else ""
+    study = load_study(name, settings=settings)
+    if study.state != "active":
+        raise SpecError(f"study {name!r} is {study.state}: an enqueued point would never run")
+    point = study.enqueue(point)
+    click.echo(f"enqueued {json.dumps(point)} in study {name!r}")
 
 
 @hpo.command()

@@ -138,6 +138,7 @@ class StudySpec(_Strict):
     proposer_options: dict[str, Any] = Field(default_factory=dict)
     seed: int | None = None
     initial_points: list[dict[str, Any]] = Field(default_factory=list)
+    warm_start: list[str] = Field(default_factory=list)
     max_attempts: int = Field(default=3, ge=1)
     retry_errors: bool = False
     timeout: float | None = Field(default=None, gt=0)
@@ -185,9 +186,10 @@ class StudySpec(_Strict):
         if self.patience and len(self.directions) > 1:
             raise ValueError("patience: needs a single objective")
         for i, point in enumerate(self.initial_points):
-            unknown = set(point) - set(self.space)
-            if unknown:
-                raise ValueError(f"initial_points[{i}]: unknown parameter(s) {sorted(unknown)}")
+            try:
+                check_point(self, point)
+            except SpecError as exc:
+                raise ValueError(f"initial_points[{i}]: {exc}") from None
         make_proposer(self, self.seed)  # the proposer can handle this space and objectives
         return self
 
@@ -221,6 +223,43 @@ class StudySpec(_Strict):
             return cls.model_validate(data)
         except ValidationError as exc:
             raise SpecError(f"{source}: {_first_error(exc)}") from None
+
+
+def check_point(spec: StudySpec, point: dict[str, Any]) -> dict[str, Any]:
+    """A point given by hand, checked against the space (ints made ints).
+
+    Raises:
+        SpecError: an unknown or missing parameter, or a value outside its range or choices.
+    """
+    unknown = sorted(set(point) - set(spec.space))
+    if unknown:
+        raise SpecError(f"unknown parameter(s) {', '.join(unknown)}")
+    out: dict[str, Any] = {}
+    for name, p in spec.space.items():
+        if not all(out.get(k) in allowed for k, allowed in p.when.items()):
+            if name in point:
+                raise SpecError(f"{name}: does not exist for this point (see its `when`)")
+            continue
+        if name not in point:
+            raise SpecError(f"{name}: missing")
+        out[name] = _check_value(name, p, point[name])
+    return out
+
+
+def _check_value(name: str, p: Any, value: Any) -> Any:
+    if p.type == "categorical":
+        if value not in p.choices:
+            raise SpecError(f"{name}: {value!r} is not one of {p.choices}")
+        return value
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise SpecError(f"{name}: {value!r} is not a number")
+    if p.type == "int":
+        if value != int(value):
+            raise SpecError(f"{name}: {value!r} is not an integer")
+        value = int(value)
+    if not p.low <= value <= p.high:
+        raise SpecError(f"{name}: {value!r} is outside [{p.low}, {p.high}]")
+    return value if p.type == "int" else float(value)
 
 
 def _first_error(exc: ValidationError) -> str:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from hpo.proposers import Point, make_proposer
-from hpo.spec import StudySpec
+from hpo.spec import StudySpec, check_point
 from idds import owners as owners_mod
 from idds import tasks as tq
 from idds.config import Settings
@@ -178,6 +178,36 @@ class Study:
             if time.monotonic() > deadline:
                 raise IddsError(f"study {self.name!r} is being run by another live head")
             time.sleep(0.5)
+
+    def enqueue(self, point: dict[str, Any]) -> dict[str, Any]:
+        """Add a point to evaluate next (a head running the study picks it up in seconds).
+
+        Returns:
+            The point as checked against the space.
+
+        Raises:
+            SpecError: the point does not fit the space.
+        """
+        point = check_point(self.spec, point)
+        owner_id = self._owner_id()
+
+        def add(spec: dict[str, Any]) -> dict[str, Any]:
+            return {**spec, "initial_points": [*spec.get("initial_points", []), point]}
+
+        with self.engine.begin() as conn:
+            owners_mod.update_spec(conn, owner_id, add)
+        self.spec = self.spec.model_copy(
+            update={"initial_points": [*self.spec.initial_points, point]}
+        )
+        return point
+
+    def _queued_indices(self) -> set[int]:
+        with reading(self.engine) as conn:
+            owner_id = owners_mod.find(conn, KIND, self.name).id
+            payloads = conn.execute(
+                sa.select(tq.tasks.c.payload).where(tq.tasks.c.owner_id == owner_id)
+            ).scalars()
+            return {p["queued"] for p in payloads if p.get("queued") is not None}
 
     def cancel(self) -> int:
         """Cancel the study; a head running it stops within seconds. Returns tasks cancelled."""
@@ -341,7 +371,10 @@ class _StudyRun(TaskOwner):
         # seed by the points already proposed (the same spec still gives the same run).
         seed = None if spec.seed is None else spec.seed + len(trials)
         self.proposer = make_proposer(spec, seed)
-        self._queued = [dict(p) for p in spec.initial_points[len(trials) :]]
+        self._warm_start(study)
+        self._taken = study._queued_indices()  # initial/enqueued points already made trials
+        self._queue: list[tuple[int, dict[str, Any]]] = []
+        self.on_spec({"initial_points": [dict(p) for p in spec.initial_points]})
         self._rebuild(trials)
         self._bar = _progress_bar(spec, self._final, self._best) if progress else None
 
@@ -356,6 +389,28 @@ class _StudyRun(TaskOwner):
             else:
                 point = self.proposer.restore(t.params, None, pending=True)
                 self._pending[t.number] = point  # type: ignore[assignment]
+
+    def _warm_start(self, study: Study) -> None:
+        """Tell the proposer the results of earlier studies (what fits this space)."""
+        for name in self.spec.warm_start:
+            earlier = load_study(name, settings=study.settings)
+            for t in earlier.trials:
+                if t.state != TaskState.SUCCEEDED or len(t.values or ()) != len(
+                    self.spec.directions
+                ):
+                    continue
+                try:
+                    params = check_point(self.spec, t.params)
+                except SpecError:
+                    continue  # outside this study's space
+                self.proposer.restore(params, t.values, t.constraints)
+
+    def on_spec(self, spec: dict[str, Any]) -> None:
+        """Points enqueued (``initial_points`` grown) are evaluated next."""
+        queued = {i for i, _ in self._queue}
+        for i, params in enumerate(spec.get("initial_points", [])):
+            if i not in self._taken and i not in queued:
+                self._queue.append((i, params))
 
     def _note(self, values: list[float] | None, constraints: list[float] | None) -> None:
         """Track the best value, and the points since it last improved (for ``patience``)."""
@@ -372,16 +427,20 @@ class _StudyRun(TaskOwner):
 
     def new_tasks(self, free: int) -> list[TaskSpec]:
         n = self._how_many(free)
-        points = [self._from_queue() for _ in range(min(n, len(self._queued)))]
-        points += self.proposer.ask(n - len(points))
+        points: list[tuple[Point, int | None]] = []
+        while self._queue and len(points) < n:
+            index, params = self._queue.pop(0)
+            self._taken.add(index)
+            points.append((self.proposer.restore(params, None, pending=True), index))  # type: ignore[arg-type]
+        points += [(p, None) for p in self.proposer.ask(n - len(points))]
         if len(points) < n:
             self._exhausted = True
         specs = []
-        for point in points:
+        for point, index in points:
             number = self._created
             self._created += 1
             self._pending[number] = point
-            specs.append(self._task(number, point.params))
+            specs.append(self._task(number, point.params, index))
         return specs
 
     def _how_many(self, free: int) -> int:
@@ -397,10 +456,6 @@ class _StudyRun(TaskOwner):
             return 0
         return max(min(spec.points_per_iteration, left), 0)
 
-    def _from_queue(self) -> Point:
-        """The next point the user gave (``initial_points``), pending in the proposer."""
-        return self.proposer.restore(self._queued.pop(0), None, pending=True)  # type: ignore[return-value]
-
     def _stop_reason(self) -> str | None:
         spec = self.spec
         if spec.patience and self._since_best >= spec.patience and self._best is not None:
@@ -409,12 +464,15 @@ class _StudyRun(TaskOwner):
             self.stopped_because = f"wall-clock budget of {spec.max_time:g} s spent"
         return self.stopped_because
 
-    def _task(self, number: int, params: dict[str, Any]) -> TaskSpec:
+    def _task(self, number: int, params: dict[str, Any], queued: int | None) -> TaskSpec:
         res = self.spec.resources
+        payload = self._payload(number, params)
+        if queued is not None:
+            payload["queued"] = queued  # which enqueued point this is, so it is made once
         return TaskSpec(
             number=number,
             kind="hpo.trial",
-            payload=self._payload(number, params),
+            payload=payload,
             resources=res.model_dump(exclude_none=True),
             max_attempts=self.spec.max_attempts,
             retry_errors=self.spec.retry_errors,

@@ -61,6 +61,9 @@ class TaskOwner(abc.ABC):
     def on_cancel(self) -> None:  # noqa: B027 - an optional hook
         """The owner was cancelled (from this or another process)."""
 
+    def on_spec(self, spec: dict[str, Any]) -> None:  # noqa: B027 - an optional hook
+        """The owner's stored spec changed in another process (e.g. points were enqueued)."""
+
 
 @dataclass(frozen=True)
 class Placement:
@@ -133,6 +136,7 @@ class Dispatcher:
         self._remotes: dict[tuple[Any, ...], Any] = {}
         self._idle = False
         self._board: Any = None
+        self._seen: dict[int, float] = {}  # owner -> the `updated` time last seen
         self._started: list[tuple[str, str, float]] = []
 
     # --- owners and leases ----------------------------------------------------------------
@@ -173,6 +177,8 @@ class Dispatcher:
         )
         self._owners = {o.owner_id: o for o in owners}
         self._open = self._count_open()
+        with self.engine.begin() as conn:
+            self._seen = {r.id: r.updated or 0.0 for r in self._owner_rows(conn, set(self._owners))}
         # Renewing also notices a cancel made from another process: do it often.
         period = min(self.lease_seconds / 3, 2.0)
         next_renew = time.monotonic() + period
@@ -348,13 +354,19 @@ class Dispatcher:
         return Outcome(kind="ok", result=result, node=outcome.node, started=outcome.started)
 
     def _renew(self) -> None:
+        """Extend the leases; notice owners cancelled or changed from another process."""
         ids = list(self._owners)
         with self.engine.begin() as conn:
             held = owners_mod.renew(conn, ids, self.head, self.lease_seconds)
-            cancelled = self._cancelled(conn, held)
-        for oid in cancelled:
-            self._drop_owner_flights(oid)
-            self._owners[oid].on_cancel()
+            rows = self._owner_rows(conn, held)
+        for row in rows:
+            owner = self._owners[row.id]
+            if row.state == OwnerState.CANCELLED:
+                self._drop_owner_flights(row.id)
+                owner.on_cancel()
+            elif (row.updated or 0.0) > self._seen.get(row.id, 0.0):
+                owner.on_spec(row.spec)
+            self._seen[row.id] = row.updated or 0.0
         lost = set(ids) - held
         if lost:
             for oid in lost:
@@ -362,16 +374,15 @@ class Dispatcher:
             names = ", ".join(str(i) for i in sorted(lost))
             raise LeaseLost(f"owner(s) {names} taken over by another head; standing down")
 
-    def _cancelled(self, conn: Connection, held: set[int]) -> list[int]:
+    def _owner_rows(self, conn: Connection, held: set[int]) -> list[Any]:
         if not held:
             return []
-        rows = conn.execute(
-            sa.select(owners_mod.owners.c.id).where(
-                owners_mod.owners.c.id.in_(held),
-                owners_mod.owners.c.state == OwnerState.CANCELLED,
+        o = owners_mod.owners
+        return list(
+            conn.execute(
+                sa.select(o.c.id, o.c.state, o.c.spec, o.c.updated).where(o.c.id.in_(held))
             )
-        ).all()
-        return [oid for (oid,) in rows]
+        )
 
     def cancel(self, owner_id: int) -> None:
         """Cancel an owner held by this head: its tasks in flight are stopped now."""

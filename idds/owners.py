@@ -11,6 +11,7 @@ import enum
 import os
 import socket
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
@@ -110,6 +111,24 @@ def release(conn: Connection, owner_id: int, head: str) -> None:
         .where(owners.c.id == owner_id, owners.c.lease_holder == head)
         .values(lease_holder=None, lease_expires=None)
     )
+
+
+def update_spec(
+    conn: Connection, owner_id: int, change: Callable[[dict[str, Any]], dict[str, Any]]
+) -> dict[str, Any]:
+    """Read-modify-write an owner's spec under a row lock; a head holding it sees the change.
+
+    Returns:
+        The new spec.
+    """
+    spec = conn.execute(
+        sa.select(owners.c.spec).where(owners.c.id == owner_id).with_for_update()
+    ).scalar_one()
+    new = change(dict(spec))
+    conn.execute(
+        sa.update(owners).where(owners.c.id == owner_id).values(spec=new, updated=db_now())
+    )
+    return new
 
 
 def set_state(conn: Connection, owner_id: int, state: OwnerState) -> None:

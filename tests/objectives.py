@@ -52,3 +52,8 @@ def two_objectives(params: dict) -> list[float]:
 def constrained(params: dict) -> dict:
     """Minimise x**2 subject to x >= 0.5 (constraint 0.5 - x <= 0)."""
     return {"value": params["x"] ** 2, "constraints": [0.5 - params["x"]]}
+
+
+def sleepy_value(params: dict) -> float:
+    time.sleep(params["sleep"])
+    return quadratic(params)

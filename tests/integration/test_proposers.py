@@ -157,3 +157,56 @@ def test_a_space_a_proposer_cannot_handle_is_refused(tmp_path, over, message):
     fields = {"name": "p", "objective": "objectives:quadratic", "space": SPACE, **over}
     with pytest.raises(SpecError, match=message.replace("(", r"\(").replace(")", r"\)")):
         hpo.StudySpec.from_mapping(fields)
+
+
+def test_enqueued_points_reach_a_running_study(sqlite_settings, capsys):
+    import threading
+    import time
+
+    from idds.cli import main
+
+    space = {"x": {"type": "float", "low": -2.0, "high": 2.0},
+             "sleep": {"type": "categorical", "choices": [0.3]}}  # fmt: skip
+    study = _study(
+        sqlite_settings, objective="objectives:sleepy_value", space=space,
+        proposer="optuna:random", max_points=12, parallel=1,
+    )  # fmt: skip
+    study.create()
+    runner = threading.Thread(target=study.optimize, kwargs={"progress": False}, daemon=True)
+    runner.start()
+    time.sleep(1.0)
+    main(["--db", sqlite_settings.db_url, "hpo", "enqueue", "p", "x=1.25", "sleep=0.3"])
+    assert "enqueued" in capsys.readouterr().out
+    runner.join(timeout=60)
+    xs = [t.params["x"] for t in study.trials]
+    assert xs.count(1.25) == 1
+    assert len(xs) == 12
+    with pytest.raises(SystemExit) as info:
+        main(["--db", sqlite_settings.db_url, "hpo", "enqueue", "p", "x=7", "sleep=0.3"])
+    assert info.value.code == 2
+
+
+def test_bad_enqueued_point_is_refused(sqlite_settings):
+    study = _study(sqlite_settings, proposer="optuna:random", max_points=1)
+    study.create()
+    with pytest.raises(SpecError, match=r"x: 9 is outside \[-2.0, 2.0\]"):
+        study.enqueue({"x": 9, "y": 0})
+    with pytest.raises(SpecError, match="unknown parameter"):
+        study.enqueue({"x": 1, "y": 0, "z": 1})
+
+
+def test_warm_start_from_an_earlier_study(sqlite_settings):
+    first = _study(sqlite_settings, name="first", proposer="optuna:random", max_points=6)
+    first.optimize(progress=False)
+    second = _study(
+        sqlite_settings, name="second", proposer="optuna:tpe", max_points=2,
+        warm_start=["first"], proposer_options={"n_startup_trials": 3},
+    )  # fmt: skip
+    second.optimize(progress=False)
+    assert len(second.trials) == 2  # the earlier points inform the proposer, not the count
+    from hpo.study import _StudyRun
+
+    run = _StudyRun(second, second._owner_id(), progress=False)
+    told = run.proposer.study.trials
+    assert len(told) == 6 + 2
+    assert {t.params["x"] for t in told} >= {t.params["x"] for t in first.trials}
