@@ -84,8 +84,13 @@ def run_ray_tune(n: int, reuse_actors: bool, storage: str) -> float:
 def _fresh_pg(url: str) -> str | None:
     try:
         engine = sa.create_engine(url)
+        import idds.owners
+        import idds.tasks  # noqa: F401 - registers the tables on Base.metadata
+        from idds.db import Base
+
+        names = [t.name for t in Base.metadata.sorted_tables] + ["alembic_version"]
         with engine.begin() as conn:
-            conn.execute(sa.text("DROP TABLE IF EXISTS attempts, tasks, owners, alembic_version"))
+            conn.execute(sa.text(f"DROP TABLE IF EXISTS {', '.join(names)} CASCADE"))
         engine.dispose()
     except Exception as exc:  # no server: the row is left out and the table says so
         print(f"PostgreSQL at {url} not used: {str(exc).splitlines()[0]}")

@@ -10,13 +10,14 @@ Define a study in YAML (``idds hpo launch study.yaml``) or in Python::
 """
 
 from hpo.proposers import PROPOSERS, Proposer
-from hpo.sdk import checkpoint_dir, params
+from hpo.sdk import Pruned, checkpoint_dir, params, report, should_prune
 from hpo.spec import StudySpec, load_spec_file
 from hpo.study import Study, Trial, load_study
 
 __all__ = [
     "PROPOSERS",
     "Proposer",
+    "Pruned",
     "Study",
     "StudySpec",
     "Trial",
@@ -24,4 +25,6 @@ __all__ = [
     "load_spec_file",
     "load_study",
     "params",
+    "report",
+    "should_prune",
 ]

@@ -157,7 +157,8 @@ def _trial_row(t: Trial) -> list[object]:
     if t.values is not None and not t.feasible:
         value += " (infeasible)"
     params = ", ".join(f"{k}={_short(v)}" for k, v in t.params.items())
-    return [t.number, t.state, t.attempt, t.site, t.node, duration, value, params]
+    state = "pruned" if t.pruned else t.state
+    return [t.number, state, t.attempt, t.site, t.node, duration, value, params]
 
 
 def _short(v: object) -> str:

@@ -61,9 +61,15 @@ class Proposer(abc.ABC):
 
     @abc.abstractmethod
     def tell(
-        self, point: Point, values: list[float] | None, constraints: list[float] | None = None
+        self,
+        point: Point,
+        values: list[float] | None,
+        constraints: list[float] | None = None,
+        *,
+        pruned: bool = False,
     ) -> None:
-        """The outcome of a point handed out by :meth:`ask` or :meth:`restore`."""
+        """The outcome of a point handed out by :meth:`ask` or :meth:`restore` (``pruned``:
+        it was stopped early at the value given)."""
 
     @abc.abstractmethod
     def restore(
@@ -73,9 +79,15 @@ class Proposer(abc.ABC):
         constraints: list[float] | None = None,
         *,
         pending: bool = False,
+        pruned: bool = False,
+        intermediate: dict[int, float] | None = None,
     ) -> Point | None:
         """Rebuild from the database: a finished point (told at once), or a pending one
         (returned, to be told later)."""
+
+    def report(self, point: Point, step: int, value: float) -> bool:
+        """A progress report of a pending point; True if it should stop (be pruned)."""
+        return False
 
 
 # --- Optuna ------------------------------------------------------------------------------
@@ -169,8 +181,13 @@ class OptunaProposer(Proposer):
     def __init__(self, spec: StudySpec, seed: int | None) -> None:
         super().__init__(spec, seed)
         optuna.logging.set_verbosity(optuna.logging.WARNING)
+        from hpo.pruners import make_pruner
+
         sampler = _optuna_sampler(spec, seed)
-        self.study = optuna.create_study(directions=list(spec.directions), sampler=sampler)
+        pruner = make_pruner(spec.pruner, dict(spec.pruner_options))
+        self.study = optuna.create_study(
+            directions=list(spec.directions), sampler=sampler, pruner=pruner
+        )
         self._dists = distributions(spec.space)
         self._grid_left = math.prod(len(v) for v in grid_space(spec).values()) if (
             spec.proposer == "optuna:grid") else None  # fmt: skip
@@ -190,13 +207,20 @@ class OptunaProposer(Proposer):
         return Point(params, trial)
 
     def tell(
-        self, point: Point, values: list[float] | None, constraints: list[float] | None = None
+        self,
+        point: Point,
+        values: list[float] | None,
+        constraints: list[float] | None = None,
+        *,
+        pruned: bool = False,
     ) -> None:
         trial = point.handle
         for i, c in enumerate(constraints or ()):
             trial.set_constraint(f"c{i}", c)
         try:
-            if values is None:
+            if pruned:
+                self.study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+            elif values is None:
                 self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
             else:
                 self.study.tell(trial, values)
@@ -213,22 +237,35 @@ class OptunaProposer(Proposer):
         constraints: list[float] | None = None,
         *,
         pending: bool = False,
+        pruned: bool = False,
+        intermediate: dict[int, float] | None = None,
     ) -> Point | None:
         if self._grid_left is not None:
             self._grid_left = max(self._grid_left - 1, 0)
         if pending:
             self.study.enqueue_trial(params)
-            return self._ask_one()
+            point = self._ask_one()
+            for step, value in (intermediate or {}).items():
+                point.handle.report(value, step)
+            return point
         state = optuna.trial.TrialState.COMPLETE if values is not None else TrialFail
+        if pruned:
+            state = optuna.trial.TrialState.PRUNED
         named = {f"c{i}": c for i, c in enumerate(constraints)} if constraints else None
         dists = {k: self._dists[k] for k in params if k in self._dists}
         self.study.add_trial(
             optuna.trial.create_trial(
-                params=params, distributions=dists, values=values, state=state,
-                constraints=named,
+                params=params, distributions=dists, values=None if pruned else values,
+                state=state, constraints=named, intermediate_values=intermediate or None,
             )
         )  # fmt: skip
         return None
+
+    def report(self, point: Point, step: int, value: float) -> bool:
+        trial = point.handle
+        if step not in trial.storage.get_trial(trial._trial_id).intermediate_values:
+            trial.report(value, step)
+        return bool(trial.should_prune())
 
 
 TrialFail = optuna.trial.TrialState.FAIL
@@ -305,10 +342,15 @@ class SkoptProposer(Proposer):
         return Point(dict(zip(self.names, x, strict=True)), key)
 
     def tell(
-        self, point: Point, values: list[float] | None, constraints: list[float] | None = None
+        self,
+        point: Point,
+        values: list[float] | None,
+        constraints: list[float] | None = None,
+        *,
+        pruned: bool = False,
     ) -> None:
         x = self._pending.pop(point.handle)
-        if values is not None and _feasible(constraints):
+        if values is not None and not pruned and _feasible(constraints):
             self.optimizer.tell(x, self.sign * values[0])
 
     def restore(
@@ -318,11 +360,13 @@ class SkoptProposer(Proposer):
         constraints: list[float] | None = None,
         *,
         pending: bool = False,
+        pruned: bool = False,
+        intermediate: dict[int, float] | None = None,
     ) -> Point | None:
         x = [params[n] for n in self.names]
         if pending:
             return self._hand_out(x)
-        if values is not None and _feasible(constraints):
+        if values is not None and not pruned and _feasible(constraints):
             self.optimizer.tell(x, self.sign * values[0])
         return None
 

@@ -12,7 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from idds.errors import IddsError
-from idds.payloads import current
+from idds.payloads import Stopped as Pruned
+from idds.payloads import channel, current
+
+__all__ = ["Pruned", "checkpoint_dir", "params", "report", "should_prune"]
 
 
 def params() -> dict[str, Any]:
@@ -43,3 +46,37 @@ def checkpoint_dir() -> Path:
     path = Path(workdir) / "checkpoints"
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def report(step: int, value: float) -> None:
+    """Report the value reached at ``step`` (an intermediate value, used by the pruner).
+
+    Raises:
+        IddsError: not called from a Python objective run by the platform.
+    """
+    token = _token("report")
+    current["last_report"] = {"step": int(step), "value": float(value)}
+    current.setdefault("reports", []).append((int(step), float(value)))
+    channel().report.remote(token, int(step), float(value))
+
+
+def should_prune() -> bool:
+    """Whether the study's pruner advises this evaluation to stop now; if so, ``raise
+    hpo.Pruned()`` (the last reported value is recorded, and the slot is freed at once).
+
+    The advice follows the reports by a fraction of a second.
+    """
+    import ray
+
+    token = _token("should_prune")
+    try:
+        return bool(ray.get(channel().should_prune.remote(token), timeout=30))
+    except (ray.exceptions.RayError, ValueError):  # no advice to be had: train on
+        return False
+
+
+def _token(what: str) -> str:
+    token = current.get("token")
+    if not token:
+        raise IddsError(f"hpo.{what}(): only inside a Python objective run by idds")
+    return str(token)

@@ -137,6 +137,8 @@ class StudySpec(_Strict):
     proposer: str = "optuna:tpe"
     proposer_options: dict[str, Any] = Field(default_factory=dict)
     seed: int | None = None
+    pruner: str = "none"
+    pruner_options: dict[str, Any] = Field(default_factory=dict)
     initial_points: list[dict[str, Any]] = Field(default_factory=list)
     warm_start: list[str] = Field(default_factory=list)
     max_attempts: int = Field(default=3, ge=1)
@@ -191,7 +193,19 @@ class StudySpec(_Strict):
             except SpecError as exc:
                 raise ValueError(f"initial_points[{i}]: {exc}") from None
         make_proposer(self, self.seed)  # the proposer can handle this space and objectives
+        self._check_pruner()
         return self
+
+    def _check_pruner(self) -> None:
+        from hpo.pruners import make_pruner
+
+        make_pruner(self.pruner, dict(self.pruner_options))
+        if self.pruner == "none":
+            return
+        if len(self.directions) > 1:
+            raise SpecError("pruner: pruning needs a single objective")
+        if self.proposer.startswith("skopt:"):
+            raise SpecError(f"pruner: needs an Optuna proposer, not {self.proposer}")
 
     @property
     def argv(self) -> list[str]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -54,6 +54,8 @@ class Trial:
     node: str | None
     duration_s: float | None
     error: str | None
+    pruned: bool = False
+    intermediate_values: dict[int, float] = field(default_factory=dict)
 
     @property
     def value(self) -> float | None:
@@ -238,7 +240,8 @@ class Study:
                 .where(tq.tasks.c.owner_id == owner_id)
                 .order_by(tq.tasks.c.number)
             ).all()
-        return [_trial(r) for r in rows]
+            reports = tq.reports_of(conn, owner_id)
+        return [_trial(r, reports.get(r.number)) for r in rows]
 
     @property
     def best(self) -> Trial | None:
@@ -258,7 +261,11 @@ class Study:
 
 
 def _done(trials: list[Trial]) -> list[Trial]:
-    return [t for t in trials if t.state == TaskState.SUCCEEDED and t.values and t.feasible]
+    return [
+        t
+        for t in trials
+        if t.state == TaskState.SUCCEEDED and t.values and t.feasible and not t.pruned
+    ]
 
 
 def best_of(trials: list[Trial], direction: str) -> Trial | None:
@@ -282,10 +289,12 @@ def pareto_front(trials: list[Trial], directions: tuple[str, ...]) -> list[Trial
     return [t for t, k in keyed if not dominated(k)]
 
 
-def _trial(row: Any) -> Trial:
+def _trial(row: Any, intermediate: dict[int, float] | None = None) -> Trial:
     duration = row.finished - row.started if row.finished and row.started else None
     result = row.result if row.state == TaskState.SUCCEEDED else None
     return Trial(
+        pruned=bool(result and result.get("pruned")),
+        intermediate_values=intermediate or {},
         number=row.number,
         state=row.state,
         params=row.payload["input"] if "command" in row.payload else row.payload["args"][0],
@@ -384,10 +393,15 @@ class _StudyRun(TaskOwner):
             self._created = max(self._created, t.number + 1)
             if t.state in tq.FINAL:
                 self._final += 1
-                self.proposer.restore(t.params, t.values, t.constraints)
-                self._note(t.values, t.constraints)
+                self.proposer.restore(
+                    t.params, t.values, t.constraints, pruned=t.pruned,
+                    intermediate=t.intermediate_values,
+                )  # fmt: skip
+                self._note(None if t.pruned else t.values, t.constraints)
             else:
-                point = self.proposer.restore(t.params, None, pending=True)
+                point = self.proposer.restore(
+                    t.params, None, pending=True, intermediate=t.intermediate_values
+                )
                 self._pending[t.number] = point  # type: ignore[assignment]
 
     def _warm_start(self, study: Study) -> None:
@@ -495,15 +509,25 @@ class _StudyRun(TaskOwner):
         return payload
 
     def accept(self, result: Any) -> dict[str, Any]:
+        if isinstance(result, dict) and result.get("pruned"):
+            if "value" not in result:
+                raise ValueError("pruned before it reported any value")
+            value = _number(result["value"], "value")
+            return {"values": [value], "pruned": True, "step": result.get("step")}
         return normalise_result(result, len(self.spec.directions), self.spec.constraints)
+
+    def on_report(self, number: int, step: int, value: float) -> bool:
+        point = self._pending.get(number)
+        return point is not None and self.proposer.report(point, step, value)
 
     def on_final(self, number: int, state: TaskState, result: Any, error: str | None) -> None:
         point = self._pending.pop(number)
         self._final += 1
         values = result["values"] if state is TaskState.SUCCEEDED else None
         constraints = result.get("constraints") if values is not None else None
-        self.proposer.tell(point, values, constraints)
-        self._note(values, constraints)
+        pruned = bool(values is not None and result.get("pruned"))
+        self.proposer.tell(point, values, constraints, pruned=pruned)
+        self._note(None if pruned else values, constraints)
         if self._bar is not None:
             self._bar.update(1)
             if self._best is not None:

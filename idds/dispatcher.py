@@ -17,11 +17,15 @@ from idds import owners as owners_mod
 from idds import tasks as tq
 from idds.errors import LeaseLost
 from idds.owners import OwnerState
-from idds.payloads import BOARD_NAME, StartBoard, run_payload
+from idds.payloads import CHANNEL_NAME, HeadChannel, run_payload
 from idds.tasks import Claim, Outcome, TaskSpec, TaskState
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
+
+
+#: How often the head reads its channel (attempt starts, progress reports).
+DRAIN_PERIOD_S = 0.25
 
 
 class TaskOwner(abc.ABC):
@@ -60,6 +64,10 @@ class TaskOwner(abc.ABC):
 
     def on_cancel(self) -> None:  # noqa: B027 - an optional hook
         """The owner was cancelled (from this or another process)."""
+
+    def on_report(self, number: int, step: int, value: float) -> bool:
+        """A running task reported progress; return True to advise it to stop (prune)."""
+        return False
 
     def on_spec(self, spec: dict[str, Any]) -> None:  # noqa: B027 - an optional hook
         """The owner's stored spec changed in another process (e.g. points were enqueued)."""
@@ -102,6 +110,24 @@ class _InFlight:
     site: str
 
 
+_channels: dict[str, Any] = {}
+
+
+def _channel() -> Any:
+    """This process's :class:`HeadChannel`, created once per Ray job: a handle kept for the
+    life of the process keeps the actor alive (Ray ends an actor when its last handle goes)."""
+    import ray
+
+    job = ray.get_runtime_context().get_job_id()
+    if job not in _channels:
+        _channels[job] = (
+            ray.remote(num_cpus=0)(HeadChannel)
+            .options(name=CHANNEL_NAME, max_restarts=-1, get_if_exists=True)
+            .remote()
+        )
+    return _channels[job]
+
+
 class Dispatcher:
     """Runs the tasks of the owners it is given until they are done.
 
@@ -135,7 +161,9 @@ class Dispatcher:
         self._retry_at: dict[int, float] = {}
         self._remotes: dict[tuple[Any, ...], Any] = {}
         self._idle = False
-        self._board: Any = None
+        self._channel: Any = None
+        self._reports: list[tuple[str, int, float]] = []
+        self._next_drain = 0.0
         self._seen: dict[int, float] = {}  # owner -> the `updated` time last seen
         self._started: list[tuple[str, str, float]] = []
 
@@ -165,16 +193,11 @@ class Dispatcher:
         Raises:
             LeaseLost: another head took an owner over; this head stood down.
         """
-        import ray
 
         from idds.runtime import ensure_ray
 
         ensure_ray()
-        self._board = (
-            ray.remote(num_cpus=0)(StartBoard)
-            .options(name=BOARD_NAME, max_restarts=-1, get_if_exists=True)
-            .remote()
-        )
+        self._channel = _channel()
         self._owners = {o.owner_id: o for o in owners}
         self._open = self._count_open()
         with self.engine.begin() as conn:
@@ -197,10 +220,13 @@ class Dispatcher:
         (a second commit) and launch them."""
         finals: list[tuple[Claim, TaskState, Outcome]] = []
         started, self._started = self._started, []
-        if ended or started:
+        reports = self._claimed_reports()
+        if ended or started or reports:
             with self.engine.begin() as conn:
                 self._mark_started(conn, started)
+                tq.add_reports(conn, reports)
                 finals = self._record(conn, ended)
+        self._pass_on(reports)
         for claim, state, outcome in finals:
             self._owners[claim.owner_id].on_final(
                 claim.number, state, outcome.result if outcome.ok else None, outcome.error
@@ -277,8 +303,9 @@ class Dispatcher:
             return []
         refs = list(self._flight)
         ready, rest = ray.wait(refs, num_returns=1, timeout=self._wait_timeout())
-        if not ready:  # a quiet moment: learn which attempts have started
-            self._started = ray.get(self._board.drain.remote(), timeout=30)
+        if time.monotonic() >= self._next_drain:  # which attempts started, their reports
+            self._started, self._reports = ray.get(self._channel.drain.remote(), timeout=30)
+            self._next_drain = time.monotonic() + DRAIN_PERIOD_S
         if ready and rest:
             more, _ = ray.wait(rest, num_returns=len(rest), timeout=0)
             ready += more
@@ -288,7 +315,7 @@ class Dispatcher:
     def _wait_timeout(self) -> float:
         deadlines = [f.deadline for f in self._flight.values() if f.deadline is not None]
         until = min(deadlines, default=time.monotonic() + 1.0) - time.monotonic()
-        return max(0.0, min(until, 1.0, self.lease_seconds / 3))
+        return max(0.0, min(until, DRAIN_PERIOD_S, self.lease_seconds / 3))
 
     def _outcome(self, ref: Any) -> Outcome:
         import ray
@@ -300,10 +327,15 @@ class Dispatcher:
         except ray.exceptions.RayError as exc:  # the worker or its node died
             return Outcome(kind="crash", error=f"{type(exc).__name__}: {exc}".splitlines()[0])
         node, started = report.get("node"), report.get("started")
+        reports = tuple(tuple(r) for r in report.get("reports", ()))
         if not report["ok"]:
             kind = report.get("kind", "error")
-            return Outcome(kind=kind, error=report["error"], node=node, started=started)
-        return Outcome(kind="ok", result=report["value"], node=node, started=started)
+            return Outcome(
+                kind=kind, error=report["error"], node=node, started=started, reports=reports
+            )
+        return Outcome(
+            kind="ok", result=report["value"], node=node, started=started, reports=reports
+        )
 
     def _expire(self) -> list[tuple[_InFlight, Outcome]]:
         import ray
@@ -318,6 +350,23 @@ class Dispatcher:
             ended.append((flight, Outcome(kind="timeout", error=error)))
         return ended
 
+    def _claimed_reports(self) -> list[tuple[Claim, int, float]]:
+        """The drained progress reports of attempts still in flight here."""
+        reports, self._reports = self._reports, []
+        by_token = {f.claim.token: f.claim for f in self._flight.values()}
+        return [(by_token[t], s, v) for t, s, v in reports if t in by_token]
+
+    def _pass_on(self, reports: list[tuple[Claim, int, float]]) -> None:
+        """Tell the owners of the reports (after they are recorded); post back which attempts
+        they want stopped."""
+        stop = [
+            claim.token
+            for claim, step, value in reports
+            if self._owners[claim.owner_id].on_report(claim.number, step, value)
+        ]
+        if stop:
+            self._channel.prune.remote(stop)
+
     def _mark_started(self, conn: Connection, started: list[tuple[str, str, float]]) -> None:
         if not started:
             return
@@ -331,6 +380,7 @@ class Dispatcher:
         self, conn: Connection, ended: list[tuple[_InFlight, Outcome]]
     ) -> list[tuple[Claim, TaskState, Outcome]]:
         finals: list[tuple[Claim, TaskState, Outcome]] = []
+        tq.add_reports(conn, [(f.claim, s, v) for f, o in ended for s, v in o.reports])
         for flight, outcome in ended:
             claim = flight.claim
             outcome = self._checked(claim, outcome)
@@ -351,7 +401,10 @@ class Dispatcher:
             return Outcome(
                 kind="invalid", error=str(exc), node=outcome.node, started=outcome.started
             )
-        return Outcome(kind="ok", result=result, node=outcome.node, started=outcome.started)
+        return Outcome(
+            kind="ok", result=result, node=outcome.node, started=outcome.started,
+            reports=outcome.reports,
+        )  # fmt: skip
 
     def _renew(self) -> None:
         """Extend the leases; notice owners cancelled or changed from another process."""

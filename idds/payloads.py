@@ -58,38 +58,51 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
-class StartBoard:
-    """Collects the notices of attempts that started on workers (one Ray actor per head).
+class HeadChannel:
+    """The mailbox between a head and its running attempts (one Ray actor per head).
 
-    Workers post to it without waiting; the head drains it when it has time, and marks those
-    attempts ``running``.
+    Workers post without waiting: that an attempt started (if it runs long enough to be seen
+    running) and its progress reports. The head drains it every fraction of a second and posts
+    back which attempts should stop early (pruning), which workers read.
     """
 
     def __init__(self) -> None:
-        self._notes: list[tuple[str, str, float]] = []
+        self._started: list[tuple[str, str, float]] = []
+        self._reports: list[tuple[str, int, float]] = []
+        self._prune: set[str] = set()
 
     def started(self, token: str, node: str, when: float) -> None:
-        self._notes.append((token, node, when))
+        self._started.append((token, node, when))
 
-    def drain(self) -> list[tuple[str, str, float]]:
-        notes, self._notes = self._notes, []
-        return notes
+    def report(self, token: str, step: int, value: float) -> None:
+        self._reports.append((token, step, value))
+
+    def should_prune(self, token: str) -> bool:
+        return token in self._prune
+
+    def prune(self, tokens: list[str]) -> None:
+        self._prune.update(tokens)
+
+    def drain(self) -> tuple[list[tuple[str, str, float]], list[tuple[str, int, float]]]:
+        started, self._started = self._started, []
+        reports, self._reports = self._reports, []
+        return started, reports
 
 
-_boards: dict[str, Any] = {}
+#: The name of the head's :class:`HeadChannel` in its Ray namespace (one per driver).
+CHANNEL_NAME = "idds-head-channel"
+
+_channels: dict[str, Any] = {}
 
 
-def _board(name: str) -> Any:
-    """The head's :class:`StartBoard` actor, looked up once per worker process."""
-    if name not in _boards:
+def channel(name: str = CHANNEL_NAME) -> Any:
+    """The head's :class:`HeadChannel` actor, looked up once per worker process."""
+    if name not in _channels:
         import ray
 
-        _boards[name] = ray.get_actor(name)
-    return _boards[name]
+        _channels[name] = ray.get_actor(name)
+    return _channels[name]
 
-
-#: The name of the head's :class:`StartBoard` in its Ray namespace (one per driver).
-BOARD_NAME = "idds-startboard"
 
 #: Seconds after which a running payload's start is reported to its head.
 START_NOTICE_AFTER_S = 0.5
@@ -125,7 +138,7 @@ def run_payload(payload: dict[str, Any], token: str | None = None) -> dict[str, 
 
     Args:
         payload: what to run.
-        token: the attempt; its start is told to the head's :class:`StartBoard` if the
+        token: the attempt; its start is told to the head's :class:`HeadChannel` if the
             payload still runs after :data:`START_NOTICE_AFTER_S`.
 
     Returns:
@@ -145,7 +158,7 @@ def run_payload(payload: dict[str, Any], token: str | None = None) -> dict[str, 
         if "command" in payload:
             report.update(run_command(payload, attempt))
         else:
-            report.update(_run_callable(payload, attempt))
+            report.update(_run_callable(payload, attempt, token))
     finally:
         if _watcher is not None:
             _watcher.current = None
@@ -156,7 +169,18 @@ def run_payload(payload: dict[str, Any], token: str | None = None) -> dict[str, 
 current: dict[str, Any] = {}
 
 
-def _run_callable(payload: dict[str, Any], attempt: int) -> dict[str, Any]:
+class Stopped(Exception):  # noqa: N818 - reads as what happened
+    """Raised by a payload that stops early when its head advises it (pruning).
+
+    ``last`` holds its last report, ``{"step": s, "value": v}``, recorded as its result.
+    """
+
+    def __init__(self, last: dict[str, Any] | None = None) -> None:
+        super().__init__("stopped early")
+        self.last = last or current.get("last_report", {})
+
+
+def _run_callable(payload: dict[str, Any], attempt: int, token: str | None) -> dict[str, Any]:
     workdir = payload.get("workdir")
     with contextlib.ExitStack() as stack:
         if workdir:
@@ -165,20 +189,35 @@ def _run_callable(payload: dict[str, Any], attempt: int) -> dict[str, Any]:
             stack.enter_context(contextlib.redirect_stdout(out))
             stack.enter_context(contextlib.redirect_stderr(err))
             stack.enter_context(contextlib.chdir(workdir))
-        current.update(payload=payload, attempt=attempt)
+        current.update(payload=payload, attempt=attempt, token=token)
         stack.callback(current.clear)
+        stack.callback(
+            lambda: current.get("reports") and outcome.update(reports=current["reports"])
+        )
+        outcome: dict[str, Any] = {}  # its progress reports go with it (the head may not
+        # have read them all from its channel yet)
         try:
             fn = load_callable(payload["callable"], payload.get("pythonpath", ()))
             value = fn(*payload.get("args", ()), **payload.get("kwargs", {}))
-        except Exception:  # the payload's failure is a result to record, not ours to raise
-            error = traceback.format_exc()
-            print(error, file=sys.stderr)
-            return {"ok": False, "error": error}
-    return {"ok": True, "value": value}
+        except Stopped as stop:  # stopped early on the head's advice (pruned)
+            outcome.update(ok=True, value={"pruned": True, **stop.last})
+        except Exception as exc:  # the payload's failure is a result to record, not ours to raise
+            if type(exc).__name__ == "TrialPruned":  # Optuna's way to say the same
+                last = current.get("last_report", {})
+                outcome.update(ok=True, value={"pruned": True, **last})
+            else:
+                error = traceback.format_exc()
+                print(error, file=sys.stderr)
+                outcome.update(ok=False, error=error)
+        else:
+            outcome.update(ok=True, value=value)
+        if current.get("reports"):
+            outcome["reports"] = current["reports"]
+    return outcome
 
 
 def _tell_started(token: str, node: str, started: float) -> None:
     try:
-        _board(BOARD_NAME).started.remote(token, node, started)
+        channel().started.remote(token, node, started)
     except ValueError:  # the head is gone; its successor runs this point again anyway
         pass

@@ -123,8 +123,22 @@ class Attempt(Base):
     error: Mapped[str | None] = mapped_column(sa.Text)
 
 
+class Report(Base):
+    """A progress report of a running attempt: its value at a step (an intermediate value)."""
+
+    __tablename__ = "reports"
+    __table_args__ = (sa.UniqueConstraint("task_id", "attempt", "step"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    task_id: Mapped[int] = mapped_column(sa.ForeignKey("tasks.id", ondelete="CASCADE"))
+    attempt: Mapped[int]
+    step: Mapped[int]
+    value: Mapped[float]
+
+
 tasks = Task.__table__
 attempts = Attempt.__table__
+reports = Report.__table__
 
 
 @dataclass(frozen=True)
@@ -395,6 +409,7 @@ class Outcome:
     error: str | None = None
     node: str | None = None
     started: float | None = None
+    reports: tuple[tuple[int, float], ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -494,6 +509,46 @@ def cancel_owner_tasks(conn: Connection, owner_id: int, reason: str = "cancelled
             .values(state=TaskState.CANCELLED, finished=db_now(), error=reason)
         )
     return len(rows)
+
+
+def add_reports(conn: Connection, rows: Sequence[tuple[Claim, int, float]]) -> None:
+    """Record progress reports (a step reported twice by an attempt keeps its first value)."""
+    seen: set[tuple[int, int, int]] = set()
+    values = []
+    for claim, step, value in rows:
+        key = (claim.task_id, claim.attempt, step)
+        if key not in seen:
+            seen.add(key)
+            values.append({"task_id": key[0], "attempt": key[1], "step": step, "value": value})
+    if not values:
+        return
+    existing = conn.execute(
+        sa.select(reports.c.task_id, reports.c.attempt, reports.c.step).where(
+            reports.c.task_id.in_({v["task_id"] for v in values})
+        )
+    ).all()
+    known = {tuple(r) for r in existing}
+    fresh = [v for v in values if (v["task_id"], v["attempt"], v["step"]) not in known]
+    if fresh:
+        conn.execute(sa.insert(reports), fresh)
+
+
+def reports_of(conn: Connection, owner_id: int) -> dict[int, dict[int, float]]:
+    """Task number -> {step: value} of the last attempt that reported, for an owner."""
+    rows = conn.execute(
+        sa.select(tasks.c.number, reports.c.attempt, reports.c.step, reports.c.value)
+        .join(tasks, tasks.c.id == reports.c.task_id)
+        .where(tasks.c.owner_id == owner_id)
+        .order_by(tasks.c.number, reports.c.attempt, reports.c.step)
+    ).all()
+    out: dict[int, dict[int, float]] = {}
+    last_attempt: dict[int, int] = {}
+    for number, attempt, step, value in rows:
+        if last_attempt.get(number) != attempt:
+            last_attempt[number] = attempt
+            out[number] = {}
+        out[number][step] = value
+    return out
 
 
 def counts(conn: Connection, owner_id: int) -> dict[TaskState, int]:

@@ -13,8 +13,8 @@ EXPECTED = {
         "Settings", "SpecError", "TaskOwner", "TaskSpec", "TaskState", "connect",
     },
     "hpo": {
-        "PROPOSERS", "Proposer", "Study", "StudySpec", "Trial", "checkpoint_dir",
-        "load_spec_file", "load_study", "params",
+        "PROPOSERS", "Proposer", "Pruned", "Study", "StudySpec", "Trial", "checkpoint_dir",
+        "load_spec_file", "load_study", "params", "report", "should_prune",
     },
 }  # fmt: skip
 
