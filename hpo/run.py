@@ -1,0 +1,260 @@
+"""A study as the dispatcher drives it: the proposer's working set, new points, results.
+
+The head keeps one :class:`StudyRun` per study it runs; it is rebuilt from the database when
+a study resumes (finished points told to the proposer, open ones pending again).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+from hpo.proposers import Point, make_proposer
+from hpo.spec import StudySpec, check_point
+from hpo.study import Study, Trial, load_study, trial_workdir
+from idds import tasks as tq
+from idds.dispatcher import TaskOwner
+from idds.errors import SpecError
+from idds.tasks import TaskSpec, TaskState
+
+
+class StudyRun(TaskOwner):
+    """A study as the dispatcher drives it: proposes points, hears their values."""
+
+    def __init__(self, study: Study, owner_id: int, *, progress: bool) -> None:
+        spec = study.spec
+        self.owner_id = owner_id
+        self.parallel = spec.parallel
+        self.spec = spec
+        self.cancelled = False
+        self.stopped_because: str | None = None
+        self._workdir = study.workdir
+        self._pythonpath = study.pythonpath
+        self._argv = [a.replace("%SPEC_DIR", study.spec_dir) for a in spec.argv]
+        self._pending: dict[int, Point] = {}
+        self._created = 0
+        self._final = 0
+        self._best: float | None = None
+        self._since_best = 0
+        self._started = time.monotonic()
+        self._exhausted = False
+        trials = study.trials
+        # A resumed study must not replay the seeded sequence it started with: offset the
+        # seed by the points already proposed (the same spec still gives the same run).
+        seed = None if spec.seed is None else spec.seed + len(trials)
+        self.proposer = make_proposer(spec, seed)
+        self._warm_start(study)
+        self._taken = study._queued_indices()  # initial/enqueued points already made trials
+        self._queue: list[tuple[int, dict[str, Any]]] = []
+        self.on_spec({"initial_points": [dict(p) for p in spec.initial_points]})
+        self._rebuild(trials)
+        self._bar = _progress_bar(spec, self._final, self._best) if progress else None
+
+    def _rebuild(self, trials: list[Trial]) -> None:
+        """The working set from the database: finished points told, open ones pending."""
+        for t in trials:
+            self._created = max(self._created, t.number + 1)
+            if t.state in tq.FINAL:
+                self._final += 1
+                self.proposer.restore(
+                    t.params, t.values, t.constraints, pruned=t.pruned,
+                    intermediate=t.intermediate_values,
+                )  # fmt: skip
+                self._note(None if t.pruned else t.values, t.constraints)
+            else:
+                point = self.proposer.restore(
+                    t.params, None, pending=True, intermediate=t.intermediate_values
+                )
+                self._pending[t.number] = point  # type: ignore[assignment]
+
+    def _warm_start(self, study: Study) -> None:
+        """Tell the proposer the results of earlier studies (what fits this space)."""
+        for name in self.spec.warm_start:
+            earlier = load_study(name, settings=study.settings)
+            for t in earlier.trials:
+                if t.state != TaskState.SUCCEEDED or len(t.values or ()) != len(
+                    self.spec.directions
+                ):
+                    continue
+                try:
+                    params = check_point(self.spec, t.params)
+                except SpecError:
+                    continue  # outside this study's space
+                self.proposer.restore(params, t.values, t.constraints)
+
+    def on_spec(self, spec: dict[str, Any]) -> None:
+        """Points enqueued (``initial_points`` grown) are evaluated next."""
+        queued = {i for i, _ in self._queue}
+        for i, params in enumerate(spec.get("initial_points", [])):
+            if i not in self._taken and i not in queued:
+                self._queue.append((i, params))
+
+    def _note(self, values: list[float] | None, constraints: list[float] | None) -> None:
+        """Track the best value, and the points since it last improved (for ``patience``)."""
+        self._since_best += 1
+        if values is None or len(values) > 1 or not _feasible(constraints):
+            return
+        value = values[0]
+        better = self._best is None or (
+            value > self._best if self.spec.directions[0] == "maximize" else value < self._best
+        )
+        if better:
+            self._best = value
+            self._since_best = 0
+
+    def new_tasks(self, free: int) -> list[TaskSpec]:
+        n = self._how_many(free)
+        points: list[tuple[Point, int | None]] = []
+        while self._queue and len(points) < n:
+            index, params = self._queue.pop(0)
+            self._taken.add(index)
+            points.append((self.proposer.restore(params, None, pending=True), index))  # type: ignore[arg-type]
+        points += [(p, None) for p in self.proposer.ask(n - len(points))]
+        if len(points) < n:
+            self._exhausted = True
+        specs = []
+        for point, index in points:
+            number = self._created
+            self._created += 1
+            self._pending[number] = point
+            specs.append(self._task(number, point.params, index))
+        return specs
+
+    def _how_many(self, free: int) -> int:
+        spec = self.spec
+        if self.cancelled or self._exhausted or self._stop_reason():
+            return 0
+        left = spec.max_points - self._created
+        if spec.points_per_iteration is None:
+            return max(min(free, left), 0)
+        open_points = len(self._pending)
+        floor = spec.min_unevaluated_points if spec.min_unevaluated_points is not None else 0
+        if open_points > floor:
+            return 0
+        return max(min(spec.points_per_iteration, left), 0)
+
+    def _stop_reason(self) -> str | None:
+        spec = self.spec
+        if spec.patience and self._since_best >= spec.patience and self._best is not None:
+            self.stopped_because = f"no improvement in {spec.patience} points"
+        elif spec.max_time and time.monotonic() - self._started > spec.max_time:
+            self.stopped_because = f"wall-clock budget of {spec.max_time:g} s spent"
+        return self.stopped_because
+
+    def _task(self, number: int, params: dict[str, Any], queued: int | None) -> TaskSpec:
+        res = self.spec.resources
+        payload = self._payload(number, params)
+        if queued is not None:
+            payload["queued"] = queued  # which enqueued point this is, so it is made once
+        return TaskSpec(
+            number=number,
+            kind="hpo.trial",
+            payload=payload,
+            resources=res.model_dump(exclude_none=True),
+            max_attempts=self.spec.max_attempts,
+            retry_errors=self.spec.retry_errors,
+            timeout_s=self.spec.timeout,
+        )
+
+    def _payload(self, number: int, params: dict[str, Any]) -> dict[str, Any]:
+        spec = self.spec
+        workdir = trial_workdir(self._workdir, number)
+        if spec.objective:
+            return {"callable": spec.objective, "args": [params], "pythonpath": self._pythonpath,
+                    "workdir": workdir}  # fmt: skip
+        payload: dict[str, Any] = {"command": self._argv, "input": params, "workdir": workdir}
+        if spec.container:
+            payload["container"] = spec.container.model_dump()
+        if spec.input_ds is not None:
+            payload["input_ds"] = spec.input_ds
+        if spec.timeout:
+            payload["timeout_s"] = spec.timeout
+        return payload
+
+    def accept(self, result: Any) -> dict[str, Any]:
+        if isinstance(result, dict) and result.get("pruned"):
+            if "value" not in result:
+                raise ValueError("pruned before it reported any value")
+            value = _number(result["value"], "value")
+            return {"values": [value], "pruned": True, "step": result.get("step")}
+        return normalise_result(result, len(self.spec.directions), self.spec.constraints)
+
+    def on_report(self, number: int, step: int, value: float) -> bool:
+        point = self._pending.get(number)
+        return point is not None and self.proposer.report(point, step, value)
+
+    def on_final(self, number: int, state: TaskState, result: Any, error: str | None) -> None:
+        point = self._pending.pop(number)
+        self._final += 1
+        values = result["values"] if state is TaskState.SUCCEEDED else None
+        constraints = result.get("constraints") if values is not None else None
+        pruned = bool(values is not None and result.get("pruned"))
+        self.proposer.tell(point, values, constraints, pruned=pruned)
+        self._note(None if pruned else values, constraints)
+        if self._bar is not None:
+            self._bar.update(1)
+            if self._best is not None:
+                self._bar.set_postfix(best=f"{self._best:.6g}", refresh=False)
+
+    def done(self) -> bool:
+        if self.cancelled or self._final >= self.spec.max_points:
+            return True
+        stopping = self._exhausted or self._stop_reason() is not None
+        return stopping and not self._pending
+
+    def on_cancel(self) -> None:
+        self.cancelled = True
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
+def _feasible(constraints: list[float] | None) -> bool:
+    return constraints is None or all(c <= 0 for c in constraints)
+
+
+def normalise_result(result: Any, n_objectives: int, n_constraints: int) -> dict[str, Any]:
+    """What an objective returned, as ``{"values": [...], "constraints": [...]}``.
+
+    An objective returns a number, a list of numbers (one per objective), or a mapping with
+    ``values`` (or ``value``, or ``loss`` as in a command's ``output.json``), and
+    ``constraints`` (a point is feasible when each is <= 0).
+
+    Raises:
+        ValueError: the result has the wrong shape or a value that is not a finite number.
+    """
+    constraints = None
+    if isinstance(result, dict):
+        values = result.get("values", result.get("value", result.get("loss")))
+        constraints = result.get("constraints")
+    else:
+        values = result
+    values = list(values) if isinstance(values, list | tuple) else [values]
+    if len(values) != n_objectives:
+        raise ValueError(f"objective returned {len(values)} value(s), expected {n_objectives}")
+    out: dict[str, Any] = {"values": [_number(v, "value") for v in values]}
+    if n_constraints:
+        if not isinstance(constraints, list | tuple) or len(constraints) != n_constraints:
+            raise ValueError(f"objective must return {n_constraints} constraint value(s)")
+        out["constraints"] = [_number(c, "constraint") for c in constraints]
+    return out
+
+
+def _number(v: Any, what: str) -> float:
+    if isinstance(v, bool) or not isinstance(v, int | float) and not hasattr(v, "__float__"):
+        raise ValueError(f"objective returned {type(v).__name__}, not a number: {v!r:.80}")
+    f = float(v)
+    if not math.isfinite(f):
+        raise ValueError(f"objective returned {what} {f}")
+    return f
+
+
+def _progress_bar(spec: StudySpec, done: int, best: float | None) -> Any:
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=spec.max_points, initial=done, desc=spec.name, unit="eval", leave=True)
+    if best is not None:
+        bar.set_postfix(best=f"{best:.6g}", refresh=False)
+    return bar
