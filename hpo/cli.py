@@ -206,6 +206,41 @@ def enqueue(settings: Settings, name: str, assignments: tuple[str, ...]) -> None
 
 @hpo.command()
 @click.argument("name")
+@click.option("--to", "url", required=True, help="Optuna storage: RDB URL or journal:PATH.")
+@click.option("--as", "as_name", help="Study name in the storage (NAME by default).")
+@click.pass_obj
+def export(settings: Settings, name: str, url: str, as_name: str | None) -> None:
+    """Write study NAME into an Optuna storage (for optuna-dashboard, optuna.visualization)."""
+    from hpo.interop import export_study
+
+    n = export_study(load_study(name, settings=settings), url, name=as_name)
+    click.echo(f"exported {n} finished trial(s) of {name!r} to {url}")
+
+
+@hpo.command("import")
+@click.argument("url")
+@click.option("--study", "study_name", required=True, help="The Optuna study to read.")
+@click.option("--name", help="Name of the new idds study (the Optuna study's by default).")
+@click.option("--objective", help="module:function to evaluate further points with.")
+@click.option("--command", "command", help="Or a command, as in a spec file.")
+@click.option("--max-points", type=int, help="Points in all, to go on with `resume`.")
+@click.pass_obj
+def import_(
+    settings: Settings, url: str, study_name: str, name: str | None, objective: str | None,
+    command: str | None, max_points: int | None,
+) -> None:  # fmt: skip
+    """Create an idds study from an Optuna study in the storage at URL."""
+    from hpo.interop import import_study
+
+    spec: dict[str, object] = {"name": name or study_name}
+    spec.update({k: v for k, v in (("objective", objective), ("command", command),
+                                   ("max_points", max_points)) if v is not None})  # fmt: skip
+    study = import_study(url, study_name, spec, settings=settings)
+    click.echo(f"imported {len(study.trials)} trial(s) into study {study.name!r} ({study.state})")
+
+
+@hpo.command()
+@click.argument("name")
 @click.pass_obj
 def cancel(settings: Settings, name: str) -> None:
     """Cancel study NAME; a head running it stops its evaluations within seconds."""

@@ -29,9 +29,7 @@ class StudyRun(TaskOwner):
         self.spec = spec
         self.cancelled = False
         self.stopped_because: str | None = None
-        self._workdir = study.workdir
-        self._pythonpath = study.pythonpath
-        self._argv = [a.replace("%SPEC_DIR", study.spec_dir) for a in spec.argv]
+        self.study = study
         self._pending: dict[int, Point] = {}
         self._created = 0
         self._final = 0
@@ -158,19 +156,7 @@ class StudyRun(TaskOwner):
         )
 
     def _payload(self, number: int, params: dict[str, Any]) -> dict[str, Any]:
-        spec = self.spec
-        workdir = trial_workdir(self._workdir, number)
-        if spec.objective:
-            return {"callable": spec.objective, "args": [params], "pythonpath": self._pythonpath,
-                    "workdir": workdir}  # fmt: skip
-        payload: dict[str, Any] = {"command": self._argv, "input": params, "workdir": workdir}
-        if spec.container:
-            payload["container"] = spec.container.model_dump()
-        if spec.input_ds is not None:
-            payload["input_ds"] = spec.input_ds
-        if spec.timeout:
-            payload["timeout_s"] = spec.timeout
-        return payload
+        return payload_for(self.study, number, params)
 
     def accept(self, result: Any) -> dict[str, Any]:
         if isinstance(result, dict) and result.get("pruned"):
@@ -211,6 +197,24 @@ class StudyRun(TaskOwner):
             self._bar.close()
 
 
+def payload_for(study: Study, number: int, params: dict[str, Any]) -> dict[str, Any]:
+    """What the core runs for point ``number`` of ``study``: its objective or its command."""
+    spec = study.spec
+    workdir = trial_workdir(study.workdir, number)
+    if spec.objective:
+        return {"callable": spec.objective, "args": [params], "pythonpath": study.pythonpath,
+                "workdir": workdir}  # fmt: skip
+    argv = [a.replace("%SPEC_DIR", study.spec_dir) for a in spec.argv]
+    payload: dict[str, Any] = {"command": argv, "input": params, "workdir": workdir}
+    if spec.container:
+        payload["container"] = spec.container.model_dump()
+    if spec.input_ds is not None:
+        payload["input_ds"] = spec.input_ds
+    if spec.timeout:
+        payload["timeout_s"] = spec.timeout
+    return payload
+
+
 def _feasible(constraints: list[float] | None) -> bool:
     return constraints is None or all(c <= 0 for c in constraints)
 
@@ -219,8 +223,9 @@ def normalise_result(result: Any, n_objectives: int, n_constraints: int) -> dict
     """What an objective returned, as ``{"values": [...], "constraints": [...]}``.
 
     An objective returns a number, a list of numbers (one per objective), or a mapping with
-    ``values`` (or ``value``, or ``loss`` as in a command's ``output.json``), and
-    ``constraints`` (a point is feasible when each is <= 0).
+    ``values`` (or ``value``, or ``loss`` as in a command's ``output.json``),
+    ``constraints`` (a point is feasible when each is <= 0) and ``user_attrs`` (kept, and
+    exported to Optuna).
 
     Raises:
         ValueError: the result has the wrong shape or a value that is not a finite number.
@@ -239,6 +244,8 @@ def normalise_result(result: Any, n_objectives: int, n_constraints: int) -> dict
         if not isinstance(constraints, list | tuple) or len(constraints) != n_constraints:
             raise ValueError(f"objective must return {n_constraints} constraint value(s)")
         out["constraints"] = [_number(c, "constraint") for c in constraints]
+    if isinstance(result, dict) and isinstance(result.get("user_attrs"), dict):
+        out["user_attrs"] = result["user_attrs"]
     return out
 
 

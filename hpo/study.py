@@ -54,6 +54,7 @@ class Trial:
     error: str | None
     pruned: bool = False
     intermediate_values: dict[int, float] = field(default_factory=dict)
+    user_attrs: dict[str, Any] = field(default_factory=dict)
 
     @property
     def value(self) -> float | None:
@@ -294,6 +295,7 @@ def _trial(row: Any, intermediate: dict[int, float] | None = None) -> Trial:
     result = row.result if row.state == TaskState.SUCCEEDED else None
     return Trial(
         pruned=bool(result and result.get("pruned")),
+        user_attrs=(result or {}).get("user_attrs", {}),
         intermediate_values=intermediate or {},
         number=row.number,
         state=row.state,

@@ -264,6 +264,42 @@ def submit(conn: Connection, owner_id: int, specs: Sequence[TaskSpec]) -> None:
     conn.execute(sa.insert(tasks), rows)
 
 
+def record_finished(
+    conn: Connection,
+    owner_id: int,
+    spec: TaskSpec,
+    state: TaskState,
+    *,
+    result: Any = None,
+    error: str | None = None,
+    site: str | None = None,
+) -> int:
+    """Record a task that ran elsewhere (an import), final already, with its one attempt.
+
+    Returns:
+        The task's id.
+    """
+    if state not in FINAL:
+        raise IllegalTransition(f"an imported task must be final, not {state}")
+    row = {
+        "owner_id": owner_id, "number": spec.number, "kind": spec.kind, "payload": spec.payload,
+        "resources": spec.resources, "site": site, "priority": spec.priority, "state": state,
+        "attempt": 1, "max_attempts": max(spec.max_attempts, 1),
+        "retry_errors": spec.retry_errors, "timeout_s": spec.timeout_s, "not_before": 0.0,
+        "result": result, "error": error, "finished": db_now(),
+    }  # fmt: skip
+    task_id = int(conn.execute(sa.insert(tasks).values(**row)).inserted_primary_key[0])
+    token = f"import:{task_id}:1"
+    conn.execute(sa.update(tasks).where(tasks.c.id == task_id).values(token=token))
+    conn.execute(
+        sa.insert(attempts).values(
+            task_id=task_id, number=1, token=token, state=state, site=site,
+            finished=db_now(), error=error,
+        )
+    )  # fmt: skip
+    return task_id
+
+
 def claim(conn: Connection, owner_id: int, limit: int, *, lease_seconds: float) -> list[Claim]:
     """Claim up to ``limit`` pending tasks of an owner whose backoff has passed.
 

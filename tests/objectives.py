@@ -57,3 +57,14 @@ def constrained(params: dict) -> dict:
 def sleepy_value(params: dict) -> float:
     time.sleep(params["sleep"])
     return quadratic(params)
+
+
+def with_report(params: dict) -> dict:
+    """Reports two steps and returns user attributes; fails for category b with x > 1."""
+    import hpo
+
+    for step in range(2):
+        hpo.report(step, params["x"] * (2 - step))
+    if params["k"] == "b" and params["x"] > 1:
+        raise RuntimeError("diverged")
+    return {"value": params["x"] ** 2, "user_attrs": {"tag": f"k={params['k']}"}}
