@@ -14,6 +14,7 @@ from typing import Any
 
 import optuna
 import sqlalchemy as sa
+from optuna.distributions import json_to_distribution
 
 from hpo.proposers import distributions
 from hpo.spec import StudySpec
@@ -74,8 +75,10 @@ def _frozen(t: Trial, dists: dict[str, Any]) -> optuna.trial.FrozenTrial:
     elif t.state == TaskState.SUCCEEDED:
         state, values = optuna.trial.TrialState.COMPLETE, t.values
     constraints = {f"c{i}": c for i, c in enumerate(t.constraints or ())} or None
+    asked = {k: json_to_distribution(v) for k, v in t.distributions.items()}
     return optuna.trial.create_trial(
-        params=t.params, distributions={k: dists[k] for k in t.params}, values=values,
+        params=t.params, distributions={k: dists.get(k) or asked[k] for k in t.params},
+        values=values,
         state=state, user_attrs=attrs, intermediate_values=t.intermediate_values or None,
         constraints=constraints,
     )  # fmt: skip

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import optuna
+from optuna.distributions import json_to_distribution
 
 from idds.errors import SpecError
 
@@ -81,6 +82,7 @@ class Proposer(abc.ABC):
         pending: bool = False,
         pruned: bool = False,
         intermediate: dict[int, float] | None = None,
+        distributions: dict[str, Any] | None = None,
     ) -> Point | None:
         """Rebuild from the database: a finished point (told at once), or a pending one
         (returned, to be told later)."""
@@ -239,6 +241,7 @@ class OptunaProposer(Proposer):
         pending: bool = False,
         pruned: bool = False,
         intermediate: dict[int, float] | None = None,
+        distributions: dict[str, Any] | None = None,
     ) -> Point | None:
         if self._grid_left is not None:
             self._grid_left = max(self._grid_left - 1, 0)
@@ -252,7 +255,8 @@ class OptunaProposer(Proposer):
         if pruned:
             state = optuna.trial.TrialState.PRUNED
         named = {f"c{i}": c for i, c in enumerate(constraints)} if constraints else None
-        dists = {k: self._dists[k] for k in params if k in self._dists}
+        asked = {k: json_to_distribution(v) for k, v in (distributions or {}).items()}
+        dists = {k: self._dists.get(k) or asked[k] for k in params}
         self.study.add_trial(
             optuna.trial.create_trial(
                 params=params, distributions=dists, values=None if pruned else values,
@@ -260,6 +264,12 @@ class OptunaProposer(Proposer):
             )
         )  # fmt: skip
         return None
+
+    def suggest(self, point: Point, name: str, distribution: str) -> Any:
+        """A value for a parameter an Optuna-style objective asks for (define-by-run)."""
+        value = point.handle._suggest(name, json_to_distribution(distribution))
+        point.params[name] = _plain(value)
+        return _plain(value)
 
     def report(self, point: Point, step: int, value: float) -> bool:
         trial = point.handle
@@ -362,6 +372,7 @@ class SkoptProposer(Proposer):
         pending: bool = False,
         pruned: bool = False,
         intermediate: dict[int, float] | None = None,
+        distributions: dict[str, Any] | None = None,
     ) -> Point | None:
         x = [params[n] for n in self.names]
         if pending:

@@ -10,7 +10,7 @@ import math
 import time
 from typing import Any
 
-from hpo.proposers import Point, make_proposer
+from hpo.proposers import OptunaProposer, Point, make_proposer
 from hpo.spec import StudySpec, check_point
 from hpo.study import Study, Trial, load_study, trial_workdir
 from idds import tasks as tq
@@ -57,7 +57,7 @@ class StudyRun(TaskOwner):
                 self._final += 1
                 self.proposer.restore(
                     t.params, t.values, t.constraints, pruned=t.pruned,
-                    intermediate=t.intermediate_values,
+                    intermediate=t.intermediate_values, distributions=t.distributions,
                 )  # fmt: skip
                 self._note(None if t.pruned else t.values, t.constraints)
             else:
@@ -159,12 +159,24 @@ class StudyRun(TaskOwner):
         return payload_for(self.study, number, params)
 
     def accept(self, result: Any) -> dict[str, Any]:
+        asked = {
+            k: result[k]
+            for k in ("params", "distributions")
+            if isinstance(result, dict) and k in result
+        }
         if isinstance(result, dict) and result.get("pruned"):
             if "value" not in result:
                 raise ValueError("pruned before it reported any value")
             value = _number(result["value"], "value")
-            return {"values": [value], "pruned": True, "step": result.get("step")}
-        return normalise_result(result, len(self.spec.directions), self.spec.constraints)
+            return {"values": [value], "pruned": True, "step": result.get("step"), **asked}
+        out = normalise_result(result, len(self.spec.directions), self.spec.constraints)
+        return {**out, **asked}
+
+    def on_question(self, number: int, question: Any) -> Any:
+        point = self._pending.get(number)
+        if point is None or not isinstance(self.proposer, OptunaProposer):
+            raise ValueError("no pending Optuna trial for this point")
+        return self.proposer.suggest(point, question["suggest"], question["distribution"])
 
     def on_report(self, number: int, step: int, value: float) -> bool:
         point = self._pending.get(number)
@@ -201,6 +213,10 @@ def payload_for(study: Study, number: int, params: dict[str, Any]) -> dict[str, 
     """What the core runs for point ``number`` of ``study``: its objective or its command."""
     spec = study.spec
     workdir = trial_workdir(study.workdir, number)
+    if spec.objective and study.define_by_run:
+        args = [params, spec.objective, study.pythonpath, number]
+        return {"callable": "hpo.remote_trial:run_optuna_objective", "args": args,
+                "pythonpath": study.pythonpath, "workdir": workdir}  # fmt: skip
     if spec.objective:
         return {"callable": spec.objective, "args": [params], "pythonpath": study.pythonpath,
                 "workdir": workdir}  # fmt: skip

@@ -125,7 +125,7 @@ class StudySpec(_Strict):
     command: str | list[str] | None = None
     container: Container | None = None
     input_ds: list[str] | None = None
-    space: dict[str, Param] = Field(min_length=1)
+    space: dict[str, Param] = Field(default_factory=dict)
     direction: Direction | list[Direction] = "minimize"
     constraints: int = Field(default=0, ge=0)
     max_points: int = Field(default=100, gt=0)
@@ -183,6 +183,8 @@ class StudySpec(_Strict):
             raise ValueError("give exactly one of objective (module:function) and command")
         if self.command is not None and not self.argv:
             raise ValueError("command: is empty")
+        if self.command is not None and not self.space:
+            raise ValueError("space: give at least one parameter")
         if self.container is not None and self.command is None:
             raise ValueError("container: needs a command")
         if self.patience and len(self.directions) > 1:

@@ -55,6 +55,7 @@ class Trial:
     pruned: bool = False
     intermediate_values: dict[int, float] = field(default_factory=dict)
     user_attrs: dict[str, Any] = field(default_factory=dict)
+    distributions: dict[str, Any] = field(default_factory=dict)  # define-by-run: as asked
 
     @property
     def value(self) -> float | None:
@@ -99,8 +100,20 @@ class Study:
         self.spec = spec
         self.settings = settings or Settings.from_env()
         self.pythonpath = _resolve_path(spec.pythonpath, base)
+        self.define_by_run = False
         if spec.objective:
-            load_callable(spec.objective, self.pythonpath)  # fail now, not on a worker
+            from hpo.remote_trial import takes_a_trial
+
+            fn = load_callable(spec.objective, self.pythonpath)  # fail now, not on a worker
+            self.define_by_run = takes_a_trial(fn)
+        if not spec.space and not self.define_by_run:
+            raise SpecError(
+                "space: give at least one parameter (or an objective that takes an Optuna trial)"
+            )
+        if self.define_by_run and spec.proposer.startswith("skopt:"):
+            raise SpecError(
+                f"proposer {spec.proposer} needs the space in the spec, not suggest calls"
+            )
         self.workdir = str((Path(self.settings.work_dir) / spec.name).resolve())
         self.spec_dir = str(base)
         self._engine: Engine | None = None
@@ -293,13 +306,20 @@ def pareto_front(trials: list[Trial], directions: tuple[str, ...]) -> list[Trial
 def _trial(row: Any, intermediate: dict[int, float] | None = None) -> Trial:
     duration = row.finished - row.started if row.finished and row.started else None
     result = row.result if row.state == TaskState.SUCCEEDED else None
+    if result and "params" in result:
+        params = result["params"]
+    elif "command" in row.payload:
+        params = row.payload["input"]
+    else:
+        params = row.payload["args"][0]
     return Trial(
         pruned=bool(result and result.get("pruned")),
+        distributions=(result or {}).get("distributions", {}),
         user_attrs=(result or {}).get("user_attrs", {}),
         intermediate_values=intermediate or {},
         number=row.number,
         state=row.state,
-        params=row.payload["input"] if "command" in row.payload else row.payload["args"][0],
+        params=params,
         values=result["values"] if result else None,
         constraints=result.get("constraints") if result else None,
         attempt=row.attempt,

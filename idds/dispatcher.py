@@ -69,6 +69,14 @@ class TaskOwner(abc.ABC):
         """A running task reported progress; return True to advise it to stop (prune)."""
         return False
 
+    def on_question(self, number: int, question: Any) -> Any:
+        """A running task asks something (e.g. a parameter's value); the answer is JSON.
+
+        Raises:
+            ValueError: the question cannot be answered (the task gets the message).
+        """
+        raise ValueError("this owner answers no questions")
+
     def on_spec(self, spec: dict[str, Any]) -> None:  # noqa: B027 - an optional hook
         """The owner's stored spec changed in another process (e.g. points were enqueued)."""
 
@@ -162,6 +170,7 @@ class Dispatcher:
         self._remotes: dict[tuple[Any, ...], Any] = {}
         self._idle = False
         self._channel: Any = None
+        self._conn: Any = None
         self._reports: list[tuple[str, int, float]] = []
         self._next_drain = 0.0
         self._seen: dict[int, float] = {}  # owner -> the `updated` time last seen
@@ -205,6 +214,8 @@ class Dispatcher:
         # Renewing also notices a cancel made from another process: do it often.
         period = min(self.lease_seconds / 3, 2.0)
         next_renew = time.monotonic() + period
+        # The hot path keeps one connection (no pool checkout and reset per commit).
+        self._conn = self.engine.connect()
         try:
             while not all(o.done() for o in owners) or self._flight:
                 self._cycle(self._collect())
@@ -213,6 +224,7 @@ class Dispatcher:
                     next_renew = time.monotonic() + period
         finally:
             self._abandon_in_flight()
+            self._conn.close()
 
     def _cycle(self, ended: list[tuple[_InFlight, Outcome]]) -> None:
         """Record what came in (one group commit), tell the owners (a result is reported
@@ -221,8 +233,9 @@ class Dispatcher:
         finals: list[tuple[Claim, TaskState, Outcome]] = []
         started, self._started = self._started, []
         reports = self._claimed_reports()
+        conn = self._conn
         if ended or started or reports:
-            with self.engine.begin() as conn:
+            with conn.begin():
                 self._mark_started(conn, started)
                 tq.add_reports(conn, reports)
                 finals = self._record(conn, ended)
@@ -234,7 +247,7 @@ class Dispatcher:
         placed: list[tuple[Claim, Placement]] = []
         work = self._plan()
         if work:
-            with self.engine.begin() as conn:
+            with conn.begin():
                 placed = self._submit_and_claim(conn, work)
         self._idle = not (placed or finals)
         for claim, placement in placed:
@@ -304,7 +317,11 @@ class Dispatcher:
         refs = list(self._flight)
         ready, rest = ray.wait(refs, num_returns=1, timeout=self._wait_timeout())
         if time.monotonic() >= self._next_drain:  # which attempts started, their reports
-            self._started, self._reports = ray.get(self._channel.drain.remote(), timeout=30)
+            self._started, self._reports, questions = ray.get(
+                self._channel.drain.remote(), timeout=30
+            )
+            if questions:
+                self._answer(questions)
             self._next_drain = time.monotonic() + DRAIN_PERIOD_S
         if ready and rest:
             more, _ = ray.wait(rest, num_returns=len(rest), timeout=0)
@@ -355,6 +372,22 @@ class Dispatcher:
         reports, self._reports = self._reports, []
         by_token = {f.claim.token: f.claim for f in self._flight.values()}
         return [(by_token[t], s, v) for t, s, v in reports if t in by_token]
+
+    def _answer(self, questions: list[tuple[int, str, Any]]) -> None:
+        """Owners answer their running tasks' questions (Optuna-style suggest calls)."""
+        by_token = {f.claim.token: f.claim for f in self._flight.values()}
+        answers = []
+        for key, token, question in questions:
+            claim = by_token.get(token)
+            if claim is None:
+                answers.append((key, {"error": "the attempt is no longer current"}))
+                continue
+            try:
+                answers.append((key, {"value": self._owners[claim.owner_id].on_question(
+                    claim.number, question)}))  # fmt: skip
+            except ValueError as exc:
+                answers.append((key, {"error": str(exc)}))
+        self._channel.answer.remote(answers)
 
     def _pass_on(self, reports: list[tuple[Claim, int, float]]) -> None:
         """Tell the owners of the reports (after they are recorded); post back which attempts

@@ -13,6 +13,7 @@ Capability packages build their payloads on these forms.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import importlib
 import socket
@@ -62,31 +63,51 @@ class HeadChannel:
     """The mailbox between a head and its running attempts (one Ray actor per head).
 
     Workers post without waiting: that an attempt started (if it runs long enough to be seen
-    running) and its progress reports. The head drains it every fraction of a second and posts
-    back which attempts should stop early (pruning), which workers read.
+    running) and its progress reports. They may also ask their owner a question and wait for
+    the answer (:meth:`ask`: an Optuna-style objective's ``suggest_*`` calls). The head drains
+    it every fraction of a second, answers, and posts back which attempts should stop early
+    (pruning). An async actor, so that a waiting question blocks no one else.
     """
 
     def __init__(self) -> None:
         self._started: list[tuple[str, str, float]] = []
         self._reports: list[tuple[str, int, float]] = []
+        self._questions: list[tuple[int, str, Any]] = []
+        self._answers: dict[int, asyncio.Future[Any]] = {}
         self._prune: set[str] = set()
+        self._next = 0
 
-    def started(self, token: str, node: str, when: float) -> None:
+    async def started(self, token: str, node: str, when: float) -> None:
         self._started.append((token, node, when))
 
-    def report(self, token: str, step: int, value: float) -> None:
+    async def report(self, token: str, step: int, value: float) -> None:
         self._reports.append((token, step, value))
 
-    def should_prune(self, token: str) -> bool:
+    async def should_prune(self, token: str) -> bool:
         return token in self._prune
 
-    def prune(self, tokens: list[str]) -> None:
+    async def prune(self, tokens: list[str]) -> None:
         self._prune.update(tokens)
 
-    def drain(self) -> tuple[list[tuple[str, str, float]], list[tuple[str, int, float]]]:
+    async def ask(self, token: str, question: Any) -> Any:
+        """Wait for the owner's answer to ``question`` (an ``{"error": ...}`` if it has none)."""
+        self._next += 1
+        future = asyncio.get_running_loop().create_future()
+        self._answers[self._next] = future
+        self._questions.append((self._next, token, question))
+        return await future
+
+    async def answer(self, answers: list[tuple[int, Any]]) -> None:
+        for key, value in answers:
+            future = self._answers.pop(key, None)
+            if future is not None and not future.done():
+                future.set_result(value)
+
+    async def drain(self) -> tuple[list[Any], list[Any], list[Any]]:
         started, self._started = self._started, []
         reports, self._reports = self._reports, []
-        return started, reports
+        questions, self._questions = self._questions, []
+        return started, reports, questions
 
 
 #: The name of the head's :class:`HeadChannel` in its Ray namespace (one per driver).

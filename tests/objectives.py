@@ -68,3 +68,13 @@ def with_report(params: dict) -> dict:
     if params["k"] == "b" and params["x"] > 1:
         raise RuntimeError("diverged")
     return {"value": params["x"] ** 2, "user_attrs": {"tag": f"k={params['k']}"}}
+
+
+def optuna_style(trial) -> float:
+    """An objective written for Optuna, with a define-by-run (conditional) space."""
+    x = trial.suggest_float("x", -2.0, 2.0)
+    kind = trial.suggest_categorical("kind", ["plain", "shifted"])
+    shift = trial.suggest_int("shift", 0, 3) if kind == "shifted" else 0
+    trial.report((x - 1.0) ** 2 + 1.0, 0)
+    trial.set_user_attr("kind_used", kind)
+    return (x - 1.0) ** 2 + shift

@@ -30,7 +30,9 @@ def finished_study(settings):
 
 @pytest.mark.parametrize("kind", ["rdb", "journal"])
 def test_export_is_read_back_by_optuna(finished_study, tmp_path, kind):
-    url = f"sqlite:///{tmp_path / 'optuna.db'}" if kind == "rdb" else f"journal:{tmp_path / 'j.log'}"
+    url = (
+        f"sqlite:///{tmp_path / 'optuna.db'}" if kind == "rdb" else f"journal:{tmp_path / 'j.log'}"
+    )
     assert export_study(finished_study, url) == 8
     storage = hpo.interop.storage(url)
     loaded = optuna.load_study(study_name="src", storage=storage)

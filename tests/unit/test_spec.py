@@ -39,7 +39,6 @@ def test_numbers_written_as_yaml_strings_are_accepted():
     ({"space": {"x": {"type": "float", "low": 0, "high": 1, "log": True}}}, "low > 0"),
     ({"space": {"x": {"type": "floaty", "low": 0, "high": 1}}}, "space.x.type"),
     ({"space": {"x": {"type": "categorical", "choices": []}}}, "space.x.choices"),
-    ({"space": {}}, "space:"),
     ({"proposer": "optuna:magic"}, "unknown proposer 'optuna:magic'"),
     ({"objective": "no colon"}, "objective:"),
     ({"max_points": 0}, "max_points:"),
