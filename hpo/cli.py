@@ -36,6 +36,7 @@ def launch(settings: Settings, spec_file: str, name: str | None, no_progress: bo
         spec = spec.model_copy(update={"name": name})
         spec = type(spec).from_mapping(spec.to_json(), source="--name")
     study = Study(spec, settings=settings, base_dir=base)
+    study.check_capacity()
     study.create()
     _run(study, no_progress)
 

@@ -161,13 +161,11 @@ class Study:
         Raises:
             IddsError: another live head is running this study.
         """
-        from idds.runtime import ensure_ray
-
+        self.check_capacity()
         owner_id = self._owner_id_or_create()
         dispatcher = Dispatcher(self.engine, lease_seconds=self.settings.lease_seconds)
         self._hold(dispatcher, owner_id)
         try:
-            ensure_ray(self.settings.ray_address)
             from hpo.run import StudyRun
 
             run = StudyRun(self, owner_id, progress=progress)
@@ -178,6 +176,28 @@ class Study:
                     owners_mod.set_state(conn, owner_id, OwnerState.FINISHED)
         finally:
             dispatcher.release(owner_id)
+
+    def check_capacity(self) -> None:
+        """Join Ray and check that one evaluation's resources exist in the cluster at all.
+
+        Raises:
+            SpecError: the cluster has fewer CPUs or GPUs than one evaluation asks for (it
+                would wait forever).
+        """
+        import ray
+
+        from idds.runtime import ensure_ray
+
+        ensure_ray(self.settings.ray_address)
+        have = ray.cluster_resources()
+        res = self.spec.resources
+        for key, need in (("CPU", res.cpus), ("GPU", res.gpus)):
+            if need > have.get(key, 0.0):
+                raise SpecError(
+                    f"resources.{key.lower()}s: an evaluation asks for {need:g} {key}, and the "
+                    f"Ray cluster has {have.get(key, 0.0):g} (join one that has them with "
+                    "--ray-address)"
+                )
 
     def _owner_id_or_create(self) -> int:
         with reading(self.engine) as conn:

@@ -107,3 +107,14 @@ def test_console_script_runs(tmp_path):
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert "no studies" in proc.stdout
+
+
+def test_gpus_the_cluster_lacks_are_refused_before_anything_is_written(settings, tmp_path, capsys):
+    """The test cluster has no GPU: a study asking for one would wait forever."""
+    spec = _write_spec(tmp_path / "s.yaml", resources={"gpus": 0.5})
+    db_file = tmp_path / "gpu.db"
+    db = ["--db", f"sqlite:///{db_file}", "--ray-address", settings.ray_address]
+    code, _, err = _idds(capsys, *db, "hpo", "launch", str(spec))
+    assert code == 2
+    assert "resources.gpus: an evaluation asks for 0.5 GPU, and the Ray cluster has 0" in err
+    assert not db_file.exists()
