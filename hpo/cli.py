@@ -64,6 +64,11 @@ def _run(study: Study, no_progress: bool) -> None:
 
 
 def _print_best(study: Study) -> None:
+    if study.segments:
+        for segment in study._segments_here():
+            click.echo(f"[{segment.name}]")
+            _print_best(segment)
+        return
     if len(study.spec.directions) > 1:
         front = study.best_trials
         click.echo(f"Pareto front ({len(front)} trial(s), {', '.join(study.spec.directions)}):")
@@ -133,10 +138,21 @@ def _summary(conn: sa.Connection, row: sa.Row) -> list[object]:
 def show(settings: Settings, name: str, errors: bool) -> None:
     """Trials of study NAME (state, attempt, site, duration, value) and the best."""
     study = load_study(name, settings=settings)
+    if study.segments:
+        click.echo(f"study {name}: {study.state}, segmented: {len(study.segments)} segments")
+        for segment in study._segments_here():
+            click.echo("")
+            _show(segment, errors)
+        return
+    _show(study, errors)
+
+
+def _show(study: Study, errors: bool) -> None:
+    name = study.name
     spec = study.spec
     trials = study.trials
     click.echo(
-        f"study {name}: {study.state}, {'/'.join(spec.directions)} {spec.objective}, "
+        f"study {name}: {study.state}, {'/'.join(spec.directions)} {spec.objective or spec.argv}, "
         f"proposer {spec.proposer}, {len(trials)}/{spec.max_points} points"
     )
     headers = ["trial", "state", "attempt", "site", "node", "duration", "value", "params"]

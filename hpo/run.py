@@ -22,7 +22,7 @@ from idds.tasks import TaskSpec, TaskState
 class StudyRun(TaskOwner):
     """A study as the dispatcher drives it: proposes points, hears their values."""
 
-    def __init__(self, study: Study, owner_id: int, *, progress: bool) -> None:
+    def __init__(self, study: Study, owner_id: int, *, progress: bool, position: int = 0) -> None:
         spec = study.spec
         self.owner_id = owner_id
         self.parallel = spec.parallel
@@ -47,7 +47,7 @@ class StudyRun(TaskOwner):
         self._queue: list[tuple[int, dict[str, Any]]] = []
         self.on_spec({"initial_points": [dict(p) for p in spec.initial_points]})
         self._rebuild(trials)
-        self._bar = _progress_bar(spec, self._final, self._best) if progress else None
+        self._bar = _progress_bar(spec, self._final, self._best, position) if progress else None
 
     def _rebuild(self, trials: list[Trial]) -> None:
         """The working set from the database: finished points told, open ones pending."""
@@ -274,10 +274,13 @@ def _number(v: Any, what: str) -> float:
     return f
 
 
-def _progress_bar(spec: StudySpec, done: int, best: float | None) -> Any:
+def _progress_bar(spec: StudySpec, done: int, best: float | None, position: int) -> Any:
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=spec.max_points, initial=done, desc=spec.name, unit="eval", leave=True)
+    bar = tqdm(
+        total=spec.max_points, initial=done, desc=spec.name, unit="eval", leave=True,
+        position=position,
+    )  # fmt: skip
     if best is not None:
         bar.set_postfix(best=f"{best:.6g}", refresh=False)
     return bar

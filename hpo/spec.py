@@ -141,6 +141,7 @@ class StudySpec(_Strict):
     pruner_options: dict[str, Any] = Field(default_factory=dict)
     initial_points: list[dict[str, Any]] = Field(default_factory=list)
     warm_start: list[str] = Field(default_factory=list)
+    segments: dict[str, dict[str, Any]] = Field(default_factory=dict)
     max_attempts: int = Field(default=3, ge=1)
     retry_errors: bool = False
     timeout: float | None = Field(default=None, gt=0)
@@ -194,9 +195,30 @@ class StudySpec(_Strict):
                 check_point(self, point)
             except SpecError as exc:
                 raise ValueError(f"initial_points[{i}]: {exc}") from None
+        if self.segments:
+            self.segment_specs()  # each segment validates on its own
+            return self
         make_proposer(self, self.seed)  # the proposer can handle this space and objectives
         self._check_pruner()
         return self
+
+    def segment_specs(self) -> dict[str, StudySpec]:
+        """One study spec per segment: this spec with the segment's fields over it, named
+        ``NAME.SEGMENT``.
+
+        Raises:
+            SpecError: a segment does not validate (the message names it).
+        """
+        base = self.model_dump(mode="json", exclude={"segments"}, exclude_none=True)
+        out = {}
+        for seg, fields in self.segments.items():
+            if not re.match(r"^[A-Za-z0-9][A-Za-z0-9_\-]*$", seg):
+                raise SpecError(f"segments.{seg}: not a segment name (letters, digits, _ -)")
+            if not isinstance(fields, dict) or {"name", "segments"} & set(fields):
+                raise SpecError(f"segments.{seg}: a mapping of study fields (not name/segments)")
+            merged = {**base, **fields, "name": f"{self.name}.{seg}"}
+            out[seg] = StudySpec.from_mapping(merged, source=f"segments.{seg}")
+        return out
 
     def _check_pruner(self) -> None:
         from hpo.pruners import make_pruner

@@ -21,7 +21,7 @@ from idds import tasks as tq
 from idds.config import Settings
 from idds.db import connect, reading
 from idds.dispatcher import Dispatcher
-from idds.errors import IddsError, SpecError
+from idds.errors import IddsError, NotFound, SpecError
 from idds.owners import OwnerState
 from idds.payloads import load_callable
 from idds.tasks import TaskState
@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
 KIND = "study"
+GROUP_KIND = "study-group"  # a segmented study: its segments are studies of their own
 
 
 @dataclass(frozen=True)
@@ -106,7 +107,12 @@ class Study:
 
             fn = load_callable(spec.objective, self.pythonpath)  # fail now, not on a worker
             self.define_by_run = takes_a_trial(fn)
-        if not spec.space and not self.define_by_run:
+        #: The segments of a segmented study: independent studies run side by side.
+        self.segments = [
+            Study(seg, settings=self.settings, base_dir=base)
+            for seg in spec.segment_specs().values()
+        ]
+        if not spec.space and not self.define_by_run and not self.segments:
             raise SpecError(
                 "space: give at least one parameter (or an objective that takes an Optuna trial)"
             )
@@ -144,15 +150,24 @@ class Study:
         }
         try:
             with self.engine.begin() as conn:
-                return owners_mod.create(conn, KIND, self.name, stored)
+                owner_id = owners_mod.create(conn, self._kind, self.name, stored)
+            for segment in self.segments:
+                segment._engine = self.engine
+                segment.create()
+            return owner_id
         except sa.exc.IntegrityError:
             raise SpecError(
                 f"a study named {self.name!r} exists already: resume it with "
                 f"`idds hpo resume {self.name}`, or choose another name"
             ) from None
 
+    @property
+    def _kind(self) -> str:
+        return GROUP_KIND if self.segments else KIND
+
     def optimize(self, *, progress: bool = True) -> None:
-        """Run the study until ``max_points`` points are evaluated (or it is cancelled).
+        """Run the study until ``max_points`` points are evaluated (or it is cancelled); a
+        segmented study runs all its segments side by side.
 
         Creates the study on its first call and resumes it afterwards, in this or a new
         process: evaluations recorded are never run again; those in flight when an earlier
@@ -161,21 +176,30 @@ class Study:
         Raises:
             IddsError: another live head is running this study.
         """
-        self.check_capacity()
-        owner_id = self._owner_id_or_create()
-        dispatcher = Dispatcher(self.engine, lease_seconds=self.settings.lease_seconds)
-        self._hold(dispatcher, owner_id)
-        try:
-            from hpo.run import StudyRun
+        from hpo.run import StudyRun
 
-            run = StudyRun(self, owner_id, progress=progress)
-            dispatcher.run([run])
-            run.close()
-            if not run.cancelled:
-                with self.engine.begin() as conn:
-                    owners_mod.set_state(conn, owner_id, OwnerState.FINISHED)
+        self.check_capacity()
+        self._owner_id_or_create()
+        studies = self.segments or [self]
+        dispatcher = Dispatcher(self.engine, lease_seconds=self.settings.lease_seconds)
+        held: list[int] = []
+        try:
+            runs = []
+            for position, study in enumerate(studies):
+                study._engine = self.engine
+                owner_id = study._owner_id()
+                study._hold(dispatcher, owner_id)
+                held.append(owner_id)
+                runs.append(StudyRun(study, owner_id, progress=progress, position=position))
+            dispatcher.run(runs)
+            for run in runs:
+                run.close()
+                if not run.cancelled:
+                    with self.engine.begin() as conn:
+                        owners_mod.set_state(conn, run.owner_id, OwnerState.FINISHED)
         finally:
-            dispatcher.release(owner_id)
+            for owner_id in held:
+                dispatcher.release(owner_id)
 
     def check_capacity(self) -> None:
         """Join Ray and check that one evaluation's resources exist in the cluster at all.
@@ -203,7 +227,7 @@ class Study:
         with reading(self.engine) as conn:
             row = conn.execute(
                 sa.select(owners_mod.owners.c.id).where(
-                    owners_mod.owners.c.kind == KIND, owners_mod.owners.c.name == self.name
+                    owners_mod.owners.c.kind == self._kind, owners_mod.owners.c.name == self.name
                 )
             ).first()
         return row.id if row else self.create()
@@ -224,6 +248,9 @@ class Study:
         Raises:
             SpecError: the point does not fit the space.
         """
+        if self.segments:
+            names = ", ".join(seg.name for seg in self.segments)
+            raise SpecError(f"study {self.name!r} is segmented: enqueue into a segment ({names})")
         point = check_point(self.spec, point)
         owner_id = self._owner_id()
 
@@ -247,6 +274,8 @@ class Study:
 
     def cancel(self) -> int:
         """Cancel the study; a head running it stops within seconds. Returns tasks cancelled."""
+        if self.segments:
+            return sum(segment.cancel() for segment in self._segments_here())
         owner_id = self._owner_id()
         with self.engine.begin() as conn:
             owners_mod.set_state(conn, owner_id, OwnerState.CANCELLED)
@@ -256,17 +285,30 @@ class Study:
 
     def _owner_id(self) -> int:
         with reading(self.engine) as conn:
-            return int(owners_mod.find(conn, KIND, self.name).id)
+            return int(owners_mod.find(conn, self._kind, self.name).id)
 
     @property
     def state(self) -> str:
-        """``active``, ``finished`` or ``cancelled``."""
+        """``active``, ``finished`` or ``cancelled`` (a segmented study: cancelled if one of
+        its segments is, finished when all are)."""
+        if self.segments:
+            states = {segment.state for segment in self._segments_here()}
+            if "cancelled" in states:
+                return "cancelled"
+            return "finished" if states == {"finished"} else "active"
         with reading(self.engine) as conn:
             return str(owners_mod.find(conn, KIND, self.name).state)
 
+    def _segments_here(self) -> list[Study]:
+        for segment in self.segments:
+            segment._engine = self.engine
+        return self.segments
+
     @property
     def trials(self) -> list[Trial]:
-        """Every point of the study, in order."""
+        """Every point of the study, in order (a segmented study: see ``segments``)."""
+        if self.segments:
+            raise SpecError(f"study {self.name!r} is segmented: read its segments' trials")
         with reading(self.engine) as conn:
             owner_id = owners_mod.find(conn, KIND, self.name).id
             rows = conn.execute(
@@ -359,7 +401,13 @@ def load_study(name: str, *, settings: Settings | None = None) -> Study:
     settings = settings or Settings.from_env()
     engine = connect(settings.db_url)
     with reading(engine) as conn:
-        row = owners_mod.find(conn, KIND, name)
+        try:
+            row = owners_mod.find(conn, KIND, name)
+        except NotFound:
+            try:
+                row = owners_mod.find(conn, GROUP_KIND, name)
+            except NotFound:
+                raise NotFound(f"no study named {name!r}") from None
     stored = dict(row.spec)
     workdir = stored.pop("workdir", None)
     spec_dir = stored.pop("spec_dir", None)

@@ -1,0 +1,66 @@
+"""Segmented studies: several independent segments in one submission, run side by side."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+import hpo
+from idds.cli import main
+
+TESTS = str(Path(__file__).parents[1])
+
+
+def test_segments_run_side_by_side_each_with_its_space(settings, tmp_path, capsys):
+    spec = {
+        "name": "nets",
+        "objective": "objectives:sleepy_value",
+        "proposer": "optuna:random",
+        "max_points": 4,
+        "parallel": 1,
+        "seed": 1,
+        "pythonpath": [TESTS],
+        "segments": {
+            "small": {"space": {"x": {"type": "float", "low": 0.0, "high": 1.0},
+                                "sleep": {"type": "categorical", "choices": [0.2]}}},
+            "large": {"space": {"x": {"type": "float", "low": 10.0, "high": 20.0},
+                                "sleep": {"type": "categorical", "choices": [0.2]}},
+                      "max_points": 3},
+        },
+    }  # fmt: skip
+    path = tmp_path / "nets.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    db = ["--db", settings.db_url, "--ray-address", settings.ray_address]
+    main([*db, "hpo", "launch", str(path), "--no-progress"])
+    out = capsys.readouterr().out
+    assert "[nets.small]" in out
+    assert "[nets.large]" in out
+    small = hpo.load_study("nets.small", settings=settings)
+    large = hpo.load_study("nets.large", settings=settings)
+    assert len(small.trials) == 4
+    assert len(large.trials) == 3
+    assert all(0 <= t.params["x"] <= 1 for t in small.trials)
+    assert all(10 <= t.params["x"] <= 20 for t in large.trials)
+    group = hpo.load_study("nets", settings=settings)
+    assert group.state == "finished"
+    main([*db, "hpo", "show", "nets"])
+    shown = capsys.readouterr().out
+    assert "segmented: 2 segments" in shown
+    assert "study nets.large: finished" in shown
+    main([*db, "hpo", "list"])
+    listed = capsys.readouterr().out
+    assert "nets.small" in listed
+    assert "nets.large" in listed
+
+
+def test_a_bad_segment_is_named(settings):
+    from idds.errors import SpecError
+
+    with pytest.raises(SpecError) as info:
+        hpo.StudySpec.from_mapping({
+            "name": "n", "objective": "objectives:quadratic",
+            "segments": {"a": {"space": {"x": {"type": "float", "low": 2, "high": 1}}}},
+        })  # fmt: skip
+    assert "segments.a: space.x: low (2) must not be greater than high (1)" in str(info.value)
