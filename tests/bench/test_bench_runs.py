@@ -22,3 +22,16 @@ def test_overhead_quick_writes_the_result_format(tmp_path, ray_address, pg_url):
     assert ("ray-tune", "reuse_actors=True") in rows
     assert all(r["metric"] == "ms_per_eval" and r["value"] > 0 for r in result["rows"])
     assert "ratio to idds on SQLite" in (tmp_path / "overhead.md").read_text()
+
+
+def test_quality_quick_writes_results_and_a_plot(tmp_path, ray_address):
+    from bench import quality
+
+    quality.main(["--quick", "--out", str(tmp_path)])
+    result = json.loads((tmp_path / "quality.json").read_text())
+    assert result["benchmark"] == "quality"
+    systems = {r["system"] for r in result["rows"]}
+    assert systems == {"idds", "optuna-tpe-sequential", "random"}
+    assert all(r["metric"] == "median_final_regret" for r in result["rows"])
+    assert all(r["value"] >= 0 for r in result["rows"])  # regret against the known optimum
+    assert (tmp_path / "quality.png").stat().st_size > 1000
