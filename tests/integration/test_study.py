@@ -121,3 +121,25 @@ def test_resume_of_a_finished_study_runs_nothing_again(settings):
     before = study.trials
     hpo.load_study("s", settings=settings).optimize(progress=False)
     assert study.trials == before
+
+
+def test_a_study_held_by_a_live_head_is_not_run_twice(settings):
+    from idds.errors import IddsError
+
+    study = _study(
+        settings, objective="sleepy", max_points=2, parallel=1,
+        space={"sleep": {"type": "int", "low": 30, "high": 31}},
+    )  # fmt: skip
+    study.create()
+    runner = threading.Thread(target=study.optimize, kwargs={"progress": False}, daemon=True)
+    runner.start()
+    deadline = time.monotonic() + 30
+    while not any(t.state in ("dispatched", "running") for t in study.trials):
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    second = hpo.load_study("s", settings=settings)
+    with pytest.raises(IddsError, match="being run by another live head"):
+        second.optimize(progress=False)  # waits out one lease: the holder renews it
+    second.cancel()
+    runner.join(timeout=30)
+    assert not runner.is_alive()
