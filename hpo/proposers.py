@@ -105,7 +105,10 @@ def _needs(package: str, proposer: str, extra: str) -> None:
 
 
 def _tpe(spec: StudySpec, seed: int | None, **opts: Any) -> Any:
+    # Pending points count as bad ones (spreads parallel proposals); the multivariate model
+    # sees correlations between parameters (Optuna recommends it; it is off in Optuna's default).
     opts.setdefault("constant_liar", True)
+    opts.setdefault("multivariate", True)
     return optuna.samplers.TPESampler(seed=seed, **opts)
 
 
