@@ -333,11 +333,10 @@ class SkoptProposer(Proposer):
         if n <= 0:
             return []
         opt = self.optimizer
-        if self._pending:
+        if self._pending:  # one refit with every pending point told the lie
             opt = opt.copy(random_state=opt.rng)
-            lie = self._lie(opt)
-            for x in self._pending.values():
-                opt.tell(x, lie)
+            xs = list(self._pending.values())
+            opt.tell(xs, [self._lie(opt)] * len(xs))
         xs = opt.ask(n_points=n, strategy=self.liar) if n > 1 else [opt.ask()]
         return [self._hand_out(x) for x in xs]
 
