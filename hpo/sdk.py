@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from idds.commands import PRUNE, REPORTS
 from idds.errors import IddsError
 from idds.payloads import Stopped as Pruned
 from idds.payloads import channel, current
@@ -54,18 +55,26 @@ def report(step: int, value: float) -> None:
     Raises:
         IddsError: not called from a Python objective run by the platform.
     """
+    step, value = int(step), float(value)
+    if _in_command():  # the runner relays the file's lines to the head
+        with (Path(os.environ["IDDS_WORKDIR"]) / REPORTS).open("a") as f:
+            f.write(json.dumps({"step": step, "value": value}) + "\n")
+        return
     token = _token("report")
-    current["last_report"] = {"step": int(step), "value": float(value)}
-    current.setdefault("reports", []).append((int(step), float(value)))
-    channel().report.remote(token, int(step), float(value))
+    current["last_report"] = {"step": step, "value": value}
+    current.setdefault("reports", []).append((step, value))
+    channel().report.remote(token, step, value)
 
 
 def should_prune() -> bool:
     """Whether the study's pruner advises this evaluation to stop now; if so, ``raise
-    hpo.Pruned()`` (the last reported value is recorded, and the slot is freed at once).
+    hpo.Pruned()`` (the last reported value is recorded, and the slot is freed at once). A
+    script run as a command may simply exit.
 
     The advice follows the reports by a fraction of a second.
     """
+    if _in_command():
+        return (Path(os.environ["IDDS_WORKDIR"]) / PRUNE).exists()
     import ray
 
     token = _token("should_prune")
@@ -73,6 +82,11 @@ def should_prune() -> bool:
         return bool(ray.get(channel().should_prune.remote(token), timeout=30))
     except (ray.exceptions.RayError, ValueError):  # no advice to be had: train on
         return False
+
+
+def _in_command() -> bool:
+    """Whether this is a script run as a command payload (not a Python objective)."""
+    return not current.get("token") and bool(os.environ.get("IDDS_WORKDIR"))
 
 
 def _token(what: str) -> str:

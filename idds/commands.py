@@ -17,8 +17,9 @@ import json
 import os
 import signal
 import subprocess
+import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 INPUT, INPUT_DS, OUTPUT = "input.json", "input_ds.json", "output.json"
 
@@ -56,8 +57,24 @@ def container_command(container: dict[str, Any], workdir: Path, argv: list[str])
     raise ValueError(f"unknown container engine {engine!r} (apptainer, singularity, docker)")
 
 
-def run_command(payload: dict[str, Any], attempt: int) -> dict[str, Any]:
-    """Run a command payload; ``{"ok": True, "value": output}`` or ``{"ok": False, ...}``."""
+class Relay(Protocol):
+    """Carries a command's progress reports to its head, and the head's advice back."""
+
+    def report(self, step: int, value: float) -> None: ...
+
+    def should_prune(self) -> bool: ...
+
+
+def run_command(
+    payload: dict[str, Any], attempt: int, relay: Relay | None = None
+) -> dict[str, Any]:
+    """Run a command payload; ``{"ok": True, "value": output}`` or ``{"ok": False, ...}``.
+
+    While it runs, the reports it appends to ``reports.jsonl`` in its work dir (what
+    ``hpo.report`` does in a script) are relayed to the head, and a ``PRUNE`` file is made
+    there when the head advises stopping (what ``hpo.should_prune`` looks for). A command that
+    then exits, with or without an error, is recorded as pruned at its last report.
+    """
     workdir = prepare(payload)
     argv = [_substitute(a, workdir) for a in payload["command"]]
     if payload.get("container"):
@@ -72,16 +89,76 @@ def run_command(payload: dict[str, Any], attempt: int) -> dict[str, Any]:
             )  # fmt: skip
         except OSError as exc:
             return {"ok": False, "error": f"cannot run {argv[0]!r}: {exc.strerror}"}
-        try:
-            code = proc.wait(timeout=payload.get("timeout_s"))
-        except subprocess.TimeoutExpired:
+        watch = _Watch(workdir, relay)
+        code = watch.wait(proc, payload.get("timeout_s"))
+        if code is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
             limit = payload["timeout_s"]
-            return {"ok": False, "kind": "timeout", "error": f"timed out after {limit:g} s"}
+            return {"ok": False, "kind": "timeout", "error": f"timed out after {limit:g} s",
+                    **watch.reports()}  # fmt: skip
+    if watch.pruned and watch.last is not None:
+        return {"ok": True, "value": {"pruned": True, **watch.last}, **watch.reports()}
     if code != 0:
-        return {"ok": False, "error": f"command exited with {code}: {_tail(err_path)}"}
-    return _read_output(workdir)
+        return {"ok": False, "error": f"command exited with {code}: {_tail(err_path)}",
+                **watch.reports()}  # fmt: skip
+    return {**_read_output(workdir), **watch.reports()}
+
+
+REPORTS, PRUNE = "reports.jsonl", "PRUNE"
+
+
+class _Watch:
+    """Follows a running command's reports file; relays reports and pruning advice."""
+
+    def __init__(self, workdir: Path, relay: Relay | None) -> None:
+        self.path = workdir / REPORTS
+        self.prune_flag = workdir / PRUNE
+        self.path.unlink(missing_ok=True)
+        self.prune_flag.unlink(missing_ok=True)
+        self.relay = relay
+        self.seen: list[tuple[int, float]] = []
+        self.last: dict[str, Any] | None = None
+        self.pruned = False
+        self._offset = 0
+
+    def wait(self, proc: subprocess.Popen[bytes], timeout: float | None) -> int | None:
+        """The exit code, or None past the timeout."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            try:
+                code = proc.wait(timeout=0.25)
+            except subprocess.TimeoutExpired:
+                self._follow()
+                if deadline is not None and time.monotonic() > deadline:
+                    return None
+                continue
+            self._follow()
+            return code
+
+    def _follow(self) -> None:
+        if not self.path.exists():
+            return
+        with self.path.open() as f:
+            f.seek(self._offset)
+            lines = f.readlines()
+            self._offset = f.tell()
+        for line in lines:
+            try:
+                item = json.loads(line)
+                step, value = int(item["step"]), float(item["value"])
+            except (ValueError, KeyError, TypeError):
+                continue  # a partial or foreign line
+            self.seen.append((step, value))
+            self.last = {"step": step, "value": value}
+            if self.relay is not None:
+                self.relay.report(step, value)
+        if self.relay is not None and self.seen and not self.pruned and self.relay.should_prune():
+            self.pruned = True
+            self.prune_flag.touch()
+
+    def reports(self) -> dict[str, Any]:
+        return {"reports": self.seen} if self.seen else {}
 
 
 def _substitute(arg: str, workdir: Path) -> str:

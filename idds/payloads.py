@@ -177,7 +177,7 @@ def run_payload(payload: dict[str, Any], token: str | None = None) -> dict[str, 
     attempt = int(token.rsplit(":", 1)[1]) if token else 1
     try:
         if "command" in payload:
-            report.update(run_command(payload, attempt))
+            report.update(run_command(payload, attempt, _Relay(token) if token else None))
         else:
             report.update(_run_callable(payload, attempt, token))
     finally:
@@ -235,6 +235,21 @@ def _run_callable(payload: dict[str, Any], attempt: int, token: str | None) -> d
         if current.get("reports"):
             outcome["reports"] = current["reports"]
     return outcome
+
+
+class _Relay:
+    """A command's reports to the head's channel, and its pruning advice back."""
+
+    def __init__(self, token: str) -> None:
+        self.token = token
+
+    def report(self, step: int, value: float) -> None:
+        channel().report.remote(self.token, step, value)
+
+    def should_prune(self) -> bool:
+        import ray
+
+        return bool(ray.get(channel().should_prune.remote(self.token), timeout=30))
 
 
 def _tell_started(token: str, node: str, started: float) -> None:

@@ -99,3 +99,22 @@ def test_container_wrapping():
     assert "-v" in argv and "/w/trial-1:/w/trial-1" in argv and argv[-1] == "run.sh"
     with pytest.raises(ValueError, match="unknown container engine"):
         container_command({"engine": "lxc", "image": "x"}, wd, ["a"])
+
+
+def test_a_command_script_reports_and_is_pruned(sqlite_settings):
+    study = hpo.Study(
+        settings=sqlite_settings, name="cmd-prune",
+        command=[sys.executable, str(SCRIPT.parent / "epochs.py")],
+        space={"x": {"type": "float", "low": -3.0, "high": 3.0}},
+        max_points=6, parallel=2, proposer="optuna:random", seed=4,
+        pruner="median", pruner_options={"n_startup_trials": 2, "n_warmup_steps": 1},
+    )  # fmt: skip
+    study.optimize(progress=False)
+    trials = study.trials
+    assert all(t.state == "succeeded" for t in trials)
+    assert all(t.intermediate_values for t in trials)  # relayed from the script's reports
+    pruned = [t for t in trials if t.pruned]
+    assert pruned, "no command was pruned"
+    for t in pruned:
+        assert len(t.intermediate_values) < 12
+        assert t.value == t.intermediate_values[max(t.intermediate_values)]
