@@ -7,8 +7,8 @@ point's outcome exactly once. Points handed out but not evaluated yet are *pendi
   Optuna itself treats pending trials; TPE runs with ``constant_liar=True`` (a pending point
   counts as if it had the worst value seen), which spreads parallel proposals.
 - scikit-optimize models are refitted with each pending point told a lie (its ``liar``
-  strategy: ``cl_min`` by default, ``cl_mean`` or ``cl_max``), then asked for a batch with the
-  same strategy.
+  strategy: ``cl_max``, the worst value seen, by default; ``cl_mean`` or ``cl_min``), then
+  asked for a batch with the same strategy.
 
 Names: ``optuna:tpe``, ``optuna:gp``, ``optuna:cmaes``, ``optuna:nsga2``, ``optuna:nsga3``,
 ``optuna:qmc``, ``optuna:random``, ``optuna:grid``, any Optuna sampler by import path
@@ -315,12 +315,14 @@ def _import_sampler(name: str) -> type:
 class SkoptProposer(Proposer):
     """A scikit-optimize ``Optimizer`` (GP, RF, ET or GBRT surrogate); batches through its
     liar strategies. Options: ``acq_func``, ``acq_optimizer``, ``n_initial_points``,
-    ``liar`` (``cl_min``, ``cl_mean``, ``cl_max``), ``acq_func_kwargs``."""
+    ``liar`` (``cl_max`` default, ``cl_mean``, ``cl_min``), ``acq_func_kwargs``."""
 
     def __init__(self, spec: StudySpec, seed: int | None) -> None:
         super().__init__(spec, seed)
         options = dict(spec.proposer_options)
-        self.liar = options.pop("liar", "cl_min")
+        # The pessimistic lie (the worst value seen) by default, as Optuna's constant liar:
+        # an optimistic one draws the next points next to the pending ones.
+        self.liar = options.pop("liar", "cl_max")
         if self.liar not in ("cl_min", "cl_mean", "cl_max"):
             raise SpecError(f"proposer_options.liar: {self.liar!r} is not cl_min/cl_mean/cl_max")
         self.names = list(spec.space)
