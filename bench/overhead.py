@@ -131,7 +131,7 @@ def measure(n: int, n_tune: int, pg_url: str | None, tmp: Path) -> list[dict]:
 def report(rows: list[dict]) -> str:
     base = next(r["value"] for r in rows if r["system"] == "idds")
     table = [
-        [r["system"], r["config"], f"{r['value']:.3f}", f"{r['value'] / base:.1f}x"] for r in rows
+        [r["system"], r["config"], f"{r['value']:.3f}", f"{r['value'] / base:.3g}x"] for r in rows
     ]
     headers = ["system", "config", "ms per evaluation", "ratio to idds on SQLite"]
     return "# Per-evaluation overhead\n\n" + markdown_table(headers, table)
