@@ -137,29 +137,31 @@ class Study:
     # --- running ----------------------------------------------------------------------------
 
     def create(self) -> int:
-        """Record the study in the database; returns its id.
+        """Record the study (and its segments, in the same transaction); returns its id.
 
         Raises:
-            SpecError: a study of that name exists already.
+            SpecError: a study of that name (or of a segment's) exists already.
         """
-        stored = {
+        try:
+            with self.engine.begin() as conn:
+                owner_id = owners_mod.create(conn, self._kind, self.name, self._stored())
+                for segment in self.segments:
+                    owners_mod.create(conn, KIND, segment.name, segment._stored())
+            return owner_id
+        except sa.exc.IntegrityError:
+            raise SpecError(
+                f"a study named {self.name!r} (or one of its segments) exists already: resume "
+                f"it with `idds hpo resume {self.name}`, or choose another name"
+            ) from None
+
+    def _stored(self) -> dict[str, Any]:
+        """The spec as recorded, with where its files and work dirs are."""
+        return {
             **self.spec.to_json(),
             "pythonpath": self.pythonpath,
             "workdir": self.workdir,
             "spec_dir": self.spec_dir,
         }
-        try:
-            with self.engine.begin() as conn:
-                owner_id = owners_mod.create(conn, self._kind, self.name, stored)
-            for segment in self.segments:
-                segment._engine = self.engine
-                segment.create()
-            return owner_id
-        except sa.exc.IntegrityError:
-            raise SpecError(
-                f"a study named {self.name!r} exists already: resume it with "
-                f"`idds hpo resume {self.name}`, or choose another name"
-            ) from None
 
     @property
     def _kind(self) -> str:

@@ -64,3 +64,22 @@ def test_a_bad_segment_is_named(settings):
             "segments": {"a": {"space": {"x": {"type": "float", "low": 2, "high": 1}}}},
         })  # fmt: skip
     assert "segments.a: space.x: low (2) must not be greater than high (1)" in str(info.value)
+
+
+def test_a_segment_name_taken_writes_nothing(settings):
+    taken = hpo.Study(settings=settings, name="grp.a", objective="objectives:quadratic",
+                      space={"x": {"type": "float", "low": 0, "high": 1}}, pythonpath=[TESTS])  # fmt: skip
+    taken.create()
+    group = hpo.Study(
+        settings=settings, name="grp", objective="objectives:quadratic", pythonpath=[TESTS],
+        segments={"a": {"space": {"x": {"type": "float", "low": 0, "high": 1}}},
+                  "b": {"space": {"x": {"type": "float", "low": 0, "high": 1}}}},
+    )  # fmt: skip
+    from idds.errors import NotFound, SpecError
+
+    with pytest.raises(SpecError, match="exists already"):
+        group.create()
+    with pytest.raises(NotFound, match="no study named 'grp'"):
+        hpo.load_study("grp", settings=settings)
+    with pytest.raises(NotFound, match="no study named 'grp.b'"):
+        hpo.load_study("grp.b", settings=settings)
