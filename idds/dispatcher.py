@@ -470,14 +470,6 @@ class Dispatcher:
             )
         )
 
-    def cancel(self, owner_id: int) -> None:
-        """Cancel an owner held by this head: its tasks in flight are stopped now."""
-        with self.engine.begin() as conn:
-            owners_mod.set_state(conn, owner_id, OwnerState.CANCELLED)
-            tq.cancel_owner_tasks(conn, owner_id)
-        self._drop_owner_flights(owner_id)
-        self._owners[owner_id].on_cancel()
-
     def _drop_owner_flights(self, owner_id: int) -> None:
         import ray
 
