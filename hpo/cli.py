@@ -33,8 +33,7 @@ def launch(settings: Settings, spec_file: str, name: str | None, no_progress: bo
     """Create the study in SPEC_FILE (YAML or JSON) and run it."""
     spec, base = load_spec_file(spec_file)
     if name:
-        spec = spec.model_copy(update={"name": name})
-        spec = type(spec).from_mapping(spec.to_json(), source="--name")
+        spec = type(spec).from_mapping({**spec.to_json(), "name": name}, source="--name")
     study = Study(spec, settings=settings, base_dir=base)
     study.check_capacity()
     study.create()

@@ -78,6 +78,8 @@ class Study:
         **fields: the spec's fields (``name``, ``objective``, ``space``, ...) when ``spec``
             is not given. ``objective`` may be a function defined at the top level of an
             importable module (or of the script being run).
+        check_objective: import the objective now (``load_study`` defers it to
+            :meth:`optimize`, so that a study can be read where its code is not installed).
 
     Raises:
         SpecError: the spec does not validate, or its objective does not import.
@@ -89,6 +91,7 @@ class Study:
         *,
         settings: Settings | None = None,
         base_dir: str | Path | None = None,
+        check_objective: bool = True,
         **fields: Any,
     ) -> None:
         base = Path(base_dir or Path.cwd()).resolve()
@@ -101,28 +104,48 @@ class Study:
         self.spec = spec
         self.settings = settings or Settings.from_env()
         self.pythonpath = _resolve_path(spec.pythonpath, base)
-        self.define_by_run = False
-        if spec.objective:
-            from hpo.remote_trial import takes_a_trial
-
-            fn = load_callable(spec.objective, self.pythonpath)  # fail now, not on a worker
-            self.define_by_run = takes_a_trial(fn)
-        #: The segments of a segmented study: independent studies run side by side.
-        self.segments = [
-            Study(seg, settings=self.settings, base_dir=base)
-            for seg in spec.segment_specs().values()
-        ]
-        if not spec.space and not self.define_by_run and not self.segments:
-            raise SpecError(
-                "space: give at least one parameter (or an objective that takes an Optuna trial)"
-            )
-        if self.define_by_run and spec.proposer.startswith("skopt:"):
-            raise SpecError(
-                f"proposer {spec.proposer} needs the space in the spec, not suggest calls"
-            )
         self.workdir = str((Path(self.settings.work_dir) / spec.name).resolve())
         self.spec_dir = str(base)
         self._engine: Engine | None = None
+        #: The segments of a segmented study: independent studies run side by side.
+        self.segments = [
+            Study(seg, settings=self.settings, base_dir=base, check_objective=check_objective)
+            for seg in spec.segment_specs().values()
+        ]
+        self._define_by_run: bool | None = None
+        if check_objective:
+            self.check_objective()
+
+    def check_objective(self) -> None:
+        """Import the objective here (so a wrong one fails now, not on a worker) and check
+        that the spec suits it.
+
+        Raises:
+            SpecError: it does not import, or the spec has no space for an objective that
+                takes a point (or a skopt proposer for one that takes an Optuna trial).
+        """
+        spec = self.spec
+        self._define_by_run = False
+        if spec.objective:
+            from hpo.remote_trial import takes_a_trial
+
+            fn = load_callable(spec.objective, self.pythonpath)
+            self._define_by_run = takes_a_trial(fn)
+        if not spec.space and not self._define_by_run and not self.segments:
+            raise SpecError(
+                "space: give at least one parameter (or an objective that takes an Optuna trial)"
+            )
+        if self._define_by_run and spec.proposer.startswith("skopt:"):
+            raise SpecError(
+                f"proposer {spec.proposer} needs the space in the spec, not suggest calls"
+            )
+
+    @property
+    def define_by_run(self) -> bool:
+        """Whether the objective takes an Optuna trial (its space comes from its suggest calls)."""
+        if self._define_by_run is None:
+            self.check_objective()
+        return bool(self._define_by_run)
 
     @property
     def name(self) -> str:
@@ -180,6 +203,8 @@ class Study:
         """
         from hpo.run import StudyRun
 
+        for study in self.segments or [self]:
+            study.check_objective()
         self.check_capacity()
         self._owner_id_or_create()
         studies = self.segments or [self]
@@ -414,7 +439,7 @@ def load_study(name: str, *, settings: Settings | None = None) -> Study:
     workdir = stored.pop("workdir", None)
     spec_dir = stored.pop("spec_dir", None)
     spec = StudySpec.from_mapping(stored, source=f"study {name}")
-    study = Study(spec, settings=settings, base_dir=spec_dir)
+    study = Study(spec, settings=settings, base_dir=spec_dir, check_objective=False)
     study.workdir = workdir or study.workdir
     study._engine = engine
     return study

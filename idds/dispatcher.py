@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import abc
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -343,15 +343,13 @@ class Dispatcher:
             return Outcome(kind="error", error=str(exc))
         except ray.exceptions.RayError as exc:  # the worker or its node died
             return Outcome(kind="crash", error=f"{type(exc).__name__}: {exc}".splitlines()[0])
-        node, started = report.get("node"), report.get("started")
-        reports = tuple(tuple(r) for r in report.get("reports", ()))
-        if not report["ok"]:
-            kind = report.get("kind", "error")
-            return Outcome(
-                kind=kind, error=report["error"], node=node, started=started, reports=reports
-            )
         return Outcome(
-            kind="ok", result=report["value"], node=node, started=started, reports=reports
+            kind="ok" if report["ok"] else report.get("kind", "error"),
+            result=report.get("value"),
+            error=report.get("error"),
+            node=report.get("node"),
+            started=report.get("started"),
+            reports=tuple(tuple(r) for r in report.get("reports", ())),
         )
 
     def _expire(self) -> list[tuple[_InFlight, Outcome]]:
@@ -367,21 +365,25 @@ class Dispatcher:
             ended.append((flight, Outcome(kind="timeout", error=error)))
         return ended
 
+    def _by_token(self) -> dict[str, _InFlight]:
+        """The attempts in flight here, by token (what the channel's messages name)."""
+        return {f.claim.token: f for f in self._flight.values()}
+
     def _claimed_reports(self) -> list[tuple[Claim, int, float]]:
         """The drained progress reports of attempts still in flight here."""
         reports, self._reports = self._reports, []
-        by_token = {f.claim.token: f.claim for f in self._flight.values()}
-        return [(by_token[t], s, v) for t, s, v in reports if t in by_token]
+        by_token = self._by_token()
+        return [(by_token[t].claim, s, v) for t, s, v in reports if t in by_token]
 
     def _answer(self, questions: list[tuple[int, str, Any]]) -> None:
         """Owners answer their running tasks' questions (Optuna-style suggest calls)."""
-        by_token = {f.claim.token: f.claim for f in self._flight.values()}
+        by_token = self._by_token()
         answers = []
         for key, token, question in questions:
-            claim = by_token.get(token)
-            if claim is None:
+            if token not in by_token:
                 answers.append((key, {"error": "the attempt is no longer current"}))
                 continue
+            claim = by_token[token].claim
             try:
                 answers.append((key, {"value": self._owners[claim.owner_id].on_question(
                     claim.number, question)}))  # fmt: skip
@@ -403,7 +405,7 @@ class Dispatcher:
     def _mark_started(self, conn: Connection, started: list[tuple[str, str, float]]) -> None:
         if not started:
             return
-        by_token = {f.claim.token: f for f in self._flight.values()}
+        by_token = self._by_token()
         for token, node, when in started:
             if token in by_token:
                 flight = by_token[token]
@@ -431,13 +433,8 @@ class Dispatcher:
         try:
             result = self._owners[claim.owner_id].accept(outcome.result)
         except ValueError as exc:
-            return Outcome(
-                kind="invalid", error=str(exc), node=outcome.node, started=outcome.started
-            )
-        return Outcome(
-            kind="ok", result=result, node=outcome.node, started=outcome.started,
-            reports=outcome.reports,
-        )  # fmt: skip
+            return replace(outcome, kind="invalid", result=None, error=str(exc))
+        return replace(outcome, result=result)
 
     def _renew(self) -> None:
         """Extend the leases; notice owners cancelled or changed from another process."""

@@ -118,3 +118,15 @@ def test_gpus_the_cluster_lacks_are_refused_before_anything_is_written(settings,
     assert code == 2
     assert "resources.gpus: an evaluation asks for 0.5 GPU, and the Ray cluster has 0" in err
     assert not db_file.exists()
+
+
+def test_a_study_can_be_read_where_its_objective_is_not_installed(settings, tmp_path, capsys):
+    (tmp_path / "gone_soon.py").write_text("def f(p):\n    return p['x'] ** 2\n")
+    spec = _write_spec(tmp_path / "s.yaml", objective="gone_soon:f", pythonpath=[str(tmp_path)])
+    db = ["--db", settings.db_url, "--ray-address", settings.ray_address]
+    assert _idds(capsys, *db, "hpo", "launch", str(spec), "--no-progress")[0] == 0
+    (tmp_path / "gone_soon.py").unlink()
+    sys.modules.pop("gone_soon", None)  # as in a new process: the module cannot be imported
+    code, out, _ = _idds(capsys, *db, "hpo", "show", "cli-study")
+    assert code == 0
+    assert out.count("succeeded") == 6
