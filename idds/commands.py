@@ -1,7 +1,8 @@
 """Command payloads: a program run in a work dir, the PanDA/iDDS HPO container convention.
 
 The payload ``{"command": [...], "workdir": DIR, "input": {...}, "input_ds": [...],
-"container": {"engine": "apptainer" | "docker", "image": IMAGE}, "timeout_s": N}`` runs the
+"container": {"engine": "apptainer" | "docker", "image": IMAGE}, "timeout_s": N,
+"output_required": true}`` runs the
 command in ``DIR`` with the point in ``input.json`` (and the list of training files in
 ``input_ds.json``); the command writes ``output.json``, ``{"status": 0, "loss": <float>,
 "message": "..."}``; a non-zero status, a non-zero exit or a missing/unreadable output is a
@@ -102,7 +103,7 @@ def run_command(
     if code != 0:
         return {"ok": False, "error": f"command exited with {code}: {_tail(err_path)}",
                 **watch.reports()}  # fmt: skip
-    return {**_read_output(workdir), **watch.reports()}
+    return {**_read_output(workdir, payload.get("output_required", True)), **watch.reports()}
 
 
 REPORTS, PRUNE = "reports.jsonl", "PRUNE"
@@ -165,11 +166,13 @@ def _substitute(arg: str, workdir: Path) -> str:
     return arg.replace("%IN", str(workdir / INPUT)).replace("%OUT", str(workdir / OUTPUT))
 
 
-def _read_output(workdir: Path) -> dict[str, Any]:
+def _read_output(workdir: Path, required: bool) -> dict[str, Any]:
     path = workdir / OUTPUT
     try:
         output = json.loads(path.read_text())
     except FileNotFoundError:
+        if not required:  # a workflow step that succeeds by its exit code alone
+            return {"ok": True, "value": None}
         return {"ok": False, "error": f"the command wrote no {OUTPUT}"}
     except json.JSONDecodeError as exc:
         return {"ok": False, "error": f"{OUTPUT} is not JSON: {exc}"}
