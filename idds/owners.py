@@ -25,6 +25,8 @@ from idds.errors import NotFound
 class OwnerState(enum.StrEnum):
     ACTIVE = "active"
     FINISHED = "finished"
+    FAILED = "failed"  # finished, with work that did not succeed (a workflow's failed node)
+    SUSPENDED = "suspended"  # releases no new work until resumed
     CANCELLED = "cancelled"
 
 

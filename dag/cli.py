@@ -1,0 +1,184 @@
+"""``idds dag ...``: launch, list, show, logs, cancel, suspend, resume and retry workflows."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import click
+import yaml
+
+from dag.graph import text_graph, write_png
+from dag.workflow import NodeInfo, Workflow, list_workflows, load_workflow
+from idds.cli import format_table
+from idds.config import Settings
+from idds.errors import NotFound, SpecError
+
+
+@click.group("dag")
+def dag() -> None:
+    """Workflows: DAGs, templates, fan-out, conditions and loops."""
+
+
+@dag.command()
+@click.argument("spec_file", type=click.Path(dir_okay=False))
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+              help="Override a workflow parameter (VALUE read as YAML); repeatable.")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+@click.pass_obj
+def launch(settings: Settings, spec_file: str, sets: tuple[str, ...], no_progress: bool) -> None:
+    """Create the workflow in SPEC_FILE (YAML or JSON) and run it."""
+    workflow = Workflow.from_file(spec_file, params=_parse_sets(sets), settings=settings)
+    workflow.create()
+    _run(workflow, no_progress)
+
+
+@dag.command()
+@click.argument("name")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+@click.pass_obj
+def resume(settings: Settings, name: str, no_progress: bool) -> None:
+    """Run workflow NAME on from where it stopped (or was suspended)."""
+    workflow = load_workflow(name, settings=settings)
+    if workflow.state in ("finished", "cancelled"):
+        click.echo(f"workflow {name!r} is {workflow.state}; nothing to resume")
+        return
+    _run(workflow, no_progress)
+
+
+@dag.command()
+@click.argument("name")
+@click.argument("nodes", nargs=-1)
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+@click.pass_obj
+def retry(settings: Settings, name: str, nodes: tuple[str, ...], no_progress: bool) -> None:
+    """Run failed NODES (all failed nodes by default) of workflow NAME again, and go on."""
+    workflow = load_workflow(name, settings=settings)
+    again = workflow.retry(list(nodes) or None)
+    click.echo(f"retrying {len(again)} node(s): {', '.join(again) or '-'}")
+    _run(workflow, no_progress)
+
+
+def _run(workflow: Workflow, no_progress: bool) -> None:
+    state = workflow.run(progress=not no_progress)
+    nodes = workflow.nodes()
+    counts: dict[str, int] = {}
+    for n in nodes:
+        if n.number is not None or n.state in ("skipped", "blocked"):
+            counts[n.state] = counts.get(n.state, 0) + 1
+    summary = ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
+    click.echo(f"workflow {workflow.name!r} {state}: {summary}")
+    if state == "finished":
+        output = workflow.output()
+        if output is not None:
+            click.echo(f"output: {json.dumps(output, default=str)[:2000]}")
+    elif state == "failed":
+        for n in nodes:
+            if n.state == "failed" and n.number is not None:
+                click.echo(f"  {n.path} failed: {_first_line(n.error)}", err=True)
+        click.echo(f"fix the cause, then `idds dag retry {workflow.name}`", err=True)
+        raise SystemExit(1)
+
+
+@dag.command("list")
+@click.pass_obj
+def list_(settings: Settings) -> None:
+    """Workflows: state and task nodes by state."""
+    rows = [
+        [w["name"], w["state"], sum(w["tasks"].values()),
+         *(w["tasks"].get(s, 0) for s in ("running", "succeeded", "failed"))]
+        for w in list_workflows(settings)
+    ]  # fmt: skip
+    click.echo(format_table(["workflow", "state", "tasks", "running", "succeeded", "failed"], rows))
+
+
+@dag.command()
+@click.argument("name")
+@click.option("--png", type=click.Path(dir_okay=False), help="Also draw the graph (graphviz).")
+@click.option("--all", "show_all", is_flag=True, help="Every node (default: at most 200 rows).")
+@click.pass_obj
+def show(settings: Settings, name: str, png: str | None, show_all: bool) -> None:
+    """Nodes of workflow NAME: state, attempts, duration, output; the graph as text."""
+    workflow = load_workflow(name, settings=settings)
+    nodes = workflow.nodes()
+    click.echo(f"workflow {name!r}: {workflow.state}\n")
+    click.echo(text_graph(workflow.spec))
+    click.echo()
+    rows = [_row(n) for n in nodes]
+    limit = None if show_all else 200
+    click.echo(format_table(["node", "kind", "state", "attempt", "duration", "output / detail"],
+                            rows[:limit]))  # fmt: skip
+    if limit and len(rows) > limit:
+        click.echo(f"... {len(rows) - limit} more (--all shows them)")
+    for n in nodes:
+        if n.state == "failed" and n.error:
+            click.echo(f"\n{n.path} failed:\n{n.error.rstrip()}")
+    if png:
+        click.echo(write_png(workflow.spec, nodes, Path(png)))
+
+
+def _row(n: NodeInfo) -> list[Any]:
+    duration = f"{n.duration_s:.2f}s" if n.duration_s is not None else ""
+    shown = n.detail
+    if n.state == "succeeded" and n.number is not None:
+        shown = json.dumps(n.output, default=str)
+    elif n.state == "failed":
+        shown = _first_line(n.error)
+    if len(shown) > 60:
+        shown = shown[:57] + "..."
+    return ["  " * n.depth + n.path.rsplit(".", 1)[-1], n.kind, n.state, n.attempt or "",
+            duration, shown]  # fmt: skip
+
+
+@dag.command()
+@click.argument("name")
+@click.argument("node")
+@click.option("--attempt", type=int, help="Which attempt (the last one by default).")
+@click.pass_obj
+def logs(settings: Settings, name: str, node: str, attempt: int | None) -> None:
+    """stdout and stderr of NODE (its path, as `idds dag show` prints it) of workflow NAME."""
+    out, err, attempt = load_workflow(name, settings=settings).log_paths(node, attempt)
+    if not out.exists() and not err.exists():
+        raise NotFound(f"no logs for {node}, attempt {attempt} (looked in {out.parent})")
+    for label, path in (("stdout", out), ("stderr", err)):
+        click.echo(f"--- {label} of {node}, attempt {attempt} ({path}) ---")
+        click.echo(path.read_text(errors="replace") if path.exists() else "(none)")
+
+
+@dag.command()
+@click.argument("name")
+@click.pass_obj
+def cancel(settings: Settings, name: str) -> None:
+    """Cancel workflow NAME; a head running it stops its nodes within seconds."""
+    n = load_workflow(name, settings=settings).cancel()
+    click.echo(f"workflow {name!r} cancelled ({n} task(s) cancelled)")
+
+
+@dag.command()
+@click.argument("name")
+@click.pass_obj
+def suspend(settings: Settings, name: str) -> None:
+    """Release no new node of NAME (running ones finish); `idds dag resume` goes on."""
+    load_workflow(name, settings=settings).suspend()
+    click.echo(f"workflow {name!r} suspended")
+
+
+def _parse_sets(sets: tuple[str, ...]) -> dict[str, Any]:
+    out = {}
+    for item in sets:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SpecError(f"--set {item!r}: expected KEY=VALUE")
+        out[key] = yaml.safe_load(value)
+    return out
+
+
+def _first_line(text: str | None) -> str:
+    lines = (text or "").strip().splitlines()
+    return lines[-1] if lines else ""
+
+
+def graphviz_available() -> bool:
+    return shutil.which("dot") is not None

@@ -1,0 +1,69 @@
+"""What some workflow nodes run on a Ray worker: a node that declares output files, and an
+HPO study as a node (through hpo's public API)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from idds.payloads import current, load_callable
+
+
+def with_files(inner: dict[str, Any], files: list[str]) -> dict[str, Any]:
+    """Run ``inner`` (a callable or command payload) in this work dir, then check that the
+    files it declares exist.
+
+    Returns:
+        ``{"value": what it returned, "files": {name: absolute path}}``.
+
+    Raises:
+        FileNotFoundError: a declared file was not written (the attempt fails).
+    """
+    if "command" in inner:
+        from idds.commands import run_command
+
+        outcome = run_command(inner, int(current.get("attempt", 1)))
+        if not outcome.get("ok"):
+            raise RuntimeError(outcome.get("error", "the command failed"))
+        value = outcome.get("value")
+    else:
+        fn = load_callable(inner["callable"], inner.get("pythonpath", ()))
+        value = fn(**inner.get("kwargs", {}))
+    base = Path(inner.get("workdir") or ".").resolve()
+    paths = {name: base / name for name in files}
+    missing = [name for name, p in paths.items() if not p.exists()]
+    if missing:
+        raise FileNotFoundError(f"declared output file(s) not written: {', '.join(missing)}")
+    return {"value": value, "files": {name: str(p) for name, p in paths.items()}}
+
+
+def run_study(
+    study: str | dict[str, Any], name: str, db_url: str, work_dir: str, spec_dir: str
+) -> dict[str, Any]:
+    """Run (or resume) an HPO study as a workflow node; its result is the best point.
+
+    Args:
+        study: a study spec file (relative to the workflow's directory) or a spec mapping;
+            its name becomes ``name`` (``WORKFLOW.NODE``) so that each use is its own study.
+    """
+    import hpo
+    from idds.config import Settings
+
+    settings = Settings(db_url=db_url, work_dir=Path(work_dir))
+    if isinstance(study, str):
+        spec, base = hpo.load_spec_file(Path(spec_dir) / study)
+        data = {**spec.to_json(), "name": name}
+    else:
+        data, base = {**study, "name": name}, Path(spec_dir)
+    try:
+        found = hpo.load_study(name, settings=settings)
+    except LookupError:
+        found = hpo.Study(hpo.StudySpec.from_mapping(data), settings=settings, base_dir=base)
+    found.optimize(progress=False)
+    best = found.best
+    return {
+        "study": name,
+        "best_value": None if best is None else best.value,
+        "best_params": None if best is None else best.params,
+        "n_trials": len(found.trials),
+    }
