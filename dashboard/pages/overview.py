@@ -1,0 +1,5 @@
+"""The Overview page."""
+
+from dashboard.overview import render
+
+render()

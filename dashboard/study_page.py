@@ -1,0 +1,231 @@
+"""One study: its figures, its trials, a trial's logs, and the actions cancel and enqueue.
+
+Trials and figures are computed once per recorded state of the study (see
+:func:`dashboard.data.study_version`), so a page that refreshes while nothing changed costs a
+few cheap queries, and one with 10,000 trials draws its Optuna figures from a sample.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+import streamlit as st
+
+import hpo
+from dashboard import data
+from dashboard._common import engine, live, settings
+from dashboard.plots import StudyFigures, study_figures
+from hpo.study import best_of, pareto_front, trial_workdir
+from idds.commands import log_paths
+from idds.errors import IddsError
+
+if TYPE_CHECKING:
+    from hpo.study import Trial
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def _study(url: str, name: str) -> hpo.Study:
+    return hpo.load_study(name, settings=settings())
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _trials(url: str, name: str, version: tuple[Any, ...]) -> list[Trial]:
+    return _study(url, name).trials
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _figures(url: str, name: str, version: tuple[Any, ...]) -> StudyFigures:
+    study = _study(url, name)
+    return study_figures(_trials(url, name, version), study.spec)
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _table(url: str, name: str, version: tuple[Any, ...]) -> pd.DataFrame:
+    return trials_frame(_trials(url, name, version))
+
+
+def render_study(name: str) -> None:
+    """Draw study ``name``: header, actions, then the part that refreshes while it runs."""
+    url = settings().db_url
+    study = _study(url, name)
+    spec = study.spec
+    st.header(f"Study {name}")
+    what = spec.objective or " ".join(spec.argv or [])
+    st.caption(f"{'/'.join(spec.directions)} {what} · proposer {spec.proposer} · "
+               f"{spec.max_points} points, {spec.parallel} at a time")  # fmt: skip
+    _actions(study)
+    live(lambda: _body(url, name), active=study.state == "active", key="study-refresh")
+
+
+def _body(url: str, name: str) -> None:
+    version = data.study_version(engine(), name)
+    study = _study(url, name)
+    trials = _trials(url, name, version)
+    _metrics(study, trials)
+    _show_figures(_figures(url, name, version))
+    st.subheader("Trials")
+    st.dataframe(_table(url, name, version), hide_index=True, key="trials-table")
+    _trial_detail(study, trials)
+
+
+def _metrics(study: hpo.Study, trials: list[Trial]) -> None:
+    states = pd.Series([_state(t) for t in trials], dtype="object").value_counts()
+    cols = st.columns(5)
+    cols[0].metric("State", study.state)
+    cols[1].metric("Trials", f"{len(trials)}/{study.spec.max_points}")
+    cols[2].metric("Running", int(states.get("running", 0) + states.get("dispatched", 0)))
+    cols[3].metric("Failed", int(states.get("failed", 0)))
+    if len(study.spec.directions) == 1:
+        best = best_of(trials, study.spec.directions[0])
+        cols[4].metric(
+            "Best",
+            "—" if best is None else f"{best.value:.6g}",
+            None if best is None else f"trial {best.number}",
+            delta_color="off",
+        )
+    else:
+        front = pareto_front(trials, study.spec.directions)
+        cols[4].metric("Pareto front", f"{len(front)} trials")
+
+
+def _show_figures(figures: StudyFigures) -> None:
+    if figures.drawn < figures.finished:
+        st.caption(
+            f"Figures other than the history show {figures.drawn} of "
+            f"{figures.finished} finished trials: the best ones and an even sample."
+        )
+    titles = list(figures.figures) + list(figures.missing)
+    for tab, title in zip(st.tabs(titles), titles, strict=True):
+        with tab:
+            if title in figures.figures:
+                st.plotly_chart(figures.figures[title], key=f"fig-{title}")
+            else:
+                st.caption(f"Not drawn: {figures.missing[title]}.")
+
+
+def _state(t: Trial) -> str:
+    return "pruned" if t.pruned else t.state
+
+
+def trials_frame(trials: list[Trial]) -> pd.DataFrame:
+    """The trials table: one row per trial, a column per value and per parameter.
+
+    Args:
+        trials: the study's trials.
+
+    Returns:
+        The table, in trial order.
+    """
+    rows = []
+    for t in trials:
+        row: dict[str, Any] = {
+            "trial": t.number,
+            "state": _state(t),
+            "attempt": t.attempt,
+            "site": t.site,
+            "node": t.node,
+            "duration (s)": t.duration_s,
+        }
+        for i, v in enumerate(t.values or ()):
+            row["value" if i == 0 else f"value {i}"] = v
+        row.update({f"param {k}": _cell(v) for k, v in t.params.items()})
+        row["error"] = data._last_line(t.error)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _cell(v: Any) -> Any:
+    """Categorical choices of mixed types become text (one column type for Arrow)."""
+    return v if isinstance(v, int | float) and not isinstance(v, bool) else str(v)
+
+
+def _trial_detail(study: hpo.Study, trials: list[Trial]) -> None:
+    if not trials:
+        return
+    st.subheader("A trial")
+    numbers = [t.number for t in trials]
+    start = _best_number(study, trials)
+    number = st.selectbox("Trial", numbers, index=numbers.index(start), key="trial-number")
+    t = trials[numbers.index(number)]
+    left, right = st.columns(2)
+    left.json({"state": _state(t), "params": t.params, "values": t.values,
+               "constraints": t.constraints, "user_attrs": t.user_attrs})  # fmt: skip
+    if t.intermediate_values:
+        right.line_chart(pd.Series(t.intermediate_values, name="intermediate value"))
+    if t.error:
+        st.code(t.error, language="text")
+    _logs(study, t)
+
+
+def _best_number(study: hpo.Study, trials: list[Trial]) -> int:
+    if len(study.spec.directions) == 1:
+        best = best_of(trials, study.spec.directions[0])
+        if best is not None:
+            return best.number
+    return trials[-1].number
+
+
+def _logs(study: hpo.Study, t: Trial) -> None:
+    attempts = list(range(max(t.attempt, 1), 0, -1))
+    attempt = st.selectbox("Attempt", attempts, key="trial-attempt")
+    out, err = log_paths(trial_workdir(study.workdir, t.number), attempt)
+    for label, path in (("stdout", out), ("stderr", err)):
+        text = path.read_text(errors="replace")[-20000:] if path.exists() else ""
+        with st.expander(f"{label} of trial {t.number}, attempt {attempt}", expanded=bool(text)):
+            st.code(text or f"(nothing at {path})", language="text")
+
+
+def _actions(study: hpo.Study) -> None:
+    with st.expander("Actions: cancel, enqueue a point"):
+        if study.state != "active":
+            st.caption(f"The study is {study.state}: nothing to cancel or enqueue.")
+            return
+        _cancel(study)
+        _enqueue(study)
+
+
+def _cancel(study: hpo.Study) -> None:
+    sure = st.checkbox("I mean to cancel this study", key="cancel-sure")
+    if st.button("Cancel the study", disabled=not sure, key="cancel"):
+        n = study.cancel()
+        st.success(f"Cancelled ({n} evaluation(s) not run to the end).")
+
+
+def _enqueue(study: hpo.Study) -> None:
+    space = study.spec.space
+    if not space:
+        st.caption("Its space comes from the objective's suggest calls: no point to enqueue.")
+        return
+    with st.form("enqueue"):
+        st.write("Evaluate this point next:")
+        point = {name: _input(name, p) for name, p in space.items()}
+        if st.form_submit_button("Enqueue"):
+            _submit(study, point)
+
+
+def _input(name: str, p: Any) -> Any:
+    if p.type == "categorical":
+        return st.selectbox(name, p.choices, key=f"enqueue-{name}")
+    middle = math.sqrt(p.low * p.high) if p.log else (p.low + p.high) / 2
+    if p.type == "int":
+        return st.number_input(name, int(p.low), int(p.high), int(middle), step=int(p.step),
+                               key=f"enqueue-{name}")  # fmt: skip
+    return st.number_input(name, float(p.low), float(p.high), float(middle), format="%g",
+                           key=f"enqueue-{name}")  # fmt: skip
+
+
+def _submit(study: hpo.Study, point: dict[str, Any]) -> None:
+    """Enqueue ``point`` less the parameters that its other values leave out (``when``)."""
+    kept: dict[str, Any] = {}
+    for name, p in study.spec.space.items():
+        if all(kept.get(k) in allowed for k, allowed in p.when.items()):
+            kept[name] = point[name]
+    try:
+        done = study.enqueue(kept)
+    except (IddsError, ValueError) as exc:
+        st.error(f"Not enqueued: {exc}")
+        return
+    st.success(f"Enqueued {json.dumps(done)}: a head running the study evaluates it next.")
