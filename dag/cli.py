@@ -24,8 +24,13 @@ def dag() -> None:
 
 @dag.command()
 @click.argument("spec_file", type=click.Path(dir_okay=False))
-@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
-              help="Override a workflow parameter (VALUE read as YAML); repeatable.")
+@click.option(
+    "--set",
+    "sets",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a workflow parameter (VALUE read as YAML); repeatable.",
+)
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @click.pass_obj
 def launch(settings: Settings, spec_file: str, sets: tuple[str, ...], no_progress: bool) -> None:
@@ -128,7 +133,7 @@ def _row(n: NodeInfo) -> list[Any]:
         shown = _first_line(n.error)
     if len(shown) > 60:
         shown = shown[:57] + "..."
-    return ["  " * n.depth + n.path.rsplit(".", 1)[-1], n.kind, n.state, n.attempt or "",
+    return ["  " * n.depth + n.path, n.kind, n.state, n.attempt or "",
             duration, shown]  # fmt: skip
 
 

@@ -98,9 +98,8 @@ class Group:
             for dep in self.engine.deps[id(node.spec)]:
                 self.nodes[dep].dependants.append(node)
                 node.waiting_on += 1
-        for node in list(self.nodes.values()):
-            if node.waiting_on == 0:
-                self.engine.activate(node)
+        for node in [n for n in self.nodes.values() if n.waiting_on == 0]:
+            self.engine.activate(node)  # may finish nodes, and activate their dependants
 
     def part_done(self, node: Node) -> None:
         self.open -= 1
@@ -186,7 +185,9 @@ class Engine:
             out.append(self.ready.popleft())
         return out
 
-    def finished(self, path: str, state: NodeState, output: Any = None, error: str | None = None) -> None:
+    def finished(
+        self, path: str, state: NodeState, output: Any = None, error: str | None = None
+    ) -> None:
         """A task node ended; its dependants may become ready."""
         node = self.tasks[path]
         self._finish(node, state, output, error)
@@ -210,7 +211,11 @@ class Engine:
         if any(d.state == NodeState.SKIPPED for d in deps):
             return self._finish(node, NodeState.SKIPPED, detail="an input was skipped")
         try:
-            if node.spec.when and not node._fans_out and not Expression(node.spec.when).evaluate(node.env):
+            if (
+                node.spec.when
+                and not node._fans_out
+                and not Expression(node.spec.when).evaluate(node.env)
+            ):
                 return self._finish(node, NodeState.SKIPPED, detail=f"when: {node.spec.when}")
             self._expand(node, deps)
         except ExpressionError as exc:
@@ -236,7 +241,7 @@ class Engine:
         elif spec.kind == "if":
             self._branch(node)
         elif spec.kind == "loop":
-            self._iterate(node, 0, spec.loop.initial)  # type: ignore[union-attr]
+            self._iterate(node, 0, render(spec.loop.initial, node.env))  # type: ignore[union-attr]
 
     def _inputs(self, node: Node, deps: list[Node]) -> dict[str, Any]:
         spec = node.spec

@@ -33,7 +33,7 @@ class ExpressionError(SpecError):
 #: The functions an expression may call.
 FUNCTIONS: dict[str, Callable[..., Any]] = {
     "len": len, "min": min, "max": max, "sum": sum, "abs": abs, "round": round,
-    "any": any, "all": all, "sorted": sorted, "range": lambda *a: list(range(*a)),
+    "any": any, "all": all, "sorted": sorted, "range": lambda *a: _range(*a),
     "int": int, "float": float, "str": str, "bool": bool, "list": list,
     "sqrt": math.sqrt, "log": math.log, "exp": math.exp,
 }  # fmt: skip
@@ -57,8 +57,9 @@ _ALLOWED = (
     ast.Dict, ast.BoolOp, ast.BinOp, ast.UnaryOp, ast.Compare, ast.IfExp, ast.Call,
     *_STRUCTURE, *_BINARY, *_UNARY, *_COMPARE,
 )  # fmt: skip
-#: Guards against exponent bombs such as ``10 ** 10 ** 10``.
+#: Guards against values that would exhaust memory (``10 ** 10 ** 10``, ``"a" * 10**9``).
 _MAX_POWER = 1000
+MAX_ITEMS = 1_000_000
 
 
 class Expression:
@@ -168,7 +169,11 @@ class _Evaluator(ast.NodeVisitor):
 
     def visit_BinOp(self, node: ast.BinOp) -> Any:
         left, right = self.visit(node.left), self.visit(node.right)
-        if isinstance(node.op, ast.Pow) and isinstance(right, int | float) and abs(right) > _MAX_POWER:
+        if (
+            isinstance(node.op, ast.Pow)
+            and isinstance(right, int | float)
+            and abs(right) > _MAX_POWER
+        ):
             raise ExpressionError(f"an exponent above {_MAX_POWER} is not allowed")
         return _BINARY[type(node.op)](left, right)
 
@@ -192,6 +197,22 @@ class _Evaluator(ast.NodeVisitor):
         args = [self.visit(a) for a in node.args]
         kwargs = {k.arg: self.visit(k.value) for k in node.keywords if k.arg}
         return fn(*args, **kwargs)
+
+
+def _range(*args: int) -> list[int]:
+    r = range(*args)
+    if len(r) > MAX_ITEMS:
+        raise ExpressionError(f"range of {len(r)} items is more than {MAX_ITEMS}")
+    return list(r)
+
+
+def _check_size(op: ast.operator, left: Any, right: Any) -> None:
+    if isinstance(op, ast.Pow) and isinstance(right, int | float) and abs(right) > _MAX_POWER:
+        raise ExpressionError(f"an exponent above {_MAX_POWER} is not allowed")
+    if isinstance(op, ast.Mult):
+        seq, n = (left, right) if isinstance(left, str | list) else (right, left)
+        if isinstance(seq, str | list) and isinstance(n, int) and len(seq) * n > MAX_ITEMS:
+            raise ExpressionError(f"a result longer than {MAX_ITEMS} is not allowed")
 
 
 def _item(container: Any, key: Any) -> Any:
@@ -265,4 +286,6 @@ def _text(value: Any) -> str:
 def _json(value: Any) -> str:
     import json
 
-    return json.dumps(value) if isinstance(value, list | dict | bool) or value is None else str(value)
+    return (
+        json.dumps(value) if isinstance(value, list | dict | bool) or value is None else str(value)
+    )

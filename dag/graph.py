@@ -48,7 +48,9 @@ def _describe(node: NodeSpec) -> str:
     if node.if_:
         what = f"if {node.if_}"
     if node.loop:
-        what = f"loop max {node.loop.max}" + (f" until {node.loop.until}" if node.loop.until else "")
+        what = f"loop max {node.loop.max}" + (
+            f" until {node.loop.until}" if node.loop.until else ""
+        )
     return what
 
 

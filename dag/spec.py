@@ -298,6 +298,8 @@ def node_reads(
         _check_template_use(spec, node, path)
     for label, flow, body_local in _sub_flows(node, here):
         reads |= _check_flow(spec, flow, f"{path}.{label}", outer=visible, local=body_local)
+    if node.loop:
+        reads |= _template_reads(node.loop.initial, f"node {path} initial", here)
     if node.loop and node.loop.until:
         body = {n.name for n in node.loop.body.nodes}
         until = _expression_reads(node.loop.until, f"node {path} until", here | LOCALS)

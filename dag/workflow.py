@@ -1,9 +1,9 @@
 """Workflows from Python: create, run (and resume), inspect, cancel, suspend, retry.
 
-    from dag import Workflow
-    wf = Workflow.from_file("wf.yaml")        # or Workflow({"name": ..., "nodes": [...]})
-    wf.run()                                  # until every node is final (resumes if recorded)
-    for node in wf.nodes(): print(node.path, node.state, node.output)
+from dag import Workflow
+wf = Workflow.from_file("wf.yaml")        # or Workflow({"name": ..., "nodes": [...]})
+wf.run()                                  # until every node is final (resumes if recorded)
+for node in wf.nodes(): print(node.path, node.state, node.output)
 """
 
 from __future__ import annotations
