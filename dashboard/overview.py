@@ -43,9 +43,8 @@ def _body() -> None:
 def _owner_metrics(counts: dict[str, dict[str, int]]) -> None:
     columns = st.columns(len(counts))
     for column, (kind, states) in zip(columns, sorted(counts.items()), strict=True):
-        active = states.get("active", 0)
-        column.metric(KIND_NAMES.get(kind, kind), sum(states.values()), f"{active} active",
-                      delta_color="off")  # fmt: skip
+        label = f"{KIND_NAMES.get(kind, kind)} ({states.get('active', 0)} active)"
+        column.metric(label, sum(states.values()))
 
 
 def _counts_frame(counts: dict[str, dict[str, int]]) -> pd.DataFrame:

@@ -80,12 +80,8 @@ def _metrics(study: hpo.Study, trials: list[Trial]) -> None:
     cols[3].metric("Failed", int(states.get("failed", 0)))
     if len(study.spec.directions) == 1:
         best = best_of(trials, study.spec.directions[0])
-        cols[4].metric(
-            "Best",
-            "—" if best is None else f"{best.value:.6g}",
-            None if best is None else f"trial {best.number}",
-            delta_color="off",
-        )
+        label = "Best" if best is None else f"Best (trial {best.number})"
+        cols[4].metric(label, "—" if best is None else f"{best.value:.6g}")
     else:
         front = pareto_front(trials, study.spec.directions)
         cols[4].metric("Pareto front", f"{len(front)} trials")

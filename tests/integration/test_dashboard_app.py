@@ -69,7 +69,7 @@ def test_overview_counts_studies_and_lists_failures(app):
     at = app.run()
     _no_error(at)
     assert at.title[0].value == "Overview"
-    studies = next(m for m in at.metric if m.label == "Studies")
+    studies = next(m for m in at.metric if m.label.startswith("Studies ("))
     assert studies.value == "3"  # reports, pareto, waiting
     failures = at.dataframe[-1].value
     assert set(failures["owner"]) == {"reports"}

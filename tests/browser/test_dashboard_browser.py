@@ -1,0 +1,123 @@
+"""A real browser: ``idds dashboard`` on a free port, headless Chromium loads each page.
+
+Screenshots go to ``$IDDS_TEST_ARTIFACTS/browser`` (``test-artifacts/browser`` by default).
+Skipped, saying why, where Chromium, its driver or selenium is missing (``.ci/run`` installs
+Chromium from Debian).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+import hpo
+from idds.config import Settings
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).parents[2]
+TESTS = str(ROOT / "tests")
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+DRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+ARTIFACTS = Path(os.environ.get("IDDS_TEST_ARTIFACTS", ROOT / "test-artifacts")) / "browser"
+#: (URL path, text that must appear once the page has rendered).
+PAGES = [
+    ("", ["Studies (0 active)", "By state", "Recent failures"]),
+    ("studies", ["Name contains", "Open a study"]),
+    ("studies?study=web-demo",
+     ["Study web-demo", "Optimisation history", "Parallel coordinates", "Best (trial", "A trial"]),
+]  # fmt: skip
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(ray_address, tmp_path_factory):
+    """``idds dashboard`` serving a database that holds one real study."""
+    if not (Path(CHROMIUM).exists() and Path(DRIVER).exists()):
+        pytest.skip(f"no Chromium ({CHROMIUM}) or chromedriver ({DRIVER}): "
+                    "apt-get install chromium chromium-driver")  # fmt: skip
+    pytest.importorskip("selenium", reason="the browser test drives Chromium with selenium")
+    base = tmp_path_factory.mktemp("browser")
+    url = f"sqlite:///{base / 'idds.db'}"
+    settings = Settings(db_url=url, ray_address=ray_address, work_dir=base / "work")
+    hpo.Study(settings=settings, name="web-demo", objective="objectives:quadratic",
+              space={"x": {"type": "float", "low": -2.0, "high": 2.0}}, max_points=6,
+              parallel=2, proposer="optuna:random", seed=1, pythonpath=[TESTS],
+              ).optimize(progress=False)  # fmt: skip
+    port = _free_port()
+    log = (base / "dashboard.log").open("w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "idds", "dashboard", "--db", url, "--port", str(port)],
+        stdout=log, stderr=subprocess.STDOUT, cwd=base,
+    )  # fmt: skip
+    try:
+        _wait_healthy(port, proc, base / "dashboard.log")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def _wait_healthy(port: int, proc: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"idds dashboard exited {proc.returncode}:\n{log.read_text()}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2):
+                return
+        except OSError:
+            time.sleep(0.5)
+    pytest.fail(f"idds dashboard did not answer in 90 s:\n{log.read_text()}")
+
+
+@pytest.fixture(scope="module")
+def browser(server):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for arg in ("--headless", "--no-sandbox", "--disable-gpu",
+                "--disable-background-networking", "--window-size=1400,1800"):  # fmt: skip
+        options.add_argument(arg)
+    driver = webdriver.Chrome(service=Service(DRIVER), options=options)
+    yield driver
+    driver.quit()
+
+
+@pytest.mark.parametrize(("path", "expected"), PAGES)
+def test_page_renders_its_content_without_an_error_box(server, browser, path, expected):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get(f"{server}/{path}")
+
+    def rendered(driver) -> bool:
+        text = driver.find_element(By.TAG_NAME, "body").text
+        return all(e in text for e in expected)
+
+    try:
+        WebDriverWait(browser, 60).until(rendered)
+        time.sleep(2.0)  # figures and tables finish drawing
+    finally:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        name = path.replace("?", "-").replace("=", "-") or "overview"
+        browser.save_screenshot(str(ARTIFACTS / f"{name}.png"))
+    assert browser.title == "iDDS dashboard"
+    for test_id in ("stException", "stAlertContentError"):
+        boxes = browser.find_elements(By.CSS_SELECTOR, f'[data-testid="{test_id}"]')
+        assert not boxes, [b.text for b in boxes]
