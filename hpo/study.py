@@ -362,6 +362,12 @@ class Study:
         """The Pareto front: feasible succeeded trials that no other one dominates."""
         return pareto_front(self.trials, self.spec.directions)
 
+    def _repr_html_(self) -> str:
+        """The study in a Jupyter notebook: a summary table (see :mod:`hpo.jupyter`)."""
+        from hpo.jupyter import study_html
+
+        return study_html(self)
+
 
 def _done(trials: list[Trial]) -> list[Trial]:
     return [
