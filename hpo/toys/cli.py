@@ -1,0 +1,147 @@
+"""``idds toys ...``: launch, show, list, resume and cancel toy-MC limit scans."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+import sqlalchemy as sa
+
+from hpo.toys.spec import load_scan_file
+from hpo.toys.toyscan import KIND, ScanResult, ToyScan, load_scan
+from idds import owners as owners_mod
+from idds.cli import format_table
+from idds.config import Settings
+from idds.db import connect, reading
+
+_LABELS = {"obs": "observed", "-2": "expected -2s", "-1": "expected -1s", "0": "expected",
+           "+1": "expected +1s", "+2": "expected +2s"}  # fmt: skip
+
+
+@click.group("toys")
+def toys() -> None:
+    """Toy-MC CLs upper limits of pyhf workspaces."""
+
+
+@toys.command()
+@click.argument("spec_file", type=click.Path(dir_okay=False))
+@click.option("--name", help="Scan name (overrides the spec's).")
+@click.option("--no-progress", is_flag=True, help="No line per step.")
+@click.pass_obj
+def launch(settings: Settings, spec_file: str, name: str | None, no_progress: bool) -> None:
+    """Check the scan in SPEC_FILE (YAML or JSON), record it and run it."""
+    spec = load_scan_file(spec_file)
+    if name:
+        spec = type(spec).from_mapping({**spec.to_json(), "name": name}, source="--name")
+    scan = ToyScan(spec, settings=settings)
+    scan.create()
+    _run(scan, no_progress)
+
+
+@toys.command()
+@click.argument("name")
+@click.option("--no-progress", is_flag=True, help="No line per step.")
+@click.pass_obj
+def resume(settings: Settings, name: str, no_progress: bool) -> None:
+    """Run scan NAME on from where it stopped."""
+    scan = load_scan(name, settings=settings)
+    if scan.state != "active":
+        click.echo(f"toy scan {name!r} is {scan.state}; nothing to resume")
+        _print(scan, scan.result())
+        return
+    _run(scan, no_progress)
+
+
+def _run(scan: ToyScan, no_progress: bool) -> None:
+    result = scan.run(progress=not no_progress)
+    if scan.state == "cancelled":
+        click.echo(f"toy scan {scan.name!r} was cancelled")
+    elif scan.stopped_because:
+        click.echo(f"stopped: {scan.stopped_because}")
+    _print(scan, result)
+
+
+@toys.command()
+@click.argument("name")
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False),
+              help="Where to write the CLs plot (NAME-cls.png by default).")  # fmt: skip
+@click.option("--no-plot", is_flag=True, help="Print only.")
+@click.option("--points", "show_points", is_flag=True, help="Also print CLs at each point.")
+@click.pass_obj
+def show(
+    settings: Settings, name: str, plot_path: str | None, no_plot: bool, show_points: bool
+) -> None:
+    """Print scan NAME's observed and expected limits and write its CLs-vs-POI plot."""
+    scan = load_scan(name, settings=settings)
+    result = scan.result()
+    _print(scan, result)
+    if show_points:
+        _print_points(result)
+    if not no_plot and result.points:
+        from hpo.toys.plot import plot_cls
+
+        path = Path(plot_path or f"{name}-cls.png")
+        plot_cls(result, path, cl=scan.spec.cl, poi=scan.spec.poi or "POI", title=name)
+        click.echo(f"plot: {path}")
+
+
+def _print(scan: ToyScan, result: ScanResult) -> None:
+    spec = scan.spec
+    state = "converged" if result.converged else "not converged"
+    click.echo(
+        f"toy scan {scan.name!r} ({scan.state}, {state} to {result.tolerance:g}): "
+        f"{len(result.points)} points, {result.toys} toys in {result.steps} step(s), "
+        f"{spec.test_stat}, {spec.cl:.0%} CLs upper limits on {spec.poi}"
+    )
+    failed = result.batches.get("failed", 0)
+    if failed:
+        click.echo(f"{failed} batch(es) failed")
+    rows = []
+    for band, lim in result.limits.items():
+        if lim.value is None:
+            where = "above the range" if lim.status == "above" else "below the range"
+            rows.append([_LABELS[band], where, "", "", ""])
+            continue
+        rows.append([_LABELS[band], f"{lim.value:.4g}", f"{lim.error:.2g}", f"{lim.stat:.2g}",
+                     f"{lim.interp:.2g}"])  # fmt: skip
+    click.echo(format_table(["limit", "value", "error", "stat", "interp"], rows))
+
+
+def _print_points(result: ScanResult) -> None:
+    rows = []
+    for mu in sorted(result.points):
+        point = result.points[mu]
+        cls = point.cls()
+        rows.append([f"{mu:.4g}", point.toys, *(f"{cls[b][0]:.3g}+-{cls[b][1]:.1g}"
+                     for b in ("obs", "-2", "-1", "0", "+1", "+2"))])  # fmt: skip
+    click.echo(format_table(["poi", "toys", "obs", "-2s", "-1s", "exp", "+1s", "+2s"], rows))
+
+
+@toys.command("list")
+@click.pass_obj
+def list_(settings: Settings) -> None:
+    """Toy scans in the database, with their progress and observed limit."""
+    engine = connect(settings.db_url)
+    o = owners_mod.owners
+    with reading(engine) as conn:
+        rows = conn.execute(sa.select(o.c.name, o.c.state).where(o.c.kind == KIND).order_by(o.c.id))
+        names = list(rows)
+    if not names:
+        click.echo("no toy scans")
+        return
+    table = []
+    for name, state in names:
+        result = load_scan(name, settings=settings).result()
+        obs = result.limits["obs"]
+        known = f"{obs.value:.4g} +- {obs.error:.2g}" if obs.value is not None else obs.status
+        table.append([name, state, len(result.points), result.toys, result.steps, known])
+    click.echo(format_table(["name", "state", "points", "toys", "steps", "observed"], table))
+
+
+@toys.command()
+@click.argument("name")
+@click.pass_obj
+def cancel(settings: Settings, name: str) -> None:
+    """Cancel scan NAME; a head running it stops its batches within seconds."""
+    n = load_scan(name, settings=settings).cancel()
+    click.echo(f"toy scan {name!r} cancelled ({n} batch(es) not run to the end)")

@@ -1,0 +1,165 @@
+"""A toy scan as the dispatcher drives it: one task per batch of toys, step after step.
+
+Every batch is a task of the scan's owner row, and its result (the toys' test statistics)
+is the task's result: the database holds the whole scan. Step ``k``'s plan is a pure function
+of the results of steps ``< k``, so a resumed scan rebuilds it and hands in only the batches
+an earlier head did not.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from hpo.toys import scan as scan_mod
+from idds.dispatcher import TaskOwner
+from idds.tasks import FINAL, TaskSpec, TaskState
+
+if TYPE_CHECKING:
+    from hpo.toys.spec import ToyScanSpec
+
+#: The payload every batch runs on a worker.
+BATCH_CALLABLE = "hpo.toys.stats:run_batch"
+
+
+class ToyScanRun(TaskOwner):
+    """Hands in each step's batches once the previous step's are all final.
+
+    Args:
+        spec: the scan's spec (its POI named).
+        owner_id: the scan's owner row.
+        rows: its tasks as recorded (``number``, ``state``, ``payload``, ``result``).
+        parallel: batches in flight at once.
+        progress: print a line per step.
+    """
+
+    def __init__(
+        self, spec: ToyScanSpec, owner_id: int, rows: list[Any], *, parallel: int, progress: bool
+    ) -> None:
+        self.spec = spec
+        self.owner_id = owner_id
+        self.parallel = parallel
+        self.progress = progress
+        self.cancelled = False
+        self.stopped_because: str | None = None
+        self._results: list[tuple[int, dict[str, Any]]] = []  # (step, result)
+        self._made: set[tuple[int, float, int]] = set()  # (step, mu, batch) handed in
+        self._open: set[int] = set()
+        self._queue: list[TaskSpec] = []
+        self._created = 0
+        self._step = -1
+        self._failed = 0
+        self._rebuild(rows)
+
+    def _rebuild(self, rows: list[Any]) -> None:
+        """The scan so far from its tasks; the last step's missing batches queued again."""
+        for row in rows:
+            task = row.payload["args"][0]
+            self._made.add((task["step"], task["mu"], task["batch"]))
+            self._created = max(self._created, row.number + 1)
+            self._step = max(self._step, task["step"])
+            if row.state == TaskState.SUCCEEDED:
+                self._results.append((task["step"], row.result))
+            elif row.state in FINAL:
+                self._failed += 1
+            else:
+                self._open.add(row.number)
+        if self._step >= 0 and not self._failed:
+            self._queue = self._batches(self._step)
+
+    # --- planning -------------------------------------------------------------------------
+
+    def _points(self, before: int) -> dict[float, scan_mod.Point]:
+        return scan_mod.collect(r for s, r in self._results if s < before)
+
+    def _batches(self, step: int) -> list[TaskSpec]:
+        """Step ``step``'s batches not handed in yet (all of them, unless resuming)."""
+        points = self._points(step)
+        want = scan_mod.next_step(points, self.spec)
+        specs = []
+        for mu in sorted(want):
+            first = points[mu].batches if mu in points else 0
+            for batch in range(first, first + want[mu]):
+                if (step, mu, batch) not in self._made:
+                    specs.append(self._task(step, mu, batch))
+        return specs
+
+    def _task(self, step: int, mu: float, batch: int) -> TaskSpec:
+        spec = self.spec
+        self._made.add((step, mu, batch))
+        number, self._created = self._created, self._created + 1
+        task = {
+            "workspace": spec.workspace, "poi": spec.poi, "mu": mu, "toys": spec.batch_toys,
+            "test_stat": spec.test_stat, "seed": spec.seed, "batch": batch, "step": step,
+        }  # fmt: skip
+        return TaskSpec(
+            number=number,
+            kind="toys.batch",
+            payload={"callable": BATCH_CALLABLE, "args": [task]},
+            resources={"cpus": 1},
+            max_attempts=spec.max_attempts,
+            timeout_s=spec.timeout,
+        )
+
+    def _next_step(self) -> None:
+        """Plan the next step, or say why the scan stops."""
+        step = self._step + 1
+        points = self._points(step)
+        if self._failed:
+            self.stopped_because = f"{self._failed} batch(es) failed: see `idds toys show`"
+            return
+        if step >= self.spec.max_steps:
+            self.stopped_because = f"max_steps ({self.spec.max_steps}) reached"
+            return
+        batches = self._batches(step)
+        if not batches:
+            self.stopped_because = "every limit is known to the tolerance"
+            return
+        toys = scan_mod.total_toys(points) + 2 * self.spec.batch_toys * len(batches)
+        if toys > self.spec.max_toys:
+            self.stopped_because = f"the next step would pass max_toys ({self.spec.max_toys})"
+            return
+        self._step, self._queue = step, batches
+        self._say(step, points, len(batches))
+
+    def _say(self, step: int, points: dict[float, scan_mod.Point], batches: int) -> None:
+        if not self.progress:
+            return
+        line = f"step {step}: {batches} batch(es) of {self.spec.batch_toys} toys"
+        if points:
+            obs = scan_mod.limit(points, "obs", 1 - self.spec.cl)
+            known = f"{obs.value:.4g} +- {obs.error:.2g}" if obs.value is not None else obs.status
+            line += f"; {scan_mod.total_toys(points)} toys so far, observed limit {known}"
+        click.echo(line)
+
+    # --- the dispatcher's callbacks -------------------------------------------------------
+
+    def new_tasks(self, free: int) -> list[TaskSpec]:
+        if self.cancelled or self.stopped_because:
+            return []
+        if not self._queue and not self._open:
+            self._next_step()
+        taken, self._queue = self._queue[:free], self._queue[free:]
+        self._open.update(t.number for t in taken)
+        return taken
+
+    def accept(self, result: Any) -> dict[str, Any]:
+        keys = {"mu", "batch", "q_obs", "q_sb", "q_b"}
+        if not isinstance(result, dict) or not keys <= set(result):
+            raise ValueError(f"a toy batch returns {sorted(keys)}, not {type(result).__name__}")
+        return result
+
+    def on_final(self, number: int, state: TaskState, result: Any, error: str | None) -> None:
+        self._open.discard(number)
+        if state is TaskState.SUCCEEDED:
+            self._results.append((self._step, result))
+        else:
+            self._failed += 1
+
+    def done(self) -> bool:
+        return self.cancelled or (self.stopped_because is not None and not self._open)
+
+    def on_cancel(self) -> None:
+        self.cancelled = True
+        self._queue = []

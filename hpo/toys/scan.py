@@ -1,0 +1,196 @@
+"""The scan logic: CLs per point from the toys recorded so far, limits by interpolation,
+and where the next step puts points and toys.
+
+Pure functions of the recorded batches, so a resumed scan plans exactly what an
+uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from hpo.toys.stats import BANDS, band_values, cls, sorted_array
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from hpo.toys.spec import ToyScanSpec
+
+
+@dataclass
+class Point:
+    """The toys recorded at one POI value (all its batches together)."""
+
+    mu: float
+    q_obs: float = float("nan")
+    q_sb: list[float] = field(default_factory=list)
+    q_b: list[float] = field(default_factory=list)
+    batches: int = 0
+    failed: int = 0
+
+    @property
+    def toys(self) -> int:
+        """Toys thrown here (both hypotheses)."""
+        return len(self.q_sb) + len(self.q_b) + self.failed
+
+    def add(self, result: dict[str, Any]) -> None:
+        """Add one batch's result (see :func:`hpo.toys.stats.run_batch`)."""
+        self.q_obs = float(result["q_obs"])
+        self.q_sb += result["q_sb"]
+        self.q_b += result["q_b"]
+        self.failed += int(result.get("failed", 0))
+        self.batches += 1
+
+    def cls(self) -> dict[str, tuple[float, float]]:
+        """CLs and its statistical error for each band (by :data:`BANDS`)."""
+        if self.mu == 0.0:  # both hypotheses are the same: CLs is 1 exactly
+            return {band: (1.0, 0.0) for band in BANDS}
+        q_sb, q_b = sorted_array(self.q_sb), sorted_array(self.q_b)
+        if not len(q_sb) or not len(q_b):
+            return {band: (float("nan"), float("inf")) for band in BANDS}
+        return {band: cls(q_sb, q_b, v) for band, v in band_values(self.q_obs, q_b).items()}
+
+
+def collect(results: Iterable[dict[str, Any]]) -> dict[float, Point]:
+    """Batch results grouped into points, by POI value."""
+    points: dict[float, Point] = {}
+    for result in results:
+        mu = float(result["mu"])
+        points.setdefault(mu, Point(mu)).add(result)
+    return points
+
+
+@dataclass(frozen=True)
+class Limit:
+    """One band's upper limit and how well it is known.
+
+    Attributes:
+        band: ``obs`` or an expected band (``-2``, ``-1``, ``0``, ``+1``, ``+2``).
+        value: the limit (None when the CLs curve does not cross ``1 - CL`` in the scan).
+        stat: its error from the toy statistics (binomial errors of the tail fractions).
+        interp: its interpolation error (log-linear against linear between the bracket).
+        bracket: the scanned POI values on either side of the crossing.
+        status: ``ok``, ``above`` (CLs above ``1 - CL`` everywhere scanned) or ``below``.
+    """
+
+    band: str
+    value: float | None
+    stat: float
+    interp: float
+    bracket: tuple[float, float] | None
+    status: str
+
+    @property
+    def error(self) -> float:
+        """The total error: statistical and interpolation errors in quadrature."""
+        return math.hypot(self.stat, self.interp)
+
+
+def _curve(points: dict[float, Point], band: str) -> list[tuple[float, float, float]]:
+    """(mu, CLs, error) of one band, by increasing mu, with CLs(0) = 1 as an anchor."""
+    curve = [(p.mu, *p.cls()[band]) for p in points.values()]
+    if all(mu > 0 for mu, _, _ in curve):
+        curve.append((0.0, 1.0, 0.0))
+    return sorted(c for c in curve if not math.isnan(c[1]))
+
+
+def limit(points: dict[float, Point], band: str, alpha: float) -> Limit:
+    """Where ``band``'s CLs first falls to ``alpha`` (log-linear between the bracket).
+
+    Args:
+        points: the scan's points.
+        band: which curve.
+        alpha: ``1 - CL``.
+
+    Returns:
+        The limit, with its statistical error propagated from the bracket's CLs errors.
+    """
+    curve = _curve(points, band)
+    below = [i for i, (_, c, _) in enumerate(curve) if c <= alpha]
+    if not below:
+        return Limit(band, None, math.inf, math.inf, None, "above")
+    i = below[0]
+    if i == 0:
+        return Limit(band, None, math.inf, math.inf, None, "below")
+    (m1, c1, e1), (m2, c2, e2) = curve[i - 1], curve[i]
+    floor = alpha * 1e-3  # a CLs of zero (no toy as extreme) still has a logarithm
+    l1, l2, la = math.log(max(c1, floor)), math.log(max(c2, floor)), math.log(alpha)
+    span = l1 - l2
+    value = m1 + (l1 - la) / span * (m2 - m1) if span > 0 else m2
+    linear = m1 + (c1 - alpha) / (c1 - c2) * (m2 - m1) if c1 > c2 else value
+    d1 = (m2 - m1) * (la - l2) / span**2 if span > 0 else 0.0  # d value / d l1
+    d2 = (m2 - m1) * (l1 - la) / span**2 if span > 0 else 0.0  # d value / d l2
+    stat = math.hypot(d1 * e1 / max(c1, floor), d2 * e2 / max(c2, floor))
+    return Limit(band, value, stat, abs(value - linear), (m1, m2), "ok")
+
+
+def limits(points: dict[float, Point], alpha: float) -> dict[str, Limit]:
+    """Every band's limit (by :data:`BANDS`)."""
+    return {band: limit(points, band, alpha) for band in BANDS}
+
+
+def coarse_grid(spec: ToyScanSpec) -> list[float]:
+    """The first step's POI values: ``points`` evenly over the range (zero left out: there
+    CLs is 1 by construction)."""
+    lo, hi = spec.range
+    if lo == 0.0:
+        return [_tidy(hi * (i + 1) / spec.points) for i in range(spec.points)]
+    return [_tidy(v) for v in np.linspace(lo, hi, spec.points)]
+
+
+def _tidy(mu: float) -> float:
+    return float(f"{mu:.10g}")
+
+
+def converged(lim: Limit, tolerance: float) -> bool:
+    """Whether a band's limit is known to ``tolerance`` (or cannot be, within the range)."""
+    return lim.status != "ok" or lim.error <= tolerance
+
+
+def next_step(points: dict[float, Point], spec: ToyScanSpec) -> dict[float, int]:
+    """Batches to add per POI value in the next step (empty when every limit is known).
+
+    For each band whose limit is not known to the tolerance: a new point at its estimate
+    when the interpolation error is too large; more toys on both sides of its bracket when
+    the statistical error is (enough to reach the tolerance, at most four times as many).
+    """
+    if not points:
+        return {mu: spec.batches_per_point for mu in coarse_grid(spec)}
+    want: dict[float, int] = {}
+    share = spec.tolerance_or_default / math.sqrt(2)
+    for lim in limits(points, 1 - spec.cl).values():
+        if converged(lim, spec.tolerance_or_default) or lim.value is None or lim.bracket is None:
+            continue
+        if lim.interp > share:
+            _ask(want, *_new_point(points, lim.value, spec))
+        if lim.stat > share:
+            factor = min(4.0, (lim.stat / (0.8 * share)) ** 2)
+            for mu in lim.bracket:
+                if mu in points:
+                    extra = math.ceil(points[mu].batches * max(factor - 1.0, 0.5))
+                    _ask(want, mu, extra)
+    return want
+
+
+def _new_point(points: dict[float, Point], estimate: float, spec: ToyScanSpec) -> tuple[float, int]:
+    """A new POI value at ``estimate`` (on a grid of a fifth of the tolerance); an existing
+    point as near as that gets more toys instead."""
+    step = spec.tolerance_or_default / 5
+    mu = _tidy(round(estimate / step) * step)
+    near = [m for m in points if abs(m - mu) < step]
+    if near:
+        return near[0], points[near[0]].batches
+    return mu, spec.batches_per_point
+
+
+def _ask(want: dict[float, int], mu: float, batches: int) -> None:
+    want[mu] = max(want.get(mu, 0), batches)
+
+
+def total_toys(points: dict[float, Point]) -> int:
+    """Toys thrown in all (both hypotheses)."""
+    return sum(p.toys for p in points.values())

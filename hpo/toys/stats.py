@@ -1,0 +1,241 @@
+"""The statistics of a toy scan: pyhf models, toy batches, tail fractions and CLs.
+
+Toys are thrown from pyhf's own pdf (``model.make_pdf(pars).sample``) at the nuisance
+parameters of the conditional fit to the observed data (the LHC prescription): the
+signal-plus-background toys at the tested POI value, the background-only toys at zero. Each
+toy's test statistic is pyhf's (``qmu_tilde`` or ``qmu``). The p-values are tail fractions
+of the toy distributions, computed here (pyhf 0.7.6's ToyCalculator fails on numpy >= 2.4).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+#: The expected bands, by name, and the quantile of the background-only test-statistic
+#: distribution each one is read at. A larger test statistic means a smaller CLs, hence a
+#: lower limit: the -2 sigma band sits at the 97.7 % quantile.
+EXPECTED_QUANTILES: dict[str, float] = {
+    "-2": 0.5 * (1 + math.erf(2 / math.sqrt(2))),
+    "-1": 0.5 * (1 + math.erf(1 / math.sqrt(2))),
+    "0": 0.5,
+    "+1": 0.5 * (1 - math.erf(1 / math.sqrt(2))),
+    "+2": 0.5 * (1 - math.erf(2 / math.sqrt(2))),
+}
+#: Every curve a scan sets a limit on: the observed one and the five expected ones.
+BANDS: tuple[str, ...] = ("obs", "-2", "-1", "0", "+1", "+2")
+#: Test statistics by spec name: pyhf's q~mu (bounded POI) and qmu.
+TEST_STATS = ("qtilde", "q")
+#: Toys whose test statistic equals the observed one within this (relative) count as at
+#: least as extreme: fits of identical counts differ only by the minimiser's noise.
+TIE_TOLERANCE = 1e-6
+
+
+def workspace_key(workspace: dict[str, Any]) -> str:
+    """A short digest of a workspace (the cache key of its model on a worker)."""
+    text = json.dumps(workspace, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@functools.lru_cache(maxsize=8)
+def _model(key: str, text: str, poi: str) -> tuple[Any, Any]:
+    import pyhf
+
+    pyhf.set_backend("numpy")
+    workspace = pyhf.Workspace(json.loads(text))
+    model = workspace.model(poi_name=poi)
+    return model, workspace.data(model)
+
+
+def model_and_data(workspace: dict[str, Any], poi: str) -> tuple[Any, Any]:
+    """The pyhf model of ``workspace`` with ``poi`` as parameter of interest, and its data.
+
+    Built once per process and workspace (a worker runs many batches of one scan).
+
+    Raises:
+        pyhf.exceptions.InvalidSpecification: pyhf rejects the workspace.
+    """
+    text = json.dumps(workspace, sort_keys=True)
+    return _model(workspace_key(workspace), text, poi)
+
+
+def _fit_setup(model: Any) -> tuple[Any, Any, Any]:
+    return (
+        model.config.suggested_init(),
+        model.config.suggested_bounds(),
+        model.config.suggested_fixed(),
+    )
+
+
+def test_statistic(name: str, mu: float, data: Any, model: Any) -> float:
+    """pyhf's test statistic ``name`` (``qtilde`` or ``q``) of ``data`` at POI ``mu``."""
+    from pyhf.infer import test_statistics
+
+    fn = test_statistics.qmu_tilde if name == "qtilde" else test_statistics.qmu
+    return float(fn(mu, data, model, *_fit_setup(model)))
+
+
+def _toy_statistics(name: str, mu: float, toys: Any, model: Any) -> tuple[list[float], int]:
+    """The test statistic of each toy; toys whose fit fails are left out and counted."""
+    from pyhf.exceptions import FailedMinimization
+
+    values, failed = [], 0
+    for toy in toys:
+        try:
+            values.append(test_statistic(name, mu, toy, model))
+        except FailedMinimization:
+            failed += 1
+    return values, failed
+
+
+def batch_seed(seed: int, mu: float, batch: int) -> int:
+    """The seed of batch ``batch`` at POI ``mu`` of a scan seeded ``seed`` (deterministic)."""
+    bits = int(np.float64(mu).view(np.uint64))
+    entropy = [seed, bits & 0xFFFFFFFF, bits >> 32, batch]
+    return int(np.random.SeedSequence(entropy).generate_state(1)[0])
+
+
+def run_batch(task: dict[str, Any]) -> dict[str, Any]:
+    """Throw one batch of toys at one POI value (the payload of a toy-scan task).
+
+    Args:
+        task: ``workspace`` (pyhf JSON), ``poi``, ``mu``, ``toys`` (per hypothesis),
+            ``test_stat``, ``seed`` (the scan's) and ``batch`` (the batch's index at ``mu``).
+
+    Returns:
+        ``{"mu", "batch", "q_obs", "q_sb", "q_b", "failed"}``: the observed test statistic,
+        those of the signal-plus-background and background-only toys, and how many toys'
+        fits failed.
+    """
+    import pyhf
+
+    model, data = model_and_data(task["workspace"], task["poi"])
+    mu, name, n = float(task["mu"]), task["test_stat"], int(task["toys"])
+    init, bounds, fixed = _fit_setup(model)
+    poi = model.config.poi_index
+    sb_pars = pyhf.infer.mle.fixed_poi_fit(mu, data, model, init, bounds, fixed)
+    b_pars = pyhf.infer.mle.fixed_poi_fit(0.0, data, model, init, bounds, fixed)
+    sb_pars[poi], b_pars[poi] = mu, 0.0
+    # pyhf's sampling draws from numpy's global generator: seed it for this batch.
+    np.random.seed(batch_seed(int(task["seed"]), mu, int(task["batch"])))
+    sb_toys = model.make_pdf(pyhf.tensorlib.astensor(sb_pars)).sample((n,))
+    b_toys = model.make_pdf(pyhf.tensorlib.astensor(b_pars)).sample((n,))
+    q_sb, failed_sb = _toy_statistics(name, mu, sb_toys, model)
+    q_b, failed_b = _toy_statistics(name, mu, b_toys, model)
+    return {
+        "mu": mu,
+        "batch": int(task["batch"]),
+        "q_obs": test_statistic(name, mu, data, model),
+        "q_sb": q_sb,
+        "q_b": q_b,
+        "failed": failed_sb + failed_b,
+    }
+
+
+@dataclass(frozen=True)
+class TailFraction:
+    """``k`` of ``n`` toys at least as extreme as a value: a binomial estimate."""
+
+    k: int
+    n: int
+
+    @property
+    def p(self) -> float:
+        return self.k / self.n if self.n else float("nan")
+
+    @property
+    def relative_error(self) -> float:
+        """The binomial error over the estimate; an empty tail counts half a toy (so that an
+        estimate of zero is not taken as exact)."""
+        if not self.n:
+            return float("inf")
+        k = max(self.k, 0.5)
+        p = k / self.n
+        return math.sqrt(p * (1 - p) / self.n) / p if p < 1 else 0.0
+
+
+def tail(sorted_values: np.ndarray, value: float) -> TailFraction:
+    """How many of ``sorted_values`` are at least ``value`` (within :data:`TIE_TOLERANCE`)."""
+    edge = value - TIE_TOLERANCE * max(1.0, abs(value))
+    n = len(sorted_values)
+    return TailFraction(n - int(np.searchsorted(sorted_values, edge, side="left")), n)
+
+
+def cls(q_sb: np.ndarray, q_b: np.ndarray, value: float) -> tuple[float, float]:
+    """CLs = CLs+b / CLb at test statistic ``value``, and its statistical error.
+
+    Args:
+        q_sb: the signal-plus-background toys' test statistics, sorted.
+        q_b: the background-only toys' test statistics, sorted.
+        value: the observed test statistic (or a quantile of ``q_b`` for an expected band).
+
+    Returns:
+        CLs and its error: the binomial errors of both tail fractions, propagated.
+    """
+    sb, b = tail(q_sb, value), tail(q_b, value)
+    if b.k == 0:  # no background toy as extreme: CLs is not defined; call it 0 +- 1
+        return 0.0, 1.0
+    ratio = sb.p / b.p
+    rel = math.hypot(sb.relative_error, b.relative_error)
+    return ratio, max(ratio, 0.5 / sb.n / b.p) * rel
+
+
+def band_values(q_obs: float, q_b: np.ndarray) -> dict[str, float]:
+    """The test-statistic value each band's CLs is read at: observed, and the quantiles of
+    the (sorted) background-only distribution."""
+    out = {"obs": q_obs}
+    for band, prob in EXPECTED_QUANTILES.items():
+        out[band] = float(np.quantile(q_b, prob))
+    return out
+
+
+def asymptotic_cls(
+    workspace: dict[str, Any], poi: str, mu: float, test_stat: str
+) -> dict[str, float]:
+    """pyhf's asymptotic CLs at ``mu``: observed and each expected band (by :data:`BANDS`)."""
+    import pyhf
+
+    model, data = model_and_data(workspace, poi)
+    obs, expected = pyhf.infer.hypotest(
+        mu, data, model, test_stat="qtilde" if test_stat == "qtilde" else "q",
+        return_expected_set=True,
+    )  # fmt: skip
+    # pyhf orders the expected set from -2 sigma to +2 sigma.
+    values = [float(obs)] + [float(e) for e in expected]
+    return dict(zip(BANDS, values, strict=True))
+
+
+def asymptotic_limits(
+    workspace: dict[str, Any], poi: str, cl: float, test_stat: str
+) -> dict[str, float]:
+    """pyhf's asymptotic upper limits (observed and expected bands) within the POI's bounds.
+
+    Returns:
+        The limit per band (by :data:`BANDS`).
+
+    Raises:
+        ValueError: a limit is not within the POI's bounds.
+    """
+    from pyhf.infer.intervals.upper_limits import toms748_scan
+
+    model, data = model_and_data(workspace, poi)
+    low, high = model.config.suggested_bounds()[model.config.poi_index]
+    # upper_limit(scan=None) of pyhf 0.7.6 drops its level: call the root finder itself.
+    obs, expected = toms748_scan(
+        data, model, max(low, 1e-9), high, level=1 - cl, test_stat=test_stat
+    )
+    return dict(zip(BANDS, [float(obs)] + [float(e) for e in expected], strict=True))
+
+
+def sorted_array(values: Sequence[float]) -> np.ndarray:
+    """Test statistics as a sorted array (what :func:`tail` searches)."""
+    return np.sort(np.asarray(values, dtype=float))
