@@ -169,12 +169,7 @@ class _Evaluator(ast.NodeVisitor):
 
     def visit_BinOp(self, node: ast.BinOp) -> Any:
         left, right = self.visit(node.left), self.visit(node.right)
-        if (
-            isinstance(node.op, ast.Pow)
-            and isinstance(right, int | float)
-            and abs(right) > _MAX_POWER
-        ):
-            raise ExpressionError(f"an exponent above {_MAX_POWER} is not allowed")
+        _check_size(node.op, left, right)
         return _BINARY[type(node.op)](left, right)
 
     def visit_UnaryOp(self, node: ast.UnaryOp) -> Any:

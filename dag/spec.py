@@ -7,6 +7,7 @@ template parameter, an expression that does not parse or reads a name that is no
 
 from __future__ import annotations
 
+import collections
 import graphlib
 import json
 import shlex
@@ -255,7 +256,7 @@ def _check_flow(
 ) -> set[str]:
     """Check ``flow``; return the names it reads from enclosing flows."""
     names = [n.name for n in flow.nodes]
-    twice = sorted({n for n in names if names.count(n) > 1})
+    twice = sorted(n for n, count in collections.Counter(names).items() if count > 1)
     if twice:
         raise SpecError(f"{where or 'workflow'}: node name(s) {_names(twice)} used twice")
     siblings = set(names)

@@ -16,6 +16,10 @@ EXPECTED = {
         "PROPOSERS", "Proposer", "Pruned", "Study", "StudySpec", "Trial", "checkpoint_dir",
         "load_spec_file", "load_study", "params", "report", "should_prune",
     },
+    "dag": {
+        "Expression", "ExpressionError", "NodeInfo", "NodeState", "Workflow", "WorkflowSpec",
+        "list_workflows", "load_spec_file", "load_workflow",
+    },
 }  # fmt: skip
 
 
@@ -31,6 +35,6 @@ def test_core_imports_no_capability_package():
     import subprocess
     import sys
 
-    code = "import sys, idds, idds.cli, idds.dispatcher; print(sorted(m for m in sys.modules if m.split('.')[0] in ('hpo',)))"
+    code = "import sys, idds, idds.cli, idds.dispatcher; print(sorted(m for m in sys.modules if m.split('.')[0] in ('hpo', 'dag', 'carousel', 'dashboard')))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
