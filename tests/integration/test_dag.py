@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import json
+import shutil
 import threading
 import time
 from pathlib import Path
@@ -155,6 +156,10 @@ def test_cli_launch_show_logs_and_bad_input(settings, tmp_path, capsys):
     assert "workflow 'cli-wf' finished: 2 succeeded" in out
     code, out, _ = _idds(capsys, *db, "dag", "show", "cli-wf")
     assert code == 0 and "bye [command] <- hello" in out and out.count("succeeded") >= 2
+    if shutil.which("dot"):  # graphviz is optional; .ci/run installs it
+        png = tmp_path / "g.png"
+        code, out, _ = _idds(capsys, *db, "dag", "show", "cli-wf", "--png", str(png))
+        assert code == 0 and png.read_bytes()[:4] == b"\x89PNG"
     code, out, _ = _idds(capsys, *db, "dag", "logs", "cli-wf", "hello")
     assert code == 0 and "hello from tests" in out
     code, out, _ = _idds(capsys, *db, "dag", "list")
