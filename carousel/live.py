@@ -1,0 +1,214 @@
+"""Live mode: the orchestrator with real processing tasks run through the scheduling core
+(one task per file, on Ray) and the tape emulator on an accelerated wall clock.
+
+A carousel is an owner row of kind ``carousel``; :class:`CarouselRun` is the
+:class:`~idds.dispatcher.TaskOwner` the dispatcher drives. A file's processing is task number
+``file``; its retries are the core's attempts, so a failed attempt is retried while the file
+stays on disk (it is never staged again).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from carousel.catalog import Catalog, build_catalog
+from carousel.clock import WallClock
+from carousel.orchestrator import Orchestrator, Processing
+from carousel.policies import make_policy
+from carousel.simulate import CampaignResult, collect
+from carousel.spec import CampaignSpec
+from carousel.tape import TapeEmulator
+from idds import owners as owners_mod
+from idds import tasks as tq
+from idds.config import Settings
+from idds.db import connect
+from idds.dispatcher import Dispatcher, TaskOwner
+from idds.errors import IddsError, SpecError
+from idds.owners import OwnerState
+from idds.tasks import TaskSpec, TaskState
+
+KIND = "carousel"
+DEFAULT_CALLABLE = "carousel.live:process_file"
+
+
+def process_file(name: str, size: float, seconds: float, failure: float = 0.0) -> dict[str, Any]:
+    """The built-in processing of one staged file: works ``seconds`` of wall time; fails
+    with probability ``failure`` (the campaign's processing failure rate).
+
+    Raises:
+        RuntimeError: the attempt failed (the core retries it).
+    """
+    time.sleep(seconds)
+    if random.random() < failure:
+        raise RuntimeError(f"processing of {name} failed")
+    return {"file": name, "bytes": size}
+
+
+class _Queue(Processing):
+    """Processing through the core: files wait here until the dispatcher asks for tasks."""
+
+    def __init__(self) -> None:
+        self.ready: deque[int] = deque()
+
+    def submit(self, files: list[int]) -> None:
+        self.ready.extend(files)
+
+
+class CarouselRun(TaskOwner):
+    """A carousel as the dispatcher drives it.
+
+    Args:
+        spec: the campaign.
+        policy: the policy's name.
+        owner_id: the carousel's owner row.
+        speedup: simulated seconds per wall-clock second for the tape and processing times.
+        pythonpath: where a user's processing callable is imported from.
+    """
+
+    def __init__(
+        self,
+        spec: CampaignSpec,
+        policy: str,
+        owner_id: int,
+        *,
+        speedup: float,
+        catalog: Catalog | None = None,
+        pythonpath: list[str] | None = None,
+    ) -> None:
+        self.spec, self.owner_id, self.speedup = spec, owner_id, speedup
+        self.parallel = spec.processing.slots
+        self.catalog = catalog or build_catalog(spec)
+        self.clock = WallClock(speedup)
+        self.tape = TapeEmulator(self.catalog, spec.tape, self.clock, seed=spec.seed + 1)
+        self.queue = _Queue()
+        chosen = make_policy(spec, spec.policy(policy), self.catalog)
+        buffer = spec.buffer if chosen.uses_buffer else None
+        self.orchestrator = Orchestrator(
+            self.catalog, self.tape, chosen, self.queue, self.clock, buffer
+        )
+        self.pythonpath = pythonpath or []
+        self.cancelled = False
+        self._rng = random.Random(spec.seed + 2)
+        self.orchestrator.start()
+
+    def new_tasks(self, free: int) -> list[TaskSpec]:
+        self.clock.catch_up()
+        ready = self.queue.ready
+        out = []
+        while ready and len(out) < free and not self.cancelled:
+            out.append(self._task(ready.popleft()))
+        return out
+
+    def _task(self, f: int) -> TaskSpec:
+        proc = self.spec.processing
+        name, size = self.catalog.names[f], self.catalog.sizes[f]
+        if proc.callable:
+            payload = {"callable": proc.callable, "args": [name, size]}
+        else:
+            low, high = proc.jitter
+            seconds = proc.time_s * size / proc.time_per * self._rng.uniform(low, high)
+            args = [name, size, seconds / self.speedup, proc.failure]
+            payload = {"callable": DEFAULT_CALLABLE, "args": args}
+        payload["pythonpath"] = self.pythonpath
+        return TaskSpec(
+            number=f, kind="carousel.process", payload=payload, max_attempts=proc.max_attempts
+        )
+
+    def on_final(self, number: int, state: TaskState, result: Any, error: str | None) -> None:
+        self.clock.catch_up()
+        self.orchestrator.on_processed(number, state is TaskState.SUCCEEDED)
+
+    def done(self) -> bool:
+        self.clock.catch_up()
+        return self.cancelled or self.orchestrator.finished
+
+    def on_cancel(self) -> None:
+        self.cancelled = True
+
+
+def run_live(
+    spec: CampaignSpec,
+    settings: Settings,
+    *,
+    policy: str = "file-level",
+    speedup: float = 3600.0,
+    base_dir: Path | None = None,
+) -> CampaignResult:
+    """Create carousel ``spec.name`` and run it through the core to its end.
+
+    Args:
+        spec: the campaign.
+        settings: database and Ray.
+        policy: the policy's name.
+        speedup: simulated seconds per wall-clock second.
+        base_dir: the campaign file's directory (a user's callable is imported from there).
+
+    Returns:
+        Its metrics (times in simulated seconds); the processing retries are the core's.
+
+    Raises:
+        SpecError: the campaign does not validate or its name is taken; nothing is written.
+        IddsError: another head holds the carousel.
+    """
+    from idds.runtime import ensure_ray
+
+    if speedup <= 0:
+        raise SpecError(f"speedup must be > 0, got {speedup}")
+    catalog = build_catalog(spec)
+    make_policy(spec, spec.policy(policy), catalog)  # bad input fails before anything is written
+    engine = connect(settings.db_url)
+    ensure_ray(settings.ray_address)
+    owner_id = _create(engine, spec, policy)
+    dispatcher = Dispatcher(engine, lease_seconds=settings.lease_seconds)
+    if not dispatcher.hold(owner_id):
+        raise IddsError(f"carousel {spec.name!r} is held by another head")
+    pythonpath = [str(base_dir)] if base_dir else []
+    started = time.perf_counter()
+    try:
+        run = CarouselRun(
+            spec, policy, owner_id, speedup=speedup, catalog=catalog, pythonpath=pythonpath
+        )
+        dispatcher.run([run])
+        result = collect(run.orchestrator, run.tape, time.perf_counter() - started)
+        result = _with_core_retries(engine, owner_id, result)
+        _finish(engine, owner_id, result, run.cancelled)
+    finally:
+        dispatcher.release(owner_id)
+    return result
+
+
+def _create(engine: sa.Engine, spec: CampaignSpec, policy: str) -> int:
+    stored = {**spec.to_json(), "policy": policy}
+    try:
+        with engine.begin() as conn:
+            return owners_mod.create(conn, KIND, spec.name, stored)
+    except sa.exc.IntegrityError:
+        raise SpecError(f"a carousel named {spec.name!r} exists; choose another name") from None
+
+
+def _with_core_retries(engine: sa.Engine, owner_id: int, result: CampaignResult) -> CampaignResult:
+    """The processing retries as the core counted them (attempts beyond the first)."""
+    from dataclasses import replace
+
+    with engine.connect() as conn:
+        extra = conn.execute(
+            sa.select(sa.func.coalesce(sa.func.sum(tq.tasks.c.attempt - 1), 0)).where(
+                tq.tasks.c.owner_id == owner_id
+            )
+        ).scalar_one()
+    return replace(result, processing_retries=int(extra))
+
+
+def _finish(engine: sa.Engine, owner_id: int, result: CampaignResult, cancelled: bool) -> None:
+    """Record the metrics on the carousel's row, and its final state."""
+    summary = result.summary()
+    with engine.begin() as conn:
+        owners_mod.update_spec(conn, owner_id, lambda s: {**s, "result": summary})
+        state = OwnerState.CANCELLED if cancelled else OwnerState.FINISHED
+        owners_mod.set_state(conn, owner_id, state)
