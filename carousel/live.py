@@ -139,6 +139,7 @@ def run_live(
     policy: str = "file-level",
     speedup: float = 3600.0,
     base_dir: Path | None = None,
+    backoff_s: float = 1.0,
 ) -> CampaignResult:
     """Create carousel ``spec.name`` and run it through the core to its end.
 
@@ -148,6 +149,7 @@ def run_live(
         policy: the policy's name.
         speedup: simulated seconds per wall-clock second.
         base_dir: the campaign file's directory (a user's callable is imported from there).
+        backoff_s: the core's delay before a failed processing attempt's retry.
 
     Returns:
         Its metrics (times in simulated seconds); the processing retries are the core's.
@@ -165,7 +167,7 @@ def run_live(
     engine = connect(settings.db_url)
     ensure_ray(settings.ray_address)
     owner_id = _create(engine, spec, policy)
-    dispatcher = Dispatcher(engine, lease_seconds=settings.lease_seconds)
+    dispatcher = Dispatcher(engine, lease_seconds=settings.lease_seconds, backoff_s=backoff_s)
     if not dispatcher.hold(owner_id):
         raise IddsError(f"carousel {spec.name!r} is held by another head")
     pythonpath = [str(base_dir)] if base_dir else []

@@ -161,7 +161,7 @@ class TapeEmulator(DataManagement):
         if not queue:
             self._unmount(drive)
             return
-        i = bisect.bisect_left(queue, (drive.head, -1))
+        i = bisect.bisect_left(queue, (drive.head - 1.0, -1))  # 1 byte: float sums
         position, f = queue.pop(i if i < len(queue) else 0)
         size = self.catalog.sizes[f]
         self._queued_bytes[drive.cartridge] -= size
