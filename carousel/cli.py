@@ -8,6 +8,7 @@ import click
 
 from carousel.catalog import build_catalog
 from carousel.planner import PlanRow, buffer_ladder, plan
+from carousel.policies import make_policy
 from carousel.simulate import HOUR, TB, CampaignResult, simulate
 from carousel.sizes import format_size, parse_size, parse_size_list
 from carousel.spec import CampaignSpec, load_campaign_file
@@ -28,9 +29,11 @@ def _load(path: str, files: int | None, buffer: str | None) -> CampaignSpec:
             raise SpecError(f"--files must be >= 1, got {files}")
         spec = spec.scaled(files)
     if buffer is not None:
-        spec = spec.replace(
-            buffer=None if buffer == "unbounded" else format_size(parse_size(buffer, "--buffer"))
-        )
+        size = None if buffer == "unbounded" else parse_size(buffer, "--buffer")
+        spec = spec.replace(buffer=size)
+    catalog = build_catalog(spec)
+    for policy in spec.policies:
+        make_policy(spec, policy, catalog)  # the campaign must fit its own buffer
     return spec
 
 

@@ -38,7 +38,8 @@ def plan(
 
 def recommend(rows: list[PlanRow], reference_makespan_s: float) -> PlanRow | None:
     """The smallest bounded buffer whose makespan is no longer than ``reference_makespan_s``
-    (e.g. the unbounded file-level run's, or the baseline's); ``None`` if none is."""
+    (the baseline's: the least disk that is no slower than staging whole datasets);
+    ``None`` if none is."""
     fitting = [
         r for r in rows if r.buffer is not None and r.result.makespan_s <= reference_makespan_s
     ]

@@ -210,10 +210,20 @@ def make_policy(spec: CampaignSpec, policy: PolicySpec, catalog: Catalog) -> Pol
     """
     made: Policy
     if policy.name == "file-level":
-        made = FileLevel(catalog, policy.active_cartridges or spec.tape.drives)
+        made = FileLevel(catalog, policy.active_cartridges or _active(spec))
     elif policy.name == "dataset-level":
         made = DatasetLevel(catalog)
     else:
         made = SlidingWindow(catalog, policy.window)
     made.check_buffer(spec.buffer)
     return made
+
+
+def _active(spec: CampaignSpec) -> int:
+    """Cartridges to feed at once: one per drive, but no more than the buffer can give a
+    mount's worth of requests (``mount_min_bytes``) each, so a small buffer is not spread
+    thin over many short mounts."""
+    drives = spec.tape.drives
+    if spec.buffer is None:
+        return drives
+    return max(1, min(drives, int(spec.buffer // spec.tape.mount_min_bytes)))

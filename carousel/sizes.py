@@ -47,13 +47,14 @@ def parse_size(value: str | float | int, what: str = "size") -> float:
     return number * _UNITS[unit]
 
 
-def format_size(size: float) -> str:
-    """``size`` bytes in the largest decimal unit that keeps the number at least 1."""
+def format_size(size: float, digits: int = 3) -> str:
+    """``size`` bytes in the largest decimal unit that keeps the number at least 1, to
+    ``digits`` significant digits."""
     for unit in ("PB", "TB", "GB", "MB", "kB"):
         scale = _UNITS[unit.upper()]
         if abs(size) >= scale:
-            return f"{size / scale:.3g}{unit}"
-    return f"{size:.0f}B"
+            return f"{size / scale:.{digits}g}{unit}"
+    return f"{size:.{digits}g}B"
 
 
 def parse_size_list(text: str, what: str = "buffer") -> list[float | None]:

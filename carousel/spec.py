@@ -21,7 +21,9 @@ from carousel.sizes import format_size, parse_size
 from idds.errors import SpecError
 
 Size = Annotated[
-    float, BeforeValidator(lambda v: parse_size(v)), PlainSerializer(format_size, return_type=str)
+    float,
+    BeforeValidator(lambda v: parse_size(v)),
+    PlainSerializer(lambda v: format_size(v, 12), return_type=str),
 ]
 POLICY_NAMES = ("file-level", "dataset-level", "sliding-window")
 
@@ -84,7 +86,8 @@ class PolicySpec(_Model):
     """A staging/processing/release policy and its one parameter.
 
     ``window``: datasets staged at once by ``sliding-window``.
-    ``active_cartridges``: cartridges ``file-level`` feeds at once (default: the drives).
+    ``active_cartridges``: cartridges ``file-level`` feeds at once (default: one per drive,
+    at most one per ``mount_min_bytes`` of buffer).
     """
 
     name: Literal["file-level", "dataset-level", "sliding-window"]

@@ -1,0 +1,80 @@
+"""``idds carousel ...`` as a user runs it: tables, the plot, one-line errors with exit 2
+and nothing written on bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from idds.cli import main
+
+SMALL = Path(__file__).parents[2] / "examples" / "carousel" / "small.yaml"
+
+
+def _idds(capsys, *args):
+    try:
+        main(list(args))
+        code = 0
+    except SystemExit as exc:
+        code = exc.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _campaign(tmp_path: Path, **changes) -> Path:
+    data = yaml.safe_load(SMALL.read_text())
+    for key, value in changes.items():
+        section, _, field = key.partition("__")
+        if field:
+            data.setdefault(section, {})[field] = value
+        else:
+            data[section] = value
+    path = tmp_path / "campaign.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_simulate_prints_each_policy_and_writes_the_plot(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = _idds(capsys, "carousel", "simulate", str(SMALL))
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0].split()[:4] == ["policy", "buffer", "peak", "TB"]
+    assert [line.split()[0] for line in lines[2:5]] == [
+        "dataset-level", "file-level", "sliding-window",
+    ]  # fmt: skip
+    assert (tmp_path / "small-occupancy.png").stat().st_size > 10_000
+
+
+def test_plan_prints_makespan_against_buffer(tmp_path, capsys):
+    code, out, err = _idds(capsys, "carousel", "plan", str(SMALL), "--buffer", "50GB,200GB,1TB")
+    assert code == 0, err
+    rows = [line.split() for line in out.splitlines()[2:]]
+    assert [r[0] for r in rows] == ["50GB", "200GB", "1TB"]
+    peaks = [float(r[2]) for r in rows]
+    assert peaks[0] <= 0.05 and peaks[1] <= 0.2  # the peak stays within each buffer
+    makespans = [float(r[1]) for r in rows]
+    assert makespans[0] > makespans[2]  # a tight buffer starves processing
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"tape__drives": 0}, "tape.drives"),
+        ({"files__size_median": "-2GB"}, "must be positive"),
+        ({"buffer": "1GB"}, "cannot fit in the buffer of 1GB"),
+    ],
+)
+@pytest.mark.parametrize("command", ["simulate", "plan", "run"])
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(
+    tmp_path, capsys, monkeypatch, changes, message, command
+):
+    monkeypatch.chdir(tmp_path)
+    path = _campaign(tmp_path, **changes)
+    db = tmp_path / "idds.db"
+    code, out, err = _idds(capsys, "--db", f"sqlite:///{db}", "carousel", command, str(path))
+    assert code == 2
+    assert err.startswith("error: ") and message in err and err.count("\n") == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["campaign.yaml"]
