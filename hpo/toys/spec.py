@@ -181,14 +181,14 @@ def check_model(spec: ToyScanSpec) -> ToyScanSpec:
     try:
         workspace = pyhf.Workspace(spec.workspace)
         poi = spec.poi or workspace.get_measurement()["config"]["poi"]
-    except pyhf.exceptions.PyhfException as exc:
+    except _pyhf_errors() as exc:
         raise ToyScanError(f"workspace: pyhf rejects it: {_one_line(exc)}") from None
     names = sorted(workspace.model().config.parameters)
     if poi not in names:
         raise ToyScanError(f"poi: {poi!r} is not a parameter of the workspace ({', '.join(names)})")
     try:
         model = workspace.model(poi_name=poi)
-    except pyhf.exceptions.PyhfException as exc:
+    except _pyhf_errors() as exc:
         raise ToyScanError(f"poi: pyhf cannot use {poi!r}: {_one_line(exc)}") from None
     low, high = model.config.suggested_bounds()[model.config.poi_index]
     lo, hi = spec.range
@@ -242,6 +242,14 @@ def _suggest(spec: ToyScanSpec) -> str:
         return "no limit within the POI's bounds: widen them in the workspace"
     top = max(found.values()) * 1.5
     return f"try range: [0, {float(f'{top:.2g}'):g}]"
+
+
+def _pyhf_errors() -> tuple[type[Exception], ...]:
+    """Every exception pyhf raises on purpose (they share no base class)."""
+    import pyhf.exceptions
+
+    found = (getattr(pyhf.exceptions, n) for n in dir(pyhf.exceptions))
+    return tuple(e for e in found if isinstance(e, type) and issubclass(e, Exception))
 
 
 def _one_line(exc: BaseException) -> str:
