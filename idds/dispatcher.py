@@ -7,6 +7,8 @@ Ray tasks are submitted with ``max_retries=0``: retries happen here, as new atte
 from __future__ import annotations
 
 import abc
+import json
+import os
 import time
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
@@ -15,7 +17,7 @@ import sqlalchemy as sa
 
 from idds import owners as owners_mod
 from idds import tasks as tq
-from idds.errors import LeaseLost
+from idds.errors import IddsError, LeaseLost
 from idds.owners import OwnerState
 from idds.payloads import CHANNEL_NAME, HeadChannel, run_payload
 from idds.tasks import Claim, Outcome, TaskSpec, TaskState
@@ -110,6 +112,27 @@ class LocalBroker(Broker):
         return Placement(claim.site or "local", options)
 
 
+def default_broker(engine: Engine) -> Broker:
+    """The broker of the sites file named by ``IDDS_SITES`` where it is set, else
+    :class:`LocalBroker`. The sites broker is found through the entry point ``sites`` of
+    group ``idds.brokers`` (called with the file's path and the engine), so that the core
+    imports no capability package.
+
+    Raises:
+        IddsError: ``IDDS_SITES`` is set and no such entry point is installed.
+    """
+    path = os.environ.get("IDDS_SITES")
+    if not path:
+        return LocalBroker()
+    from importlib.metadata import entry_points
+
+    found = entry_points(group="idds.brokers", name="sites")
+    if not found:
+        raise IddsError("IDDS_SITES is set, and no broker is installed as idds.brokers:sites")
+    broker: Broker = next(iter(found)).load()(path, engine)
+    return broker
+
+
 @dataclass
 class _InFlight:
     claim: Claim
@@ -143,7 +166,7 @@ class Dispatcher:
         engine: the database.
         head: this head's name (see :func:`idds.owners.new_head_id`).
         lease_seconds: lease length; leases are renewed every third of it.
-        broker: picks a site per task (local Ray by default).
+        broker: picks a site per task (:func:`default_broker` by default).
         backoff_s: delay before a failed attempt's retry; doubles with each attempt.
     """
 
@@ -160,14 +183,14 @@ class Dispatcher:
         self.engine = engine
         self.head = head or owners_mod.new_head_id()
         self.lease_seconds = lease_seconds
-        self.broker = broker or LocalBroker()
+        self.broker = broker or default_broker(engine)
         self.backoff_s = backoff_s
         self.poll_s = poll_s
         self._owners: dict[int, TaskOwner] = {}
         self._open: dict[int, int] = {}  # owner -> tasks not final
         self._flight: dict[Any, _InFlight] = {}
         self._retry_at: dict[int, float] = {}
-        self._remotes: dict[tuple[Any, ...], Any] = {}
+        self._remotes: dict[str, Any] = {}
         self._idle = False
         self._channel: Any = None
         self._conn: Any = None
@@ -292,7 +315,8 @@ class Dispatcher:
         return placed
 
     def _launch(self, claim: Claim, placement: Placement) -> None:
-        key = tuple(sorted(placement.ray_options.items()))
+        # Options may nest (``resources={"site:NAME": ...}``): key them by their JSON.
+        key = json.dumps(placement.ray_options, sort_keys=True, default=str)
         remote = self._remotes.get(key)
         if remote is None:
             import ray
