@@ -108,6 +108,8 @@ class Resources(_Strict):
     cpus: float = Field(default=1.0, ge=0)
     gpus: float = Field(default=0.0, ge=0)
     memory_gb: float | None = Field(default=None, gt=0)
+    #: The sites an evaluation may run on (see gpu_sites); the broker chooses where unset.
+    sites: list[str] | None = Field(default=None, min_length=1)
 
 
 class StudySpec(_Strict):
