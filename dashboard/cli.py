@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import socket
-import subprocess
 import sys
 
 import click
@@ -33,7 +32,10 @@ def dashboard(settings: Settings | None, db_url: str | None, port: int, host: st
     env = {**os.environ, "IDDS_DB_URL": settings.db_url,
            "IDDS_WORK_DIR": str(settings.work_dir.resolve())}  # fmt: skip
     click.echo(f"dashboard: http://{host}:{port} (database {redact(settings.db_url)})")
-    sys.exit(subprocess.call(_argv(host, port), env=env))
+    sys.stdout.flush()
+    # This process becomes Streamlit's, so a signal to it (Ctrl-C, a service manager's
+    # SIGTERM) stops the server itself.
+    os.execve(sys.executable, _argv(host, port), env)  # noqa: S606 - fixed argv, no shell
 
 
 def _argv(host: str, port: int) -> list[str]:

@@ -182,15 +182,28 @@ def study_version(engine: Engine, name: str) -> tuple[Any, ...]:
     Raises:
         NotFound: no study of that name.
     """
+    return owner_version(engine, STUDY_KINDS, name)
+
+
+def owner_version(engine: Engine, kinds: tuple[str, ...], name: str) -> tuple[Any, ...]:
+    """A cheap fingerprint of an owner's recorded state (a study, a scan, a workflow ...):
+    its state, its tasks' count and latest times, their attempts and progress reports.
+
+    Args:
+        engine: the database.
+        kinds: the owner kinds the name may have.
+        name: the owner's name.
+
+    Raises:
+        NotFound: no owner of those kinds and that name.
+    """
     o, t, r = owners_mod.owners, tq.tasks, tq.reports
     with reading(engine) as conn:
         owner = conn.execute(
-            sa.select(o.c.id, o.c.state, o.c.updated).where(
-                o.c.name == name, o.c.kind.in_(STUDY_KINDS)
-            )
+            sa.select(o.c.id, o.c.state, o.c.updated).where(o.c.name == name, o.c.kind.in_(kinds))
         ).first()
         if owner is None:
-            raise NotFound(f"no study named {name!r}")
+            raise NotFound(f"no {' or '.join(kinds)} named {name!r}")
         stamp = sa.func.coalesce(t.c.finished, t.c.started, t.c.dispatched, t.c.created)
         tasks_row = conn.execute(
             sa.select(sa.func.count(), sa.func.max(stamp), sa.func.sum(t.c.attempt)).where(
@@ -203,3 +216,54 @@ def study_version(engine: Engine, name: str) -> tuple[Any, ...]:
             .where(t.c.owner_id == owner.id)
         ).scalar_one()
     return (owner.id, owner.state, owner.updated, *tasks_row, reports_n)
+
+
+@dataclass(frozen=True)
+class OwnerRow:
+    """An owner of some kind (a toy scan, a carousel ...) as recorded, with its tasks by state."""
+
+    name: str
+    state: str
+    spec: dict[str, Any]
+    tasks: dict[str, int]
+    created: float
+
+
+def owners_of(engine: Engine, kind: str) -> list[OwnerRow]:
+    """Every owner of ``kind``, oldest first, with its tasks counted by state."""
+    o = owners_mod.owners
+    with reading(engine) as conn:
+        rows = conn.execute(sa.select(o).where(o.c.kind == kind).order_by(o.c.id)).all()
+        counts = _state_counts(conn, [r.id for r in rows])
+    return [OwnerRow(r.name, r.state, dict(r.spec), counts.get(r.id, {}), r.created) for r in rows]
+
+
+@dataclass(frozen=True)
+class TaskRow:
+    """One task of an owner as the core records it."""
+
+    number: int
+    state: str
+    attempt: int
+    payload: dict[str, Any]
+    created: float
+    started: float | None
+    finished: float | None
+
+
+def tasks_of(engine: Engine, kind: str, name: str) -> list[TaskRow]:
+    """The tasks of the owner ``name`` of ``kind``, in number order.
+
+    Raises:
+        NotFound: no such owner.
+    """
+    t = tq.tasks
+    with reading(engine) as conn:
+        owner = owners_mod.find(conn, kind, name)
+        rows = conn.execute(
+            sa.select(t.c.number, t.c.state, t.c.attempt, t.c.payload, t.c.created,
+                      t.c.started, t.c.finished)
+            .where(t.c.owner_id == owner.id)
+            .order_by(t.c.number)
+        ).all()  # fmt: skip
+    return [TaskRow(*r) for r in rows]

@@ -1,23 +1,36 @@
-"""The dashboard's pages: one per capability that exists."""
+"""The dashboard's pages: one per capability that exists in this installation."""
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import streamlit as st
 
 PAGES = Path(__file__).parent / "pages"
 
-#: (script in pages/, title, URL path) in the order of the menu; the first is the home page.
+#: (script in pages/, title, URL path, the module the capability needs) in menu order; the
+#: first is the home page.
 PAGE_LIST = [
-    ("overview.py", "Overview", "overview"),
-    ("studies.py", "Studies", "studies"),
+    ("overview.py", "Overview", "overview", None),
+    ("studies.py", "Studies", "studies", "hpo"),
+    ("toys.py", "Toy scans", "toys", "hpo.toys"),
+    ("workflows.py", "Workflows", "workflows", "dag"),
+    ("carousel.py", "Carousel", "carousel", "carousel.live"),
 ]
 
 
+def _exists(module: str | None) -> bool:
+    try:
+        return module is None or importlib.util.find_spec(module) is not None
+    except ImportError:
+        return False
+
+
 def pages() -> list[st.Page]:
-    """The app's pages, for ``st.navigation``."""
+    """The app's pages, for ``st.navigation``: those whose capability is installed."""
     return [
         st.Page(PAGES / script, title=title, url_path=path, default=i == 0)
-        for i, (script, title, path) in enumerate(PAGE_LIST)
+        for i, (script, title, path, module) in enumerate(PAGE_LIST)
+        if _exists(module)
     ]

@@ -13,8 +13,7 @@ from dashboard._common import engine, live, when
 KIND_NAMES = {
     "study": "Studies",
     "study-group": "Segmented studies",
-    "toys": "Toy scans",
-    "toy-scan": "Toy scans",
+    "toyscan": "Toy scans",
     "workflow": "Workflows",
     "carousel": "Carousels",
 }

@@ -29,6 +29,9 @@ if TYPE_CHECKING:
 DEFAULT_LIMIT = 1000
 #: Trials drawn as lines in the intermediate-values figure.
 CURVES_LIMIT = 200
+#: Trials drawn as lines in the parallel-coordinates figure (its costliest, and more lines
+#: than this hide each other anyway).
+PARALLEL_LIMIT = 500
 #: Parameters in the contour figure (the most important ones).
 CONTOUR_PARAMS = 3
 
@@ -205,8 +208,14 @@ def _optuna_figures(spec: StudySpec, study: optuna.Study, kept: list[Trial]) -> 
 
         return draw
 
+    def parallel() -> go.Figure:
+        need(1)
+        lines = sample(kept, spec.directions, PARALLEL_LIMIT)
+        sub = study if len(lines) == len(kept) else optuna_study(lines, spec)
+        return vis.plot_parallel_coordinate(sub, target=target, target_name=target_name)
+
     return [
-        ("Parallel coordinates", plain(vis.plot_parallel_coordinate)),
+        ("Parallel coordinates", parallel),
         ("Parameter importance", importance),
         ("Slice", plain(vis.plot_slice)),
         ("Contour", contour),

@@ -115,37 +115,43 @@ def trials_frame(trials: list[Trial]) -> pd.DataFrame:
     Returns:
         The table, in trial order.
     """
-    rows = []
-    for t in trials:
-        row: dict[str, Any] = {
-            "trial": t.number,
-            "state": _state(t),
-            "attempt": t.attempt,
-            "site": t.site,
-            "node": t.node,
-            "duration (s)": t.duration_s,
-        }
-        for i, v in enumerate(t.values or ()):
-            row["value" if i == 0 else f"value {i}"] = v
-        row.update({f"param {k}": _cell(v) for k, v in t.params.items()})
-        row["error"] = data._last_line(t.error)
-        rows.append(row)
-    return pd.DataFrame(rows)
+    frame = pd.DataFrame({
+        "trial": [t.number for t in trials], "state": [_state(t) for t in trials],
+        "attempt": [t.attempt for t in trials], "site": [t.site for t in trials],
+        "node": [t.node for t in trials], "duration (s)": [t.duration_s for t in trials],
+    })  # fmt: skip
+    width = max((len(t.values or ()) for t in trials), default=0)
+    for i in range(width):
+        column = [t.values[i] if t.values and len(t.values) > i else None for t in trials]
+        frame["value" if i == 0 else f"value {i}"] = pd.Series(column, dtype="float64")
+    params = pd.DataFrame([t.params for t in trials], index=frame.index)
+    for name in params.columns:
+        frame[f"param {name}"] = _column(params[name])
+    frame["error"] = [data._last_line(t.error) for t in trials]
+    return frame
 
 
-def _cell(v: Any) -> Any:
-    """Categorical choices of mixed types become text (one column type for Arrow)."""
-    return v if isinstance(v, int | float) and not isinstance(v, bool) else str(v)
+def _column(values: pd.Series) -> pd.Series:
+    """A parameter's column: numbers stay numbers; mixed choices become text (Arrow needs
+    one type per column)."""
+    kinds = {type(v) for v in values.dropna()}
+    if kinds <= {int, float}:
+        return values
+    return values.map(lambda v: None if v is None or v != v else str(v))
 
 
 def _trial_detail(study: hpo.Study, trials: list[Trial]) -> None:
     if not trials:
         return
     st.subheader("A trial")
-    numbers = [t.number for t in trials]
+    by_number = {t.number: t for t in trials}
     start = _best_number(study, trials)
-    number = st.selectbox("Trial", numbers, index=numbers.index(start), key="trial-number")
-    t = trials[numbers.index(number)]
+    number = st.number_input("Trial (the best one first)", min_value=0,
+                             max_value=max(by_number), value=start, key="trial-number")  # fmt: skip
+    t = by_number.get(int(number))
+    if t is None:
+        st.caption(f"No trial {number}.")
+        return
     left, right = st.columns(2)
     left.json({"state": _state(t), "params": t.params, "values": t.values,
                "constraints": t.constraints, "user_attrs": t.user_attrs})  # fmt: skip

@@ -105,7 +105,7 @@ def test_study_page_draws_every_figure_the_study_has(app, seeded):
     study = hpo.load_study("reports", settings=seeded)
     assert set(trials["state"]) == {t.state for t in study.trials}
     best = study.best
-    assert at.selectbox(key="trial-number").value == best.number
+    assert at.number_input(key="trial-number").value == best.number
     assert f"{best.value:.6g}" in _texts(at)
 
 
@@ -115,7 +115,7 @@ def test_selected_failed_trial_shows_its_traceback_and_logs(app, seeded):
     app.query_params["study"] = "reports"
     at = app.run()
     at.switch_page("pages/studies.py").run()
-    at.selectbox(key="trial-number").select(failed.number).run()
+    at.number_input(key="trial-number").set_value(failed.number).run()
     _no_error(at)
     codes = "\n".join(c.value for c in at.code)
     assert "diverged" in codes  # the traceback

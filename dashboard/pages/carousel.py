@@ -1,0 +1,5 @@
+"""The Carousel page (a carousel: ?carousel=NAME)."""
+
+from dashboard.carousels import render
+
+render()
