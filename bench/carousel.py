@@ -90,6 +90,47 @@ def staging_rate(r: CampaignResult) -> float:
     return r.total_bytes / (max(rises) - min(rises))
 
 
+def event_queue(n: int) -> list[tuple[str, str, float]]:
+    """Seconds to schedule and run ``n`` timed callbacks: our heap (carousel.clock) beside
+    SimPy 4 (one process per event, and bare timeouts with a callback), same random times."""
+    import random
+
+    import simpy
+
+    from carousel.clock import SimClock
+
+    rng = random.Random(0)
+    delays = [rng.random() * 1000 for _ in range(n)]
+    out = []
+    started = time.perf_counter()
+    clock = SimClock()
+    for d in delays:
+        clock.at(d, _noop)
+    clock.run()
+    out.append(("idds", "event heap (carousel.clock)", time.perf_counter() - started))
+
+    def process(env: simpy.Environment, delay: float):  # a SimPy process: a generator
+        yield env.timeout(delay)
+
+    started = time.perf_counter()
+    env = simpy.Environment()
+    for d in delays:
+        env.process(process(env, d))
+    env.run()
+    out.append(("simpy", "one process per event", time.perf_counter() - started))
+    started = time.perf_counter()
+    env = simpy.Environment()
+    for d in delays:
+        env.timeout(d).callbacks.append(_noop)
+    env.run()
+    out.append(("simpy", "timeout + callback", time.perf_counter() - started))
+    return out
+
+
+def _noop(_: object) -> None:
+    return None
+
+
 def _values(r: CampaignResult) -> dict[str, float]:
     s = r.summary()
     return {m: float(s[m]) for m in METRICS}
@@ -134,6 +175,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="2,000 files; a short sweep.")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
+    events = 20_000 if args.quick else 300_000
+    queue = event_queue(events)  # first: nothing else in memory yet
     spec = load_campaign_file(REFERENCE)
     if args.quick:
         spec = spec.scaled(2000)
@@ -145,6 +188,8 @@ def main(argv: list[str] | None = None) -> None:
     for r in results:
         rows += [row(_system(r.policy), _config(r), m, v, UNITS[m]) for m, v in _values(r).items()]
     files = 5000 if args.quick else 100_000
+    rows += [row(system, config, f"s_per_{events // 1000}k_events", s, "s")
+             for system, config, s in queue]  # fmt: skip
     rows += [row(_system(c.split(",")[0]), f"{c}, files={files}", "sim_s_100k_files", s, "s")
              for c, s in timings]  # fmt: skip
     for p in points:
@@ -154,12 +199,12 @@ def main(argv: list[str] | None = None) -> None:
                      for m, v in _values(r).items()]  # fmt: skip
     args.out.mkdir(parents=True, exist_ok=True)
     plot_occupancy(results, args.out / "carousel.png", title=f"{spec.name}: disk occupancy")
-    markdown = _markdown(spec, results, timings, points, files)
+    markdown = _markdown(spec, results, timings, points, files, queue, events)
     save("carousel", rows, markdown, args.out)
     print(markdown)
 
 
-def _markdown(spec, results, timings, points, files) -> str:
+def _markdown(spec, results, timings, points, files, queue, events) -> str:
     headers = ["system", "config", *METRICS, "latency mean h", "mounts", "drive util", "lost"]
     table = []
     for r in results:
@@ -173,7 +218,11 @@ def _markdown(spec, results, timings, points, files) -> str:
         f"{results[0].total_bytes / TB:.3g} TB, {spec.processing.slots} slots)", "",
         markdown_table(headers, table), "", *_targets(results), "",
         f"## Simulator speed ({files:,} files; target < 60 s each)", "",
-        markdown_table(["config", "sim_s_100k_files"], speed_rows), "", *_sweep_md(points),
+        markdown_table(["config", "sim_s_100k_files"], speed_rows), "",
+        f"## Event queue: {events:,} timed callbacks", "",
+        markdown_table(["system", "config", "s", "ratio to the heap"],
+                       [[a, c, f"{v:.2f}", f"{v / queue[0][2]:.2f}x"] for a, c, v in queue]),
+        "", *_sweep_md(points),
         "", "Occupancy plot: carousel.png",
     ]  # fmt: skip
     return "\n".join(lines)

@@ -143,3 +143,15 @@ def run_cmd(
                       base_dir=Path(campaign).resolve().parent)  # fmt: skip
     click.echo(format_table(_HEADERS, [_row(result)]))
     click.echo(f"carousel {spec.name!r}: {result.files} files in {result.wall_s:.1f} s wall")
+    cpus = _cluster_cpus()
+    if cpus < spec.processing.slots:
+        click.echo(
+            f"note: the Ray cluster has {cpus:g} CPUs, so at most {cpus:g} of the campaign's "
+            f"{spec.processing.slots} processing slots ran at once (times are simulated seconds)"
+        )
+
+
+def _cluster_cpus() -> float:
+    import ray
+
+    return float(ray.cluster_resources().get("CPU", 0.0))

@@ -19,7 +19,7 @@ def test_carousel_quick_writes_results_and_a_plot(tmp_path):
     assert {"peak_disk_tb", "disk_tb_hours", "makespan_h", "staged_to_processed_p95_h",
             "sim_s_100k_files"} <= metrics  # fmt: skip
     systems = {r["system"] for r in result["rows"]}
-    assert systems == {"idds", "dataset-level", "sliding-window"}
+    assert systems == {"idds", "dataset-level", "sliding-window", "simpy"}
     assert all(r["value"] >= 0 for r in result["rows"])
     assert any("slots=500" in r["config"] for r in result["rows"])
     assert "Targets" in (tmp_path / "carousel.md").read_text()
