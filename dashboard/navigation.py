@@ -21,10 +21,15 @@ PAGE_LIST = [
 
 
 def _exists(module: str | None) -> bool:
+    """Whether ``module`` is installed (a directory of that name without code, such as a
+    tests folder on ``PYTHONPATH``, does not count)."""
+    if module is None:
+        return True
     try:
-        return module is None or importlib.util.find_spec(module) is not None
+        spec = importlib.util.find_spec(module)
     except ImportError:
         return False
+    return spec is not None and spec.origin is not None
 
 
 def pages() -> list[st.Page]:

@@ -34,6 +34,9 @@ PAGES = [
     ("studies", ["Name contains", "Open a study"]),
     ("studies?study=web-demo",
      ["Study web-demo", "Optimisation history", "Parallel coordinates", "Best (trial", "A trial"]),
+    ("toys", ["Toy scan web-scan", "Converged", "Limits", "Points"]),
+    ("workflows", ["Workflow web-flow", "Nodes", "A node's logs", "stderr of broken"]),
+    ("carousel", ["Policies compared", "Carousel web-c", "Released to processing"]),
 ]  # fmt: skip
 
 
@@ -57,11 +60,14 @@ def server(ray_address, tmp_path_factory):
               space={"x": {"type": "float", "low": -2.0, "high": 2.0}}, max_points=6,
               parallel=2, proposer="optuna:random", seed=1, pythonpath=[TESTS],
               ).optimize(progress=False)  # fmt: skip
+    _seed_capabilities(settings)
     port = _free_port()
     log = (base / "dashboard.log").open("w")
+    # As a user starts it: without the tests' PYTHONPATH (whose tests/dag would shadow dag).
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "idds", "dashboard", "--db", url, "--port", str(port)],
-        stdout=log, stderr=subprocess.STDOUT, cwd=base,
+        stdout=log, stderr=subprocess.STDOUT, cwd=base, env=env,
     )  # fmt: skip
     try:
         _wait_healthy(port, proc, base / "dashboard.log")
@@ -69,6 +75,24 @@ def server(ray_address, tmp_path_factory):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def _seed_capabilities(settings: Settings) -> None:
+    """A small toy scan, a workflow whose node "broken" fails, a live carousel."""
+    from carousel import load_campaign_file, run_live
+    from dag import Workflow
+    from hpo.toys import ToyScan
+
+    ToyScan(settings=settings, name="web-scan",
+            workspace=str(ROOT / "examples/toys/low_count.json"), range=[0, 4], toys=20,
+            batch_size=20, points=3, max_steps=1, tolerance=0.5, seed=5).run(progress=False)  # fmt: skip
+    Workflow({"name": "web-flow", "nodes": [
+        {"name": "make", "command": ["sh", "-c", "printf '[1, 2]' > output.json"]},
+        {"name": "broken", "command": ["sh", "-c", "echo oops >&2; exit 3"], "max_attempts": 1,
+         "after": ["make"]},
+    ]}, settings=settings).run()  # fmt: skip
+    spec = load_campaign_file(ROOT / "examples/carousel/small.yaml").scaled(8)
+    run_live(spec.replace(name="web-c"), settings, policy="file-level", speedup=20000)
 
 
 def _wait_healthy(port: int, proc: subprocess.Popen, log: Path) -> None:

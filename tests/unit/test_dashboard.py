@@ -201,3 +201,13 @@ def test_command_refuses_a_bad_port_a_taken_port_and_a_dead_database(tmp_path, c
         code, err = _main(["dashboard", "--db", f"sqlite:///{tmp_path / 'x.db'}",
                            "--port", str(port)], capsys)  # fmt: skip
     assert code == 1 and f"cannot serve on 127.0.0.1:{port}" in err
+
+
+def test_a_page_appears_only_where_its_capability_is_installed(tmp_path, monkeypatch):
+    from dashboard import navigation
+
+    (tmp_path / "nocode").mkdir()  # a directory of that name, no package
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert navigation._exists("hpo") and navigation._exists(None)
+    assert not navigation._exists("nocode")
+    assert not navigation._exists("no_such_package.sub")
