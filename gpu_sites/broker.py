@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import weakref
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
+from gpu_sites.capacity import site_nodes
 from gpu_sites.errors import SiteError
 from gpu_sites.registry import drained_sites
 from gpu_sites.site import PIN
@@ -202,6 +204,7 @@ class SiteBroker(Broker):
     def place(self, claim: Claim) -> Placement:
         if self.manager is None and self._make_manager is not None:
             self.manager = self._make_manager()
+            self._make_manager = None  # the factory refers to this broker: no cycle kept
             self.manager.step()  # the pilots as they are now, before the first choice
             self.manager.start()
         self.refresh()
@@ -279,14 +282,20 @@ class SiteBroker(Broker):
 
     def queued(self) -> dict[str, int]:
         """Tasks placed on each site that wait for a slot (what the pilots scale with)."""
+        self.refresh()
         with self._lock:
             return {n: s.queued for n, s in self.states.items()}
 
     def _observe_manager(self) -> dict[str, tuple[int, int]]:
-        if self.manager is None:
+        """Pilots joined and pending, as the manager last saw them (Ray's nodes without one)."""
+        if self.manager is not None:
+            counts = self.manager.counts
+            return {n: (len(c.nodes), c.pending) for n, c in counts.items()}
+        import ray
+
+        if not ray.is_initialized():
             return {}
-        counts = self.manager.counts
-        return {n: (len(c.nodes), c.pending) for n, c in counts.items()}
+        return {name: (len(nodes), 0) for name, nodes in site_nodes().items()}
 
     def close(self) -> None:
         """Stop scaling, and the pilots this broker started."""
@@ -325,7 +334,13 @@ def build(spec: SitesSpec, engine: Engine, *, work_dir: Path | None = None) -> S
         head = ray.get_runtime_context().gcs_address
         sites = {s.name: make_site(s, head_address=head, work_dir=work) for s in spec.sites}
         period = spec.broker.scale_period_s
-        return PilotManager(sites, queued=broker.queued, drained=drained, period_s=period)
+        return PilotManager(sites, queued=queued, drained=drained, period_s=period)
+
+    def queued() -> dict[str, int] | None:
+        """The broker's queue; None once the broker is gone (its dispatcher finished)."""
+        method = alive()
+        return None if method is None else method()
 
     broker = SiteBroker(spec, engine, manager=manager if spec.broker.scale_period_s else None)
+    alive = weakref.WeakMethod(broker.queued)
     return broker

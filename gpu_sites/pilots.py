@@ -61,7 +61,8 @@ class PilotManager:
 
     Args:
         sites: the adapters, by site name.
-        queued: the broker's count of tasks waiting for a slot, by site name.
+        queued: the broker's count of tasks waiting for a slot, by site name; ``None`` once
+            the broker is gone, which ends scaling (and stops this manager's pilots).
         drained: the names of the drained sites (read from the database).
         period_s: seconds between two rounds.
     """
@@ -70,7 +71,7 @@ class PilotManager:
         self,
         sites: dict[str, Site],
         *,
-        queued: Callable[[], dict[str, int]],
+        queued: Callable[[], dict[str, int] | None],
         drained: Callable[[], set[str]],
         period_s: float = 2.0,
     ) -> None:
@@ -98,6 +99,8 @@ class PilotManager:
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=30)
         for name, refs in self.mine.items():
+            if not refs:
+                continue
             live = {p.ref for p in self._safe_pilots(name)} & refs
             if live:
                 self.sites[name].cancel(sorted(live))
@@ -106,19 +109,24 @@ class PilotManager:
     def _loop(self) -> None:
         while not self._stop.is_set():
             try:
-                self.step()
+                if not self.step():
+                    self.close()
+                    return
             except Exception:  # a round that fails must not end scaling
                 log.exception("pilot scaling round failed")
             self._stop.wait(self.period_s)
 
-    def step(self) -> None:
-        """One round over every site."""
+    def step(self) -> bool:
+        """One round over every site. Returns False once the broker is gone."""
         with self._round:
-            self._step_all()
+            queued = self._queued()
+            if queued is None:
+                return False
+            self._step_all(queued)
+            return True
 
-    def _step_all(self) -> None:
+    def _step_all(self, queued: dict[str, int]) -> None:
         nodes = site_nodes()
-        queued = self._queued()
         drained = self._drained()
         for name, site in self.sites.items():
             self._step_site(site, nodes.get(name, []), queued.get(name, 0), name in drained)

@@ -102,17 +102,39 @@ def start(root: Path) -> tuple[Path, dict[str, str]]:
 
 
 def stop(root: Path) -> None:
-    """Cancel every job and stop the daemons by their pid files."""
+    """Cancel every job, wait for the queue to empty, then stop slurmd and slurmctld by their
+    pid files (slurmd first: it reports its jobs' ends to slurmctld)."""
     env = {**os.environ, "SLURM_CONF": str(root / "slurm.conf")}
     subprocess.run(["scancel", "--user", "root"], env=env, capture_output=True, timeout=30)
-    time.sleep(1)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        out = subprocess.run(["squeue", "-h"], env=env, capture_output=True, text=True)
+        if out.returncode != 0 or not out.stdout.strip():
+            break
+        time.sleep(0.5)
     for name in ("slurmd", "slurmctld"):
         pid_file = root / f"{name}.pid"
-        if pid_file.exists():
-            try:
-                os.kill(int(pid_file.read_text().strip()), signal.SIGTERM)
-            except (ProcessLookupError, ValueError):
-                pass
+        try:
+            pid = int(pid_file.read_text().strip())
+        except (OSError, ValueError):
+            continue
+        _terminate(pid)
+
+
+def _terminate(pid: int, grace: float = 10.0) -> None:
+    """SIGTERM, then SIGKILL after ``grace`` seconds."""
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.2)
+    os.kill(pid, signal.SIGKILL)
 
 
 @pytest.fixture(scope="session")

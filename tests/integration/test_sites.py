@@ -1,0 +1,203 @@
+"""GPU studies across real pilots: local Ray worker nodes and Slurm batch jobs (a one-node
+Slurm started by a fixture) joined to the session's Ray, each declaring one logical GPU."""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sites import pilots as tp
+from sites.slurm_cluster import missing as slurm_missing
+from sites.slurm_cluster import slurm  # noqa: F401 - the fixture
+
+import hpo
+from gpu_sites.local import _pilot_pids
+from idds import tasks as tq
+from idds.cli import main
+from idds.config import Settings
+from idds.db import connect
+
+SITES_DIR = str(Path(__file__).parents[1] / "sites")
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def pilots(ray_address, tmp_path_factory, request):
+    """One pilot each of `home` and `bad` (local), and two of `hpc` (Slurm) where Slurm runs."""
+    counts = {"home": 1, "bad": 1}
+    if slurm_missing() is None:
+        request.getfixturevalue("slurm")
+        counts["hpc"] = 2
+    work = tmp_path_factory.mktemp("pilots")
+    started = tp.start(tp.all_sites(), counts, ray_address, work)
+    try:
+        tp.wait_joined(counts)
+        yield started
+    finally:
+        for site, _ in started.values():
+            site.drain()
+
+
+def _needs_slurm(pilots):
+    if "hpc" not in pilots:
+        pytest.skip(f"no Slurm here: {slurm_missing()}")
+
+
+def _study(settings, name, **over):
+    fields = {
+        "name": name,
+        "objective": "site_objectives:on_gpu",
+        "space": {"x": {"type": "float", "low": -2.0, "high": 2.0}},
+        "max_points": 8,
+        "parallel": 3,
+        "proposer": "optuna:random",
+        "seed": 2,
+        "pythonpath": [SITES_DIR],
+        "resources": {"gpus": 1},
+        **over,
+    }
+    return hpo.Study(settings=settings, **fields)
+
+
+def _attempts(settings):
+    engine = connect(settings.db_url)
+    a, t = tq.attempts, tq.tasks
+    with engine.begin() as conn:
+        rows = conn.execute(
+            sa.select(t.c.number, a.c.number, a.c.site, a.c.state, a.c.started, a.c.finished,
+                      a.c.error)
+            .join(t, t.c.id == a.c.task_id).order_by(t.c.number, a.c.number)
+        ).all()  # fmt: skip
+    engine.dispose()
+    return rows
+
+
+def _idds(capsys, *args):
+    try:
+        main(list(args))
+        code = 0
+    except SystemExit as exc:
+        code = exc.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _sqlite_settings(tmp_path, ray_address):
+    return Settings(db_url=f"sqlite:///{tmp_path / 'idds.db'}", ray_address=ray_address,
+                    work_dir=tmp_path / "work", lease_seconds=6.0)  # fmt: skip
+
+
+@pytest.mark.slurm
+def test_a_gpu_study_runs_on_local_and_slurm_pilots_at_once(
+    pilots, settings, tmp_path, monkeypatch, capsys
+):
+    _needs_slurm(pilots)
+    sites = tp.write_sites(tmp_path / "sites.yaml", ["home", "hpc"])
+    monkeypatch.setenv("IDDS_SITES", str(sites))
+    study = _study(settings, "across")
+    study.optimize(progress=False)
+    trials = study.trials
+    assert len(trials) == 8 and all(t.state == "succeeded" for t in trials)
+    assert {t.site for t in trials} == {"home", "hpc"}
+    rows = _attempts(settings)
+    home = [(r.started, r.finished) for r in rows if r.site == "home"]
+    hpc = [(r.started, r.finished) for r in rows if r.site == "hpc"]
+    assert any(a0 < b1 and b0 < a1 for a0, a1 in home for b0, b1 in hpc), "never at once"
+    # Accounting: GPU-hours per site and per study, from the same attempts.
+    code, out, _ = _idds(capsys, "--db", settings.db_url, "sites", "status", "--sites", str(sites))
+    assert code == 0
+    table = {line.split()[0]: line.split() for line in out.splitlines()[2:] if line.strip()}
+    assert table["home"][1] == "active" and table["hpc"][1] == "active"
+    assert table["hpc"][2] in ("2+0", "1+0")  # Slurm pilots running (+ waiting)
+    expected_h = sum(r.finished - r.started for r in rows) / 3600
+    owner = next(line for line in out.splitlines() if line.startswith("study/across"))
+    assert float(owner.split()[-1]) == pytest.approx(expected_h, abs=2e-4)
+    assert float(table["home"][5]) + float(table["hpc"][5]) == pytest.approx(expected_h, abs=2e-4)
+
+
+def test_a_site_failing_every_task_is_excluded_and_the_study_completes_elsewhere(
+    pilots, tmp_path, ray_address, monkeypatch, capsys, caplog
+):
+    settings = _sqlite_settings(tmp_path, ray_address)
+    sites = tp.write_sites(tmp_path / "sites.yaml", ["bad", "home"], fail_streak=2, exclude_s=60)
+    monkeypatch.setenv("IDDS_SITES", str(sites))
+    study = _study(settings, "flaky", parallel=2, retry_errors=True, max_attempts=4)
+    with caplog.at_level("WARNING", logger="gpu_sites"):
+        study.optimize(progress=False)
+    assert [t.state for t in study.trials] == ["succeeded"] * 8
+    rows = _attempts(settings)
+    bad = [r for r in rows if r.site == "bad"]
+    assert bad and all(r.state == "failed" and "GPUs are broken" in r.error for r in bad)
+    assert len(bad) <= 4  # cheap, so tried first; excluded after 2 failures in a row
+    assert all(r.site == "home" for r in rows if r.state == "succeeded")
+    assert "site bad excluded" in caplog.text
+    code, out, _ = _idds(capsys, "--db", settings.db_url, "sites", "status", "--sites", str(sites))
+    assert code == 0 and "excluded" in next(ln for ln in out.splitlines() if ln.startswith("bad"))
+
+
+@pytest.mark.slurm
+def test_scancel_of_a_pilot_mid_study_and_every_point_is_evaluated_once(
+    pilots, tmp_path, ray_address, monkeypatch
+):
+    _needs_slurm(pilots)
+    settings = _sqlite_settings(tmp_path, ray_address)
+    sites = tp.write_sites(tmp_path / "sites.yaml", ["home", "hpc"])
+    monkeypatch.setenv("IDDS_SITES", str(sites))
+    monkeypatch.setenv("IDDS_TEST_EVAL_S", "1.5")
+    study = _study(settings, "scancel", max_points=10, space={
+        "x": {"type": "float", "low": -2.0, "high": 2.0},
+        "sleep": {"type": "categorical", "choices": [1.5]},
+    })  # fmt: skip
+    hpc_site, _ = pilots["hpc"]
+    cancelled: list[str] = []
+
+    def cancel_a_busy_pilot():
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not cancelled:
+            if any(r.site == "hpc" and r.state == "running" for r in _safe_attempts(settings)):
+                job = hpc_site.pilots()[0].ref
+                subprocess.run(["scancel", job], check=True)
+                cancelled.append(job)
+            time.sleep(0.2)
+
+    killer = threading.Thread(target=cancel_a_busy_pilot)
+    killer.start()
+    study.optimize(progress=False)
+    killer.join()
+    assert cancelled, "no Slurm pilot was busy"
+    trials = study.trials
+    assert [t.state for t in trials] == ["succeeded"] * 10
+    assert len({t.number for t in trials}) == 10
+    rows = _attempts(settings)
+    ok = [r for r in rows if r.state == "succeeded"]
+    assert sorted(r[0] for r in ok) == list(range(10))  # one success per point
+    lost = [r for r in rows if r.site == "hpc" and r.state == "failed"]
+    assert lost, "the cancelled pilot's attempt did not fail"
+    for r in lost:  # each came back as a new attempt that succeeded
+        assert any(o[0] == r[0] and o[1] > r[1] for o in ok)
+
+
+def _safe_attempts(settings):
+    try:
+        return _attempts(settings)
+    except Exception:  # the database is being created
+        return []
+
+
+def test_drain_stops_a_sites_pilots_and_keeps_work_away(pilots, tmp_path, capsys):
+    sites = tp.write_sites(tmp_path / "sites.yaml", ["bad", "home"])
+    db = f"sqlite:///{tmp_path / 'idds.db'}"
+    assert _pilot_pids("bad")
+    code, out, _ = _idds(capsys, "--db", db, "sites", "drain", "bad", "--sites", str(sites))
+    assert (code, out.strip()) == (0, "site bad: drained; 1 pilot(s) asked to stop")
+    assert _pilot_pids("bad") == []
+    code, out, _ = _idds(capsys, "--db", db, "sites", "list", "--sites", str(sites))
+    states = {ln.split()[0]: ln.split()[-1] for ln in out.splitlines()[2:]}
+    assert states == {"bad": "drained", "home": "active"}
+    code, _, err = _idds(capsys, "--db", db, "sites", "drain", "nowhere", "--sites", str(sites))
+    assert code == 2 and err.strip() == f"error: no site named 'nowhere' in {sites}"
