@@ -17,6 +17,7 @@ PAGE_LIST = [
     ("toys.py", "Toy scans", "toys", "hpo.toys"),
     ("workflows.py", "Workflows", "workflows", "dag"),
     ("carousel.py", "Carousel", "carousel", "carousel.live"),
+    ("sites.py", "Sites", "sites", "gpu_sites"),
 ]
 
 

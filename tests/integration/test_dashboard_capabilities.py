@@ -117,3 +117,19 @@ def test_carousel_page_compares_policies_and_draws_counts_and_disk(app):
     specs = [c.proto.spec for c in at.get("plotly_chart")]
     assert len(specs) == 3  # the comparison, files over time, disk
     assert "dataset-level" in specs[0] and "file-level" in specs[0]
+
+
+def test_sites_page_rolls_attempts_up_per_site_and_per_owner(app, seeded):
+    pytest.importorskip("gpu_sites", reason="the Sites page needs the gpu_sites package")
+    from gpu_sites import usage
+    from idds.db import connect, reading
+
+    with reading(connect(seeded.db_url)) as conn:
+        used = usage(conn)
+    at = _page(app, "sites.py")
+    per_site = next(d.value for d in at.dataframe if "site" in d.value.columns)
+    assert dict(zip(per_site["site"], per_site["attempts"], strict=True)) == {"local": len(used)}
+    per_owner = next(d.value for d in at.dataframe if "owner" in d.value.columns)
+    owners = dict(zip(per_owner["owner"], per_owner["failed"], strict=True))
+    assert owners["workflow/flow"] == 1 and owners["carousel/c-file"] == 0
+    assert {"toyscan/scan", "carousel/c-dataset"} <= set(owners)

@@ -1,0 +1,5 @@
+"""The Sites page."""
+
+from dashboard.sites import render
+
+render()
