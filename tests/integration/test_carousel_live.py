@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from carousel.catalog import build_catalog
 from carousel.live import KIND, run_live
 from carousel.spec import CampaignSpec
 from idds import owners as owners_mod
@@ -59,3 +60,23 @@ def test_file_level_releases_each_file_when_its_task_succeeds(settings, monkeypa
     assert seen[0].tape.stats.reads == 20  # staged once each
     assert all(orch.released_at[f] == orch.processed_at[f] for f in range(20))
     assert orch.request_order == sorted(set(orch.request_order), key=orch.request_order.index)
+
+
+def test_a_users_processing_callable_runs_once_per_staged_file(settings, tmp_path):
+    (tmp_path / "my_processing.py").write_text(
+        "def work(name, size):\n    return {'name': name, 'gb': size / 1e9}\n"
+    )
+    data = {**SPEC, "name": "live-callable"}
+    data["processing"] = {"slots": 4, "failure": 0.0, "callable": "my_processing:work"}
+    spec = CampaignSpec.from_mapping(data)
+    result = run_live(spec, settings, speedup=6000, base_dir=tmp_path)
+    assert result.files == 20 and not result.failed
+    engine = connect(settings.db_url)
+    with engine.connect() as conn:
+        owner = owners_mod.find(conn, KIND, "live-callable")
+        results = conn.execute(
+            sa.select(tq.tasks.c.result).where(tq.tasks.c.owner_id == owner.id)
+        ).scalars()
+        names = sorted(r["name"] for r in results)
+    engine.dispose()
+    assert names == sorted(build_catalog(spec).names)
