@@ -128,10 +128,11 @@ def _plan_row(row: PlanRow) -> list[object]:
 )
 @click.option("--buffer", help="Disk-buffer budget (overrides the campaign's).")
 @_files_option
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
 @click.pass_obj
 def run_cmd(
     settings: Settings, campaign: str, policy: str, name: str | None, speedup: float,
-    buffer: str | None, files: int | None,
+    buffer: str | None, files: int | None, no_progress: bool,
 ) -> None:  # fmt: skip
     """Run CAMPAIGN live: processing tasks through the core on Ray, tape emulated."""
     from carousel.live import run_live
@@ -139,8 +140,10 @@ def run_cmd(
     spec = _load(campaign, files, buffer)
     if name:
         spec = spec.replace(name=name)
-    result = run_live(spec, settings, policy=policy, speedup=speedup,
-                      base_dir=Path(campaign).resolve().parent)  # fmt: skip
+    base = Path(campaign).resolve().parent
+    result = run_live(
+        spec, settings, policy=policy, speedup=speedup, base_dir=base, progress=not no_progress
+    )
     click.echo(format_table(_HEADERS, [_row(result)]))
     click.echo(f"carousel {spec.name!r}: {result.files} files in {result.wall_s:.1f} s wall")
     cpus = _cluster_cpus()

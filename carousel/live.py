@@ -22,6 +22,7 @@ from carousel.clock import WallClock
 from carousel.orchestrator import Orchestrator, Processing
 from carousel.policies import make_policy
 from carousel.simulate import CampaignResult, collect
+from carousel.sizes import format_size
 from carousel.spec import CampaignSpec
 from carousel.tape import TapeEmulator
 from idds import owners as owners_mod
@@ -69,6 +70,7 @@ class CarouselRun(TaskOwner):
         owner_id: the carousel's owner row.
         speedup: simulated seconds per wall-clock second for the tape and processing times.
         pythonpath: where a user's processing callable is imported from.
+        progress: show a progress bar of files processed (with the bytes on disk).
     """
 
     def __init__(
@@ -80,6 +82,7 @@ class CarouselRun(TaskOwner):
         speedup: float,
         catalog: Catalog | None = None,
         pythonpath: list[str] | None = None,
+        progress: bool = False,
     ) -> None:
         self.spec, self.owner_id, self.speedup = spec, owner_id, speedup
         self.parallel = spec.processing.slots
@@ -95,6 +98,7 @@ class CarouselRun(TaskOwner):
         self.pythonpath = pythonpath or []
         self.cancelled = False
         self._rng = random.Random(spec.seed + 2)
+        self._bar = _progress_bar(spec.name, len(self.catalog)) if progress else None
         self.orchestrator.start()
 
     def new_tasks(self, free: int) -> list[TaskSpec]:
@@ -123,6 +127,9 @@ class CarouselRun(TaskOwner):
     def on_final(self, number: int, state: TaskState, result: Any, error: str | None) -> None:
         self.clock.catch_up()
         self.orchestrator.on_processed(number, state is TaskState.SUCCEEDED)
+        if self._bar is not None:
+            self._bar.update(1)
+            self._bar.set_postfix(disk=format_size(self.orchestrator.on_disk), refresh=False)
 
     def done(self) -> bool:
         self.clock.catch_up()
@@ -130,6 +137,17 @@ class CarouselRun(TaskOwner):
 
     def on_cancel(self) -> None:
         self.cancelled = True
+
+    def close(self) -> None:
+        """Close the progress bar."""
+        if self._bar is not None:
+            self._bar.close()
+
+
+def _progress_bar(name: str, total: int) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=name, unit="file", leave=True)
 
 
 def run_live(
@@ -140,6 +158,7 @@ def run_live(
     speedup: float = 3600.0,
     base_dir: Path | None = None,
     backoff_s: float = 1.0,
+    progress: bool = False,
 ) -> CampaignResult:
     """Create carousel ``spec.name`` and run it through the core to its end.
 
@@ -150,6 +169,7 @@ def run_live(
         speedup: simulated seconds per wall-clock second.
         base_dir: the campaign file's directory (a user's callable is imported from there).
         backoff_s: the core's delay before a failed processing attempt's retry.
+        progress: show a progress bar.
 
     Returns:
         Its metrics (times in simulated seconds); the processing retries are the core's.
@@ -173,10 +193,12 @@ def run_live(
     pythonpath = [str(base_dir)] if base_dir else []
     started = time.perf_counter()
     try:
-        run = CarouselRun(
-            spec, policy, owner_id, speedup=speedup, catalog=catalog, pythonpath=pythonpath
-        )
-        dispatcher.run([run])
+        run = CarouselRun(spec, policy, owner_id, speedup=speedup, catalog=catalog,
+                          pythonpath=pythonpath, progress=progress)  # fmt: skip
+        try:
+            dispatcher.run([run])
+        finally:
+            run.close()
         result = collect(run.orchestrator, run.tape, time.perf_counter() - started)
         result = _with_core_retries(engine, owner_id, result)
         _finish(engine, owner_id, result, run.cancelled)

@@ -54,7 +54,7 @@ def format_size(size: float, digits: int = 3) -> str:
         scale = _UNITS[unit.upper()]
         if abs(size) >= scale:
             return f"{size / scale:.{digits}g}{unit}"
-    return f"{size:.{digits}g}B"
+    return f"{round(size):d}B"  # whole bytes: sums of floats leave dust below one
 
 
 def parse_size_list(text: str, what: str = "buffer") -> list[float | None]:
