@@ -37,7 +37,7 @@ FINAL = frozenset(
     {NodeState.SUCCEEDED, NodeState.FAILED, NodeState.SKIPPED, NodeState.BLOCKED,
      NodeState.CANCELLED}
 )  # fmt: skip
-TASK_KINDS = ("callable", "command", "study")
+TASK_KINDS = ("callable", "command", "study", "toys")
 
 
 class Node:
@@ -249,8 +249,8 @@ class Engine:
         args = {**after, **render(spec.args, node.env)}
         if spec.kind == "command":
             return {"command": [str(a) for a in render(spec.command, node.env)], "input": args}
-        if spec.kind == "study":
-            return {"study": render(spec.study, node.env), "args": args}
+        if spec.kind in ("study", "toys"):
+            return {spec.kind: render(getattr(spec, spec.kind), node.env), "args": args}
         return args
 
     def _fan_out(self, node: Node) -> None:

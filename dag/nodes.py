@@ -1,5 +1,5 @@
 """What some workflow nodes run on a Ray worker: a node that declares output files, and an
-HPO study as a node (through hpo's public API)."""
+HPO study or a toy-MC scan as a node (through hpo's public API)."""
 
 from __future__ import annotations
 
@@ -38,23 +38,23 @@ def with_files(inner: dict[str, Any], files: list[str]) -> dict[str, Any]:
 
 
 def run_study(
-    study: str | dict[str, Any], name: str, db_url: str, work_dir: str, spec_dir: str
+    spec: str | dict[str, Any], name: str, db_url: str, work_dir: str, spec_dir: str
 ) -> dict[str, Any]:
     """Run (or resume) an HPO study as a workflow node; its result is the best point.
 
     Args:
-        study: a study spec file (relative to the workflow's directory) or a spec mapping;
+        spec: a study spec file (relative to the workflow's directory) or a spec mapping;
             its name becomes ``name`` (``WORKFLOW.NODE``) so that each use is its own study.
     """
     import hpo
     from idds.config import Settings
 
     settings = Settings(db_url=db_url, work_dir=Path(work_dir))
-    if isinstance(study, str):
-        spec, base = hpo.load_spec_file(Path(spec_dir) / study)
-        data = {**spec.to_json(), "name": name}
+    if isinstance(spec, str):
+        loaded, base = hpo.load_spec_file(Path(spec_dir) / spec)
+        data = {**loaded.to_json(), "name": name}
     else:
-        data, base = {**study, "name": name}, Path(spec_dir)
+        data, base = {**spec, "name": name}, Path(spec_dir)
     try:
         found = hpo.load_study(name, settings=settings)
     except LookupError:
@@ -67,3 +67,38 @@ def run_study(
         "best_params": None if best is None else best.params,
         "n_trials": len(found.trials),
     }
+
+
+def run_toys(
+    spec: str | dict[str, Any], name: str, db_url: str, work_dir: str, spec_dir: str
+) -> dict[str, Any]:
+    """Run (or resume) a toy-MC limit scan as a workflow node; its result is the limits.
+
+    Args:
+        spec: a scan spec file (relative to the workflow's directory) or a spec mapping
+            (its ``workspace`` path relative to that directory); named ``name``.
+
+    Returns:
+        ``{"scan": name, "limits": {band: {"value", "error", "status"}}, "toys": N,
+        "converged": bool}``.
+    """
+    from hpo.toys import ToyScan, ToyScanSpec, load_scan, load_scan_file
+    from idds.config import Settings
+
+    settings = Settings(db_url=db_url, work_dir=Path(work_dir))
+    base = Path(spec_dir)
+    if isinstance(spec, str):
+        data = {**load_scan_file(base / spec).to_json(), "name": name}
+        base = (base / spec).resolve().parent
+    else:
+        data = {**spec, "name": name}
+    try:
+        scan = load_scan(name, settings=settings)
+    except LookupError:
+        scan = ToyScan(ToyScanSpec.from_mapping(data, base_dir=base), settings=settings)
+    result = scan.run(progress=False)
+    limits = {
+        band: {"value": lim.value, "error": lim.error, "status": lim.status}
+        for band, lim in result.limits.items()
+    }
+    return {"scan": name, "limits": limits, "toys": result.toys, "converged": result.converged}

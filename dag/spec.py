@@ -33,7 +33,7 @@ GLOBALS = frozenset({"params", "spec_dir"})
 #: Names that only some nodes may read: a fan-out's item, a loop body's iteration.
 LOCALS = frozenset({"item", "index", "iteration", "previous"})
 RESERVED = GLOBALS | LOCALS | frozenset(FUNCTIONS)
-KINDS = ("callable", "command", "template", "workflow", "if", "loop", "study")
+KINDS = ("callable", "command", "template", "workflow", "if", "loop", "study", "toys")
 
 
 class _Strict(BaseModel):
@@ -63,7 +63,7 @@ class LoopSpec(_Strict):
 
 class NodeSpec(_Strict):
     """One node: exactly one of ``callable``, ``command``, ``template``, ``workflow``, ``if``,
-    ``loop`` or ``study``, with what modifies it (``after``, ``foreach``, ``when``, ...)."""
+    ``loop``, ``study`` or ``toys``, with what modifies it (``after``, ``foreach``, ``when``, ...)."""
 
     name: str = Field(pattern=_IDENT)
     after: list[str] = Field(default_factory=list)
@@ -78,6 +78,7 @@ class NodeSpec(_Strict):
     else_: FlowSpec | None = Field(default=None, alias="else")
     loop: LoopSpec | None = None
     study: str | dict[str, Any] | None = None
+    toys: str | dict[str, Any] | None = None
     foreach: list[Any] | str | None = None
     when: str | None = None
     args: dict[str, Any] = Field(default_factory=dict)
@@ -291,7 +292,7 @@ def node_reads(
     reads = set().union(*(_expression_reads(t, f"node {path}", here) for t in texts if t))
     if isinstance(node.foreach, str):
         reads |= _expression_reads(node.foreach, f"node {path} foreach", local)
-    for value in (node.args, node.command or [], node.params, node.study):
+    for value in (node.args, node.command or [], node.params, node.study, node.toys):
         reads |= _template_reads(value, f"node {path}", here)
     if isinstance(node.foreach, list):
         reads |= _template_reads(node.foreach, f"node {path}", local)

@@ -161,8 +161,8 @@ class Workflow:
         workdir = str(self.workdir / _dir_name(node.path))
         resources = dict(spec.resources or defaults.resources)
         payload = _payload(self, node, workdir)
-        if spec.kind == "study" and spec.resources is None:
-            resources = {"cpus": 0}  # its evaluations take the slots
+        if spec.kind in ("study", "toys") and spec.resources is None:
+            resources = {"cpus": 0}  # its evaluations (toy batches) take the slots
         return TaskSpec(
             number=number, kind=KIND, payload={**payload, "node": node.path},
             resources=resources, site=spec.site,
@@ -309,11 +309,11 @@ def _payload(workflow: Workflow, node: Node, workdir: str) -> dict[str, Any]:
             inner["container"] = spec.container
         if spec.timeout or workflow.spec.defaults.timeout:
             inner["timeout_s"] = spec.timeout or workflow.spec.defaults.timeout
-    elif spec.kind == "study":
+    elif spec.kind in ("study", "toys"):
         inner = {
-            "callable": "dag.nodes:run_study", "workdir": workdir,
+            "callable": f"dag.nodes:run_{spec.kind}", "workdir": workdir,
             "kwargs": {
-                "study": node.inputs["study"], "name": f"{workflow.name}.{node.path}",
+                "spec": node.inputs[spec.kind], "name": f"{workflow.name}.{node.path}",
                 "db_url": workflow.settings.db_url, "work_dir": str(workflow.settings.work_dir),
                 "spec_dir": workflow.spec.params.get("spec_dir", "."),
             },

@@ -26,7 +26,8 @@ def ensure_ray(address: str | None = None) -> None:
         if address:
             ray.init(address=address, **options)  # type: ignore[arg-type]
         else:
-            ray.init(_node_ip_address="127.0.0.1", **options)  # type: ignore[arg-type]
+            # "local": a new instance, never a cluster `ray start` left on this host
+            ray.init(address="local", _node_ip_address="127.0.0.1", **options)  # type: ignore[arg-type]
     except (ConnectionError, RuntimeError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise IddsError(f"cannot start or join Ray at {address or 'local'}: {first}") from None

@@ -48,7 +48,9 @@ def test_outputs_flow_by_name_through_fan_out_fan_in_and_files(settings, tmp_pat
     assert nodes["square"].output == [0, 1, 4, 9] and nodes["square[3]"].state == "succeeded"
     weights = nodes["model"].output["files"]["model.txt"]
     assert Path(weights).read_text() == "weights"
-    seen = json.loads((Path(settings.work_dir) / "dag" / "flow" / "report" / "seen.json").read_text())
+    seen = json.loads(
+        (Path(settings.work_dir) / "dag" / "flow" / "report" / "seen.json").read_text()
+    )
     assert seen == {"sum": 14, "weights": weights}
     assert all(n == 1 for n in executions(Path(log)).values())  # nothing ran twice
 
@@ -151,7 +153,9 @@ def test_cli_launch_show_logs_and_bad_input(settings, tmp_path, capsys):
         {"name": "bye", "command": ["sh", "-c", "echo bye"], "after": ["hello"]},
         params={"who": "a"},
     )))  # fmt: skip
-    code, out, err = _idds(capsys, *db, "dag", "launch", str(good), "--set", "who=tests", "--no-progress")
+    code, out, err = _idds(
+        capsys, *db, "dag", "launch", str(good), "--set", "who=tests", "--no-progress"
+    )
     assert code == 0, err
     assert "workflow 'cli-wf' finished: 2 succeeded" in out
     code, out, _ = _idds(capsys, *db, "dag", "show", "cli-wf")
@@ -166,9 +170,37 @@ def test_cli_launch_show_logs_and_bad_input(settings, tmp_path, capsys):
     assert "cli-wf" in out and "finished" in out
 
     bad = tmp_path / "bad.yaml"
-    bad.write_text(json.dumps(spec("bad-wf", {"name": "a", "callable": "m:f", "after": ["b"]},
-                                   {"name": "b", "callable": "m:f", "after": ["a"]})))
+    bad.write_text(
+        json.dumps(
+            spec(
+                "bad-wf",
+                {"name": "a", "callable": "m:f", "after": ["b"]},
+                {"name": "b", "callable": "m:f", "after": ["a"]},
+            )
+        )
+    )
     code, _, err = _idds(capsys, *db, "dag", "launch", str(bad))
     assert code == 2 and "a cycle" in err and len(err.strip().splitlines()) == 1
     code, _, err = _idds(capsys, *db, "dag", "show", "bad-wf")
     assert code == 2 and "no workflow named 'bad-wf'" in err  # nothing was written
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_a_toy_scan_is_a_node(settings, tmp_path):
+    examples = Path(__file__).parents[2] / "examples" / "toys"
+    wf = Workflow(spec(
+        "limits",
+        {"name": "scan", "toys": {
+            "workspace": str(examples / "high_count.json"), "range": [0, 5], "toys": 50,
+            "batch_size": 50, "points": 3, "max_steps": 1, "seed": 3}},
+        {"name": "judge", "if": "scan.limits.obs.value < 5",
+         "then": {"nodes": [{"name": "ok", "command": ["true"]}]}},
+    ), settings=settings)  # fmt: skip
+    assert wf.run() == "finished"
+    out = {n.path: n for n in wf.nodes()}["scan"].output
+    assert out["scan"] == "limits.scan" and out["toys"] == 3 * 2 * 50  # both hypotheses
+    assert set(out["limits"]) >= {"obs", "0"}
+    from hpo.toys import load_scan
+
+    assert load_scan("limits.scan", settings=settings).result().toys == out["toys"]
