@@ -124,6 +124,21 @@ def _study_row(row: Any, counts: dict[str, int], best: float | None) -> StudyRow
     )
 
 
+def database_version(engine: Engine) -> tuple[Any, ...]:
+    """A cheap fingerprint of everything recorded: it changes whenever an owner or a task is
+    added or changes, so that lists are read again only then."""
+    o, t = owners_mod.owners, tq.tasks
+    stamp = sa.func.coalesce(t.c.finished, t.c.started, t.c.dispatched, t.c.created)
+    with reading(engine) as conn:
+        owners_row = conn.execute(
+            sa.select(sa.func.count(), sa.func.max(o.c.updated), sa.func.max(o.c.id))
+        ).one()
+        tasks_row = conn.execute(
+            sa.select(sa.func.count(), sa.func.max(stamp), sa.func.sum(t.c.attempt))
+        ).one()
+    return (*owners_row, *tasks_row)
+
+
 def owner_counts(engine: Engine) -> dict[str, dict[str, int]]:
     """How many owners (studies, scans, workflows, carousels ...) of each kind are in each
     state: ``{kind: {state: n}}``."""

@@ -31,7 +31,7 @@ DEFAULT_LIMIT = 1000
 CURVES_LIMIT = 200
 #: Trials drawn as lines in the parallel-coordinates figure (its costliest, and more lines
 #: than this hide each other anyway).
-PARALLEL_LIMIT = 500
+PARALLEL_LIMIT = 300
 #: Parameters in the contour figure (the most important ones).
 CONTOUR_PARAMS = 3
 

@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 import streamlit as st
 
 from dashboard import data
-from dashboard._common import engine, when
+from dashboard._common import engine, settings, when
 from dashboard.study_page import render_study
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _studies(url: str, version: tuple[Any, ...]) -> list[data.StudyRow]:
+    return data.list_studies(engine())
 
 
 def render() -> None:
     """Draw the page."""
     st.title("Studies")
-    rows = data.list_studies(engine())
+    rows = _studies(settings().db_url, data.database_version(engine()))
     if not rows:
         st.info("No study yet: `idds hpo launch study.yaml` starts one.")
         return
