@@ -63,7 +63,7 @@ class LoopSpec(_Strict):
 
 class NodeSpec(_Strict):
     """One node: exactly one of ``callable``, ``command``, ``template``, ``workflow``, ``if``,
-    ``loop``, ``study`` or ``toys``, with what modifies it (``after``, ``foreach``, ``when``, ...)."""
+    ``loop``, ``study`` or ``toys``, with what modifies it (``after``, ``foreach``, ...)."""
 
     name: str = Field(pattern=_IDENT)
     after: list[str] = Field(default_factory=list)
