@@ -83,8 +83,8 @@ class NodeSpec(_Strict):
     when: str | None = None
     args: dict[str, Any] = Field(default_factory=dict)
     files: list[str] = Field(default_factory=list)
-    resources: dict[str, float] | None = None
-    site: str | None = None
+    resources: dict[str, Any] | None = None
+    sites: list[str] | None = None
     max_attempts: int | None = Field(default=None, ge=1, le=100)
     timeout: float | None = Field(default=None, gt=0)
 
@@ -93,7 +93,7 @@ class NodeSpec(_Strict):
     def _split(cls, value: Any) -> Any:
         return shlex.split(value) if isinstance(value, str) else value
 
-    @field_validator("after", mode="before")
+    @field_validator("after", "sites", mode="before")
     @classmethod
     def _listify(cls, value: Any) -> Any:
         return [value] if isinstance(value, str) else value
@@ -142,7 +142,8 @@ class TemplateSpec(_Strict):
 
 
 class Defaults(_Strict):
-    resources: dict[str, float] = Field(default_factory=lambda: {"cpus": 1})
+    resources: dict[str, Any] = Field(default_factory=lambda: {"cpus": 1})
+    sites: list[str] | None = None
     max_attempts: int = Field(default=3, ge=1, le=100)
     timeout: float | None = Field(default=None, gt=0)
 

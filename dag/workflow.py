@@ -160,12 +160,14 @@ class Workflow:
         spec, defaults = node.spec, self.spec.defaults
         workdir = str(self.workdir / _dir_name(node.path))
         resources = dict(spec.resources or defaults.resources)
+        if spec.sites or defaults.sites:
+            resources["sites"] = spec.sites or defaults.sites
         payload = _payload(self, node, workdir)
         if spec.kind in ("study", "toys") and spec.resources is None:
             resources = {"cpus": 0}  # its evaluations (toy batches) take the slots
         return TaskSpec(
             number=number, kind=KIND, payload={**payload, "node": node.path},
-            resources=resources, site=spec.site,
+            resources=resources,
             max_attempts=spec.max_attempts or defaults.max_attempts,
             timeout_s=spec.timeout or defaults.timeout,
         )  # fmt: skip
