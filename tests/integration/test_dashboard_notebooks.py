@@ -46,9 +46,9 @@ def test_quickstart_runs_clean_with_a_progress_bar_and_a_live_view(
     _clean(cells)
     assert "application/vnd.jupyter.widget-view+json" in _outputs(cells[0])  # tqdm's bar
     assert "<b>Study nb-branin</b>" in _outputs(cells[1])
-    assert "20/20 trials" in _outputs(cells[1])
+    assert "12/12 trials" in _outputs(cells[1])
     live = _outputs(cells[2])
-    assert "<b>Study nb-branin-epochs</b>" in live and "12/12 trials" in live  # last refresh
+    assert "<b>Study nb-branin-epochs</b>" in live and "8/8 trials" in live  # last refresh
     assert "best value" in _outputs(cells[3])
     assert "Intermediate values" in _outputs(cells[4])
     assert not list(workdir.glob("*.db")), "the notebook wrote beside itself, not to IDDS_DB_URL"
