@@ -22,6 +22,10 @@ def dag() -> None:
     """Workflows: DAGs, templates, fan-out, conditions and loops."""
 
 
+#: The words of the command that resumes a workflow (what `idds serve` runs).
+RESUME = ["dag", "resume"]
+
+
 @dag.command()
 @click.argument("spec_file", type=click.Path(dir_okay=False))
 @click.option(
@@ -32,11 +36,17 @@ def dag() -> None:
     help="Override a workflow parameter (VALUE read as YAML); repeatable.",
 )
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
+@click.option("--detach", is_flag=True, help="Only record it: an `idds serve` head runs it.")
 @click.pass_obj
-def launch(settings: Settings, spec_file: str, sets: tuple[str, ...], no_progress: bool) -> None:
+def launch(
+    settings: Settings, spec_file: str, sets: tuple[str, ...], no_progress: bool, detach: bool
+) -> None:
     """Create the workflow in SPEC_FILE (YAML or JSON) and run it."""
     workflow = Workflow.from_file(spec_file, params=_parse_sets(sets), settings=settings)
     workflow.create()
+    if detach:
+        click.echo(f"workflow {workflow.name!r} recorded; an `idds serve` head will run it")
+        return
     _run(workflow, no_progress)
 
 

@@ -24,17 +24,28 @@ def hpo() -> None:
     """Hyperparameter optimisation studies."""
 
 
+#: The words of the command that resumes a study (what `idds serve` runs).
+RESUME = ["hpo", "resume"]
+
+
 @hpo.command()
 @click.argument("spec_file", type=click.Path(dir_okay=False))
 @click.option("--name", help="Study name (overrides the spec's).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
+@click.option("--detach", is_flag=True, help="Only record it: an `idds serve` head runs it.")
 @click.pass_obj
-def launch(settings: Settings, spec_file: str, name: str | None, no_progress: bool) -> None:
+def launch(
+    settings: Settings, spec_file: str, name: str | None, no_progress: bool, detach: bool
+) -> None:
     """Create the study in SPEC_FILE (YAML or JSON) and run it."""
     spec, base = load_spec_file(spec_file)
     if name:
         spec = type(spec).from_mapping({**spec.to_json(), "name": name}, source="--name")
     study = Study(spec, settings=settings, base_dir=base)
+    if detach:
+        study.create()
+        click.echo(f"study {study.name!r} recorded; an `idds serve` head will run it")
+        return
     study.check_capacity()
     study.create()
     _run(study, no_progress)

@@ -40,6 +40,36 @@ def cli(ctx: click.Context, db_url: str | None, ray_address: str | None) -> None
     ctx.obj = Settings.from_env(db_url=db_url, ray_address=ray_address)
 
 
+@cli.command()
+@click.option(
+    "--max-owners",
+    type=int,
+    default=8,
+    show_default=True,
+    help="Studies, workflows and scans this head runs at once.",
+)
+@click.option(
+    "--poll",
+    type=float,
+    default=2.0,
+    show_default=True,
+    help="Seconds between looks for work no live head holds.",
+)
+@click.option("--until-idle", is_flag=True, help="Stop when nothing is left to run.")
+@click.pass_obj
+def serve(settings: Settings, max_owners: int, poll: float, until_idle: bool) -> None:
+    """Run, as a long-lived head, every active study, workflow and scan no live head holds
+    (those launched with --detach, and those whose head died)."""
+    import logging
+
+    from idds.serve import Server
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    server = Server(settings, max_owners=max_owners, poll_s=poll)
+    click.echo(f"serving {settings.db_url_safe} ({', '.join(sorted(server.kinds))})")
+    server.serve(until_idle=until_idle)
+
+
 def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     """A plain-text table, columns padded to their widest cell."""
     cells = [[str(h) for h in headers]] + [["" if c is None else str(c) for c in r] for r in rows]

@@ -30,6 +30,16 @@ class Settings:
     work_dir: Path = field(default_factory=lambda: Path("idds-work"))
     lease_seconds: float = 30.0
 
+    @property
+    def db_url_safe(self) -> str:
+        """The database URL with its password masked, for messages and logs."""
+        from sqlalchemy.engine import make_url
+
+        try:
+            return make_url(self.db_url).render_as_string(hide_password=True)
+        except Exception:  # not a URL SQLAlchemy reads: show its scheme only
+            return self.db_url.split(":", 1)[0] + ":***"
+
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
         """Build settings from ``IDDS_*`` variables, then apply the non-None ``overrides``."""

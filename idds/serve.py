@@ -1,0 +1,170 @@
+"""``idds serve``: a long-lived head that runs every active owner no live head holds.
+
+Several heads may serve one database (PostgreSQL): each takes free owners up to its limit,
+and an owner whose head died (its lease ran out, or its process on this host is gone) is
+taken by the next head that looks. Each owner runs in a child process of its own, as the
+capability's ``resume`` command; capability packages name that command for their owner kinds
+through the ``idds.resume`` entry-point group (``study = "hpo.cli:RESUME"``).
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+
+from idds import owners as owners_mod
+from idds.db import connect, db_now, reading
+from idds.owners import OwnerState
+
+if TYPE_CHECKING:
+    from idds.config import Settings
+
+log = logging.getLogger("idds.serve")
+
+
+def resumers() -> dict[str, list[str]]:
+    """Owner kind -> the ``idds`` words that resume one (its name follows)."""
+    return {ep.name: list(ep.load()) for ep in entry_points(group="idds.resume")}
+
+
+@dataclass
+class _Child:
+    owner_id: int
+    name: str
+    kind: str
+    proc: subprocess.Popen[bytes]
+    started: float = field(default_factory=time.monotonic)
+
+
+class Server:
+    """Runs free owners in child processes until stopped.
+
+    Args:
+        settings: the database and Ray cluster (children join this head's Ray).
+        max_owners: owners run at once by this head.
+        poll_s: how often it looks for free owners and reaps finished children.
+    """
+
+    def __init__(self, settings: Settings, *, max_owners: int = 8, poll_s: float = 2.0) -> None:
+        self.settings = settings
+        self.max_owners = max_owners
+        self.poll_s = poll_s
+        self.kinds = resumers()
+        self.children: dict[int, _Child] = {}
+        self._not_before: dict[int, float] = {}
+        self._stop = False
+        self._engine = connect(settings.db_url)
+
+    def serve(self, *, until_idle: bool = False) -> None:
+        """Serve until SIGTERM/SIGINT (or, with ``until_idle``, until nothing is left to run)."""
+        from idds.runtime import ensure_ray
+
+        ensure_ray(self.settings.ray_address)
+        signal.signal(signal.SIGTERM, lambda *_: self.stop())
+        try:
+            while not self._stop:
+                self._reap()
+                started = self._start_free()
+                if until_idle and not self.children and not started:
+                    break
+                time.sleep(self.poll_s)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            self._stop_children()
+
+    def stop(self) -> None:
+        self._stop = True
+
+    def free_owners(self) -> list[Any]:
+        """Active owners of a kind this head can run, that no live head holds, oldest first.
+
+        An owner whose name extends another's (``GROUP.SEGMENT``, ``WORKFLOW.NODE``) is run by
+        that other owner, not on its own.
+        """
+        o = owners_mod.owners.c
+        with reading(self._engine) as conn:
+            now = conn.execute(sa.select(db_now())).scalar_one()
+            rows = conn.execute(
+                sa.select(o.id, o.kind, o.name, o.lease_holder, o.lease_expires)
+                .where(o.state == OwnerState.ACTIVE)
+                .order_by(o.id)
+            ).all()
+            parents = {r.name for r in conn.execute(
+                sa.select(o.name).where(o.kind.in_(["study-group", "workflow"]))
+            )}  # fmt: skip
+        return [
+            r for r in rows
+            if r.kind in self.kinds and r.id not in self.children
+            and not _is_part(r.name, parents) and _free(r, now)
+        ]  # fmt: skip
+
+    def _start_free(self) -> int:
+        started = 0
+        for row in self.free_owners():
+            if len(self.children) >= self.max_owners:
+                break
+            if self._not_before.get(row.id, 0.0) > time.monotonic():
+                continue
+            self._spawn(row)
+            started += 1
+        return started
+
+    def _spawn(self, row: Any) -> None:
+        import ray
+
+        address = self.settings.ray_address or ray.get_runtime_context().gcs_address
+        argv = [
+            sys.executable, "-m", "idds", "--db", self.settings.db_url, "--ray-address", address,
+            *self.kinds[row.kind], row.name, "--no-progress",
+        ]  # fmt: skip
+        log.info("running %s %r", row.kind, row.name)
+        proc = subprocess.Popen(argv)  # its output is this head's output
+        self.children[row.id] = _Child(row.id, row.name, row.kind, proc)
+
+    def _reap(self) -> None:
+        for owner_id, child in list(self.children.items()):
+            code = child.proc.poll()
+            if code is None:
+                continue
+            del self.children[owner_id]
+            if code != 0:  # give it a rest before trying it again
+                wait = min(60.0, 5.0 * (1 + (time.monotonic() - child.started < 10)))
+                self._not_before[owner_id] = time.monotonic() + wait
+                log.warning("%s %r stopped with exit code %s", child.kind, child.name, code)
+
+    def _stop_children(self) -> None:
+        """Interrupt the children (they record what they hold and give their leases up)."""
+        for child in self.children.values():
+            child.proc.send_signal(signal.SIGINT)
+        for child in self.children.values():
+            try:
+                child.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                child.proc.kill()
+        self.children.clear()
+
+
+def _is_part(name: str, parents: set[str]) -> bool:
+    head, dot, _ = name.rpartition(".")
+    while dot:
+        if head in parents:
+            return True
+        head, dot, _ = head.rpartition(".")
+    return False
+
+
+def _free(row: Any, now: float) -> bool:
+    if not row.lease_holder:
+        return True
+    if row.lease_expires is not None and row.lease_expires < now:
+        return True
+    return owners_mod.holder_is_dead(row.lease_holder)
