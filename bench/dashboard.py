@@ -9,6 +9,8 @@ imported into idds (``hpo.interop.import_study``). Then:
   in a process that has imported its modules, as a running server has (read the trials, draw
   every figure, build the trials table, serialise it all);
 - ``idds-refresh``: the same page again, as a refresh does while nothing changed;
+- ``idds-every-figure``: the cold page, then each of its other figures chosen once (the page
+  draws the history and one chosen figure at a time), i.e. every figure drawn;
 - ``optuna``: ``optuna.load_study`` from the journal, then ``optuna.visualization``'s history,
   parallel coordinates, importance, slice, contour and intermediate values at their defaults,
   each serialised with ``to_json()`` (what a page sends to the browser);
@@ -85,10 +87,13 @@ def seed(n: int, tmp: Path) -> tuple[str, str]:
     return journal, db_url
 
 
-def render_idds(db_url: str, name: str) -> tuple[float, float]:
-    """Seconds to render the study page from a cold cache, then again from the cache."""
+def render_idds(db_url: str, name: str) -> tuple[float, float, float]:
+    """Seconds to render the study page from a cold cache, again from the cache, and the cold
+    page plus each other figure chosen once (every figure drawn, as Optuna's row does)."""
     import streamlit as st
     from streamlit.testing.v1 import AppTest
+
+    from dashboard.plots import OPTUNA_FIGURES
 
     os.environ["IDDS_DB_URL"] = db_url
     st.cache_resource.clear()
@@ -99,9 +104,12 @@ def render_idds(db_url: str, name: str) -> tuple[float, float]:
     st.cache_resource.clear()
     cold = _seconds(at.run)
     warm = _seconds(at.run)
-    if at.exception or not any(t.label == "Parameter importance" for t in at.tabs):
+    if at.exception or len(at.get("plotly_chart")) != 2:
         raise RuntimeError(f"the study page did not render: {[e.message for e in at.exception]}")
-    return cold, warm
+    every = cold
+    for title in OPTUNA_FIGURES[1:]:  # a user clicking through the other figures, once each
+        every += _seconds(at.segmented_control(key="figure").set_value(title).run)
+    return cold, warm, every
 
 
 def render_optuna(journal: str, name: str, *, best: bool) -> float:
@@ -145,8 +153,8 @@ def measure(sizes: list[int], tmp: Path) -> list[dict]:
         start = time.perf_counter()
         journal, db_url = seed(n, tmp)
         print(f"{n} trials written and imported in {time.perf_counter() - start:.1f} s")
-        cold, warm = render_idds(db_url, f"bench-{n}")
-        results = {"idds": cold, "idds-refresh": warm,
+        cold, warm, every = render_idds(db_url, f"bench-{n}")
+        results = {"idds": cold, "idds-refresh": warm, "idds-every-figure": every,
                    "optuna": render_optuna(journal, f"bench-{n}", best=False),
                    "optuna-best": render_optuna(journal, f"bench-{n}", best=True)}  # fmt: skip
         for system, seconds in results.items():
@@ -158,6 +166,7 @@ def measure(sizes: list[int], tmp: Path) -> list[dict]:
 SETTINGS = {
     "idds": "study page, cold cache (AppTest)",
     "idds-refresh": "study page again, cached",
+    "idds-every-figure": "cold page, then each other figure chosen once",
     "optuna": "optuna.visualization, defaults (fANOVA, contour of all params)",
     "optuna-best": "optuna.visualization, PED-ANOVA, contour of 3 params",
 }

@@ -137,15 +137,28 @@ def _best_so_far(done: list[Trial], direction: str) -> list[float]:
     return out
 
 
+#: The figures drawn with Optuna's functions, in the order the page offers them.
+OPTUNA_FIGURES = (
+    "Parallel coordinates", "Parameter importance", "Slice", "Contour", "Intermediate values",
+    "Pareto front",
+)  # fmt: skip
+
+
 def study_figures(
-    trials: list[Trial], spec: StudySpec, *, limit: int = DEFAULT_LIMIT
+    trials: list[Trial],
+    spec: StudySpec,
+    *,
+    limit: int = DEFAULT_LIMIT,
+    only: list[str] | None = None,
 ) -> StudyFigures:
-    """Every figure of the study page.
+    """The figures of the study page: the history, then Optuna's.
 
     Args:
         trials: the study's trials (``Study.trials``).
         spec: the study's spec (directions and space).
         limit: finished trials drawn into Optuna's figures (see :func:`sample`).
+        only: draw only these of :data:`OPTUNA_FIGURES` (all by default); the history is
+            always drawn.
 
     Returns:
         The figures, and the reason for each one left out.
@@ -156,6 +169,8 @@ def study_figures(
     out.drawn = len(kept)
     study = optuna_study(kept, spec)
     for title, draw in _optuna_figures(spec, study, kept):
+        if only is not None and title not in only:
+            continue
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # Optuna's experimental-feature warnings

@@ -17,7 +17,7 @@ import streamlit as st
 import hpo
 from dashboard import data
 from dashboard._common import engine, live, settings
-from dashboard.plots import StudyFigures, study_figures
+from dashboard.plots import OPTUNA_FIGURES, StudyFigures, study_figures
 from hpo.study import best_of, pareto_front, trial_workdir
 from idds.commands import log_paths
 from idds.errors import IddsError
@@ -36,10 +36,10 @@ def _trials(url: str, name: str, version: tuple[Any, ...]) -> list[Trial]:
     return _study(url, name).trials
 
 
-@st.cache_resource(show_spinner=False, max_entries=8)
-def _figures(url: str, name: str, version: tuple[Any, ...]) -> StudyFigures:
+@st.cache_resource(show_spinner=False, max_entries=32)
+def _figures(url: str, name: str, version: tuple[Any, ...], title: str) -> StudyFigures:
     study = _study(url, name)
-    return study_figures(_trials(url, name, version), study.spec)
+    return study_figures(_trials(url, name, version), study.spec, only=[title])
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
@@ -65,7 +65,10 @@ def _body(url: str, name: str) -> None:
     study = _study(url, name)
     trials = _trials(url, name, version)
     _metrics(study, trials)
-    _show_figures(_figures(url, name, version))
+    history = st.container()  # filled below, once the chosen figure is known
+    title = st.segmented_control("Figure", OPTUNA_FIGURES, default=OPTUNA_FIGURES[0],
+                                 key="figure")  # fmt: skip
+    _show_figures(_figures(url, name, version, title or OPTUNA_FIGURES[0]), history)
     st.subheader("Trials")
     st.dataframe(_table(url, name, version), hide_index=True, key="trials-table")
     _trial_detail(study, trials)
@@ -87,19 +90,19 @@ def _metrics(study: hpo.Study, trials: list[Trial]) -> None:
         cols[4].metric("Pareto front", f"{len(front)} trials")
 
 
-def _show_figures(figures: StudyFigures) -> None:
+def _show_figures(figures: StudyFigures, history: Any) -> None:
+    """The history in its place above the figure chooser, then the chosen figure (each
+    Optuna figure is drawn only when chosen)."""
+    for title, figure in figures.figures.items():
+        where = history if title == "Optimisation history" else st
+        where.plotly_chart(figure, key=f"fig-{title}")
+    for title, reason in figures.missing.items():
+        st.caption(f"{title} not drawn: {reason}.")
     if figures.drawn < figures.finished:
         st.caption(
             f"Figures other than the history show {figures.drawn} of "
             f"{figures.finished} finished trials: the best ones and an even sample."
         )
-    titles = list(figures.figures) + list(figures.missing)
-    for tab, title in zip(st.tabs(titles), titles, strict=True):
-        with tab:
-            if title in figures.figures:
-                st.plotly_chart(figures.figures[title], key=f"fig-{title}")
-            else:
-                st.caption(f"Not drawn: {figures.missing[title]}.")
 
 
 def _state(t: Trial) -> str:

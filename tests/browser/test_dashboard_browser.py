@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 import hpo
+from dashboard.navigation import _exists
 from idds.config import Settings
 
 pytestmark = pytest.mark.slow
@@ -38,6 +39,8 @@ PAGES = [
     ("workflows", ["Workflow web-flow", "Nodes", "A node's logs", "stderr of broken"]),
     ("carousel", ["Policies compared", "Carousel web-c", "Released to processing"]),
 ]  # fmt: skip
+if _exists("gpu_sites"):  # the Sites page shows where gpu_sites is installed
+    PAGES.append(("sites", ["Per site", "Per study, workflow, scan, carousel"]))
 
 
 def _free_port() -> int:
