@@ -132,7 +132,7 @@ class LiveStudy:
         from IPython.display import HTML, display
 
         self._handles = [display(HTML(study_html(self.study)), display_id=True)]
-        if len(self.study.spec.directions) == 1:
+        if len(self.study.spec.directions) == 1 and not self.study.segments:
             self._handles.append(display(HTML(""), display_id=True))
         return self
 
