@@ -128,7 +128,8 @@ class LiveStudy:
         self._stop = threading.Event()
 
     def display(self) -> LiveStudy:
-        """Show the view in the cell's output (a summary and, with one objective, the history)."""
+        """Show the view in the cell's output (a summary and, with one objective, the history).
+        Outside IPython the summary is printed once and not refreshed."""
         from IPython.display import HTML, display
 
         self._handles = [display(HTML(study_html(self.study)), display_id=True)]
@@ -142,6 +143,9 @@ class LiveStudy:
 
         if not self._handles:
             self.display()
+        if self._handles[0] is None:  # not in IPython: display() printed the summary once
+            self.refreshes += 1
+            return
         self._handles[0].update(HTML(study_html(self.study)))
         if len(self._handles) > 1:
             try:

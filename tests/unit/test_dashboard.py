@@ -211,3 +211,25 @@ def test_a_page_appears_only_where_its_capability_is_installed(tmp_path, monkeyp
     assert navigation._exists("hpo") and navigation._exists(None)
     assert not navigation._exists("nocode")
     assert not navigation._exists("no_such_package.sub")
+
+
+def test_watch_follows_a_study_until_it_is_no_longer_active(imported, monkeypatch):
+    from hpo.jupyter import watch
+
+    class Handle:  # what IPython's display(..., display_id=True) returns in a notebook
+        def __init__(self, obj):
+            self.shown = [obj]
+
+        def update(self, obj):
+            self.shown.append(obj)
+
+    handles = []
+    monkeypatch.setattr("IPython.display.display",
+                        lambda obj, display_id=False: handles.append(Handle(obj)) or handles[-1])  # fmt: skip
+    live = watch(hpo.load_study("one", settings=imported), run=False, interval=0.1)
+    live.wait(timeout=30)
+    assert not live.running and live.error is None and live.refreshes >= 1
+    summary, history = (h.shown[-1] for h in handles)
+    assert "<b>Study one</b>" in summary.data and "4/4 trials" in summary.data
+    assert list(history.data[0].y) == [3.0, 1.0, 2.0]  # the succeeded trials' values
+    assert list(history.data[1].y) == [3.0, 1.0, 1.0]  # and the best so far
