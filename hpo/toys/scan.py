@@ -154,26 +154,41 @@ def converged(lim: Limit, tolerance: float) -> bool:
 def next_step(points: dict[float, Point], spec: ToyScanSpec) -> dict[float, int]:
     """Batches to add per POI value in the next step (empty when every limit is known).
 
-    For each band whose limit is not known to the tolerance: a new point at its estimate
-    when the interpolation error is too large; more toys on both sides of its bracket when
-    the statistical error is (enough to reach the tolerance, at most four times as many).
+    For each band whose limit is not known to the tolerance: while its bracket is wide (the
+    interpolation error is too large, or the bracket spans over four tolerances) a new point
+    at its estimate, with ``toys`` toys; once it is narrow, more toys where the statistical
+    error comes from (enough to reach the tolerance, at most four times as many).
     """
     if not points:
         return {mu: spec.batches_per_point for mu in coarse_grid(spec)}
     want: dict[float, int] = {}
-    share = spec.tolerance_or_default / math.sqrt(2)
+    tolerance = spec.tolerance_or_default
+    share = tolerance / math.sqrt(2)
     for lim in limits(points, 1 - spec.cl).values():
-        if converged(lim, spec.tolerance_or_default) or lim.value is None or lim.bracket is None:
+        if converged(lim, tolerance) or lim.value is None or lim.bracket is None:
             continue
-        if lim.interp > share:
-            _ask(want, *_new_point(points, lim.value, spec))
-        if lim.stat > share:
-            factor = min(4.0, (lim.stat / (0.8 * share)) ** 2)
-            for mu in lim.bracket:
-                if mu in points:
-                    extra = math.ceil(points[mu].batches * max(factor - 1.0, 0.5))
-                    _ask(want, mu, extra)
+        wide = lim.bracket[1] - lim.bracket[0] > 4 * tolerance
+        if lim.interp > share or wide:
+            mu, batches = _new_point(points, lim.value, spec)
+            if mu not in lim.bracket:  # a new point (else its nearest end gets more toys)
+                _ask(want, mu, batches)
+                continue
+        factor = min(4.0, (lim.stat / (0.8 * share)) ** 2)
+        for mu in _stat_sources(points, lim):
+            _ask(want, mu, math.ceil(points[mu].batches * max(factor - 1.0, 0.5)))
     return want
+
+
+def _stat_sources(points: dict[float, Point], lim: Limit) -> list[float]:
+    """The bracket ends whose CLs errors make up most of the limit's statistical error: the
+    one nearer the crossing, and the other too when it counts for as much."""
+    value = lim.value if lim.value is not None else 0.0
+    ends = [mu for mu in lim.bracket or () if mu in points and mu > 0]
+    ends.sort(key=lambda mu: abs(mu - value))
+    if len(ends) == 2:
+        near, far = (abs(mu - value) for mu in ends)
+        return ends if far < 2 * near else ends[:1]
+    return ends
 
 
 def _new_point(points: dict[float, Point], estimate: float, spec: ToyScanSpec) -> tuple[float, int]:

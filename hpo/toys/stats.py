@@ -112,11 +112,15 @@ def run_batch(task: dict[str, Any]) -> dict[str, Any]:
             ``test_stat``, ``seed`` (the scan's) and ``batch`` (the batch's index at ``mu``).
 
     Returns:
-        ``{"mu", "batch", "q_obs", "q_sb", "q_b", "failed"}``: the observed test statistic,
-        those of the signal-plus-background and background-only toys, and how many toys'
-        fits failed.
+        ``{"mu", "batch", "q_obs", "q_sb", "q_b", "failed", "cpu_s"}``: the observed test
+        statistic, those of the signal-plus-background and background-only toys, how many
+        toys' fits failed, and the CPU seconds the batch took.
     """
+    import time
+
     import pyhf
+
+    cpu = time.process_time()
 
     model, data = model_and_data(task["workspace"], task["poi"])
     mu, name, n = float(task["mu"]), task["test_stat"], int(task["toys"])
@@ -138,6 +142,7 @@ def run_batch(task: dict[str, Any]) -> dict[str, Any]:
         "q_sb": q_sb,
         "q_b": q_b,
         "failed": failed_sb + failed_b,
+        "cpu_s": round(time.process_time() - cpu, 4),
     }
 
 

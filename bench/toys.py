@@ -1,0 +1,230 @@
+"""Toy-MC limit scans: throughput through the platform, and the toys an adaptive scan saves.
+
+1. ``toys_per_s``: one step of toy batches through the platform (Ray on this machine's CPUs,
+   SQLite) against a single-process loop of the same pyhf calls (fit, ``make_pdf(...).sample``,
+   ``qmu_tilde`` per toy) on the same model, in the same run; the loop is timed before and
+   after the platform and the two averaged (other processes share the machine).
+2. ``toys_needed``: toys (both hypotheses) the adaptive scan needed to know every limit
+   (observed, expected median, +-1 and +-2 sigma) to the tolerance, against the cheapest
+   fixed uniform grid (points x toys per point) that reaches the same tolerance by the same
+   error estimate. Batches are seeded by (seed, POI value, index), so every grid reuses the
+   batches of the others and of the adaptive scan; each is computed once, on Ray.
+
+    python -m bench toys [--quick] [--out DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench._report import RESULTS, markdown_table, row, save
+
+EXAMPLES = Path(__file__).parents[1] / "examples" / "toys"
+
+
+def _scan(settings: Any, name: str, model: str, **fields: Any) -> Any:
+    from hpo.toys import ToyScan
+
+    lo_hi = [0, 5] if model == "high_count" else [0, 4]
+    return ToyScan(settings=settings, name=name, workspace=str(EXAMPLES / f"{model}.json"),
+                   range=lo_hi, **fields)  # fmt: skip
+
+
+def loop_rate(model: str, mu: float, toys: int) -> tuple[float, float]:
+    """Toys per second of a plain pyhf loop in this process (both hypotheses), per second of
+    wall-clock time and per CPU second."""
+    import numpy as np
+    import pyhf
+    from pyhf.infer import mle, test_statistics
+
+    pyhf.set_backend("numpy")
+    workspace = pyhf.Workspace(json.loads((EXAMPLES / f"{model}.json").read_text()))
+    pdf = workspace.model()
+    data = workspace.data(pdf)
+    init, bounds = pdf.config.suggested_init(), pdf.config.suggested_bounds()
+    fixed = pdf.config.suggested_fixed()
+    start, cpu = time.perf_counter(), time.process_time()
+    np.random.seed(0)
+    for poi in (mu, 0.0):
+        pars = mle.fixed_poi_fit(poi, data, pdf, init, bounds, fixed)
+        for toy in pdf.make_pdf(pyhf.tensorlib.astensor(pars)).sample((toys,)):
+            test_statistics.qmu_tilde(mu, toy, pdf, init, bounds, fixed)
+    return 2 * toys / (time.perf_counter() - start), 2 * toys / (time.process_time() - cpu)
+
+
+def platform_rate(
+    settings: Any, model: str, points: int, batches: int, batch: int
+) -> tuple[float, float]:
+    """Toys per second of one step of ``points`` x ``batches`` batches through the platform,
+    per second of wall-clock time and per CPU second of the workers' batches."""
+    _scan(settings, "warm-up", model, points=2, toys=20, max_steps=1).run(progress=False)
+    scan = _scan(settings, "rate", model, points=points, toys=batches * batch, batch_size=batch,
+                 max_steps=1)  # fmt: skip
+    start = time.perf_counter()
+    result = scan.run(progress=False)
+    wall = time.perf_counter() - start
+    cpu = sum(r.get("cpu_s", 0.0) for r in _results(scan))
+    return result.toys / wall, result.toys / cpu
+
+
+class Batches:
+    """Toy batches by (POI value, index), computed once on Ray, seeded as the scan seeds them."""
+
+    def __init__(self, spec: Any) -> None:
+        self.spec = spec
+        self.done: dict[tuple[float, int], dict[str, Any]] = {}
+
+    def add(self, results: list[dict[str, Any]]) -> None:
+        for r in results:
+            self.done[(float(r["mu"]), int(r["batch"]))] = r
+
+    def get(self, keys: list[tuple[float, int]]) -> list[dict[str, Any]]:
+        import ray
+
+        from hpo.toys.stats import run_batch
+
+        remote = ray.remote(num_cpus=1, max_retries=0)(run_batch)
+        missing = [k for k in keys if k not in self.done]
+        spec = self.spec
+        refs = [remote.remote({"workspace": spec.workspace, "poi": spec.poi, "mu": mu,
+                               "toys": spec.batch_toys, "test_stat": spec.test_stat,
+                               "seed": spec.seed, "batch": b}) for mu, b in missing]  # fmt: skip
+        self.add(ray.get(refs))
+        return [self.done[k] for k in keys]
+
+
+def uniform_grid(spec: Any, points: int) -> list[float]:
+    lo, hi = spec.range
+    step = (hi - lo) / (points if lo == 0 else points - 1)
+    first = step if lo == 0 else lo
+    return [float(f"{first + i * step:.10g}") for i in range(points)]
+
+
+def uniform_needed(spec: Any, batches: Batches, cap: int) -> tuple[int | None, str]:
+    """Toys of the cheapest uniform grid (points x batches per point, both doubling) whose
+    limits are all known to the tolerance; None when none within ``cap`` toys is."""
+    from hpo.toys import scan
+
+    per_batch = 2 * spec.batch_toys
+    configs = [
+        (k * m * per_batch, k, m)
+        for k, m in itertools.product((5, 10, 20, 40, 80), (1, 2, 4, 8, 16, 32, 64))
+        if k * m * per_batch <= cap
+    ]
+    for toys, k, m in sorted(configs):
+        keys = [(mu, b) for mu in uniform_grid(spec, k) for b in range(m)]
+        points = scan.collect(batches.get(keys))
+        lims = scan.limits(points, 1 - spec.cl)
+        if all(lim.status == "ok" and lim.error <= spec.tolerance for lim in lims.values()):
+            return toys, f"{k} points x {m * spec.batch_toys} toys"
+    return None, f"none within {cap} toys"
+
+
+def measure(quick: bool, tmp: Path, out: Path) -> list[dict[str, Any]]:
+    from hpo.toys.plot import plot_cls
+    from idds.config import Settings
+    from idds.runtime import ensure_ray
+
+    ensure_ray()
+    import ray
+
+    cpus = int(ray.cluster_resources().get("CPU", 0))
+    settings = Settings(db_url=f"sqlite:///{tmp / 'idds.db'}", work_dir=tmp / "work")
+    rows = []
+    model = "high_count"
+    points, batches, batch, loop_toys = (2, 1, 10, 10) if quick else (4, 2, 500, 1000)
+    load = os.getloadavg()[0]
+    before, cpu_before = loop_rate(model, 1.5, loop_toys)
+    ours, ours_cpu = platform_rate(settings, model, points, batches, batch)
+    after, cpu_after = loop_rate(model, 1.5, loop_toys)
+    loop, loop_cpu = (before + after) / 2, (cpu_before + cpu_after) / 2
+    load = max(load, os.getloadavg()[0])
+    config = f"{model}, qtilde, {points * batches} batches of {batch} toys per hypothesis"
+    mine = f"{config}, Ray on {cpus} CPUs, load average up to {load:.1f}"
+    theirs = f"{model}, qtilde, one process (before {before:.0f}, after {after:.0f})"
+    rows += [
+        row("idds", mine, "toys_per_s", round(ours, 1), "toys/s"),
+        row("pyhf-loop", theirs, "toys_per_s", round(loop, 1), "toys/s"),
+        row("idds", f"{config}, per CPU second of the batches", "toys_per_cpu_s",
+            round(ours_cpu, 1), "toys/s"),
+        row("pyhf-loop", f"{model}, qtilde, per CPU second", "toys_per_cpu_s",
+            round(loop_cpu, 1), "toys/s"),
+    ]  # fmt: skip
+    print(f"toys/s: idds {ours:.1f} on {cpus} CPUs, pyhf loop {loop:.1f} ({ours / loop:.2f}x)")
+
+    fields = (
+        {"toys": 20, "batch_size": 20, "points": 3, "tolerance": 1.0, "max_steps": 2}
+        if quick
+        else {"toys": 200, "batch_size": 100, "points": 5, "tolerance": 0.1, "max_steps": 20}
+    )
+    scan = _scan(settings, "adaptive", "low_count", seed=3, **fields)
+    result = scan.run(progress=True)
+    title = f"low_count example: adaptive scan, tolerance {scan.spec.tolerance:g}"
+    plot_cls(result, out / "toys.png", cl=scan.spec.cl, poi="mu", title=title)
+    pool = Batches(scan.spec)
+    pool.add(_results(scan))
+    cap = 4 * result.toys
+    needed, how = uniform_needed(scan.spec, pool, cap)
+    tol = f"low_count, all 6 limits to +-{scan.spec.tolerance:g}"
+    status = "converged" if result.converged else "NOT converged"
+    rows.append(row("idds", f"{tol}, adaptive: {len(result.points)} points, {result.steps} steps, "
+                    f"{status}", "toys_needed", result.toys, "toys"))  # fmt: skip
+    rows.append(row("uniform-grid", f"{tol}, cheapest uniform grid: {how}", "toys_needed",
+                    needed if needed is not None else cap, "toys"))  # fmt: skip
+    print(f"toys needed: adaptive {result.toys}, uniform {needed} ({how})")
+    return rows
+
+
+def _results(scan: Any) -> list[dict[str, Any]]:
+    """The adaptive scan's recorded batch results (read from the database)."""
+    import sqlalchemy as sa
+
+    from idds import owners, tasks
+
+    with scan.engine.begin() as conn:
+        owner = owners.find(conn, "toyscan", scan.name).id
+        query = sa.select(tasks.tasks.c.result).where(
+            tasks.tasks.c.owner_id == owner, tasks.tasks.c.state == "succeeded"
+        )
+        return list(conn.execute(query).scalars())
+
+
+def report(rows: list[dict[str, Any]]) -> str:
+    rate = {r["system"]: r for r in rows if r["metric"] == "toys_per_s"}
+    per_cpu = {r["system"]: r["value"] for r in rows if r["metric"] == "toys_per_cpu_s"}
+    need = {r["system"]: r for r in rows if r["metric"] == "toys_needed"}
+    speed = rate["idds"]["value"] / rate["pyhf-loop"]["value"]
+    saved = need["uniform-grid"]["value"] / need["idds"]["value"]
+    table = [[r["system"], r["config"], r["metric"], f"{r['value']:g}"] for r in rows]
+    md = "# Toy-MC limit scans\n\n" + markdown_table(["system", "config", "metric", "value"], table)
+    md += (f"\n\nThroughput: idds / single-process pyhf loop = **{speed:.2f}x** (target 1.8x);"
+           f" per CPU second {per_cpu['idds'] / per_cpu['pyhf-loop']:.2f}x (the batches' own"
+           " efficiency, whatever else runs on the machine)."
+           f"\nToys needed: uniform grid / adaptive = **{saved:.2f}x** (target 3x)"
+           + (" (no uniform grid within the cap converged: a lower bound)."
+              if "none within" in need["uniform-grid"]["config"] else "."))  # fmt: skip
+    return md
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench toys", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="a small run (for the tests)")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="where results go")
+    args = parser.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        rows = measure(args.quick, Path(tmp), args.out)
+    md = report(rows)
+    print("\n" + md)
+    print(f"\nsaved {save('toys', rows, md, args.out)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,27 @@
+"""bench/toys.py still runs (in --quick mode) and writes its results, table and plot."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+pytestmark = [pytest.mark.bench, pytest.mark.slow]
+
+
+def test_toys_quick_writes_both_metrics_and_the_plot(tmp_path, ray_address):
+    from bench import toys
+
+    toys.main(["--quick", "--out", str(tmp_path)])
+    result = json.loads((tmp_path / "toys.json").read_text())
+    assert result["benchmark"] == "toys"
+    rows = {(r["system"], r["metric"]): r for r in result["rows"]}
+    assert set(rows) == {
+        ("idds", "toys_per_s"), ("pyhf-loop", "toys_per_s"),
+        ("idds", "toys_per_cpu_s"), ("pyhf-loop", "toys_per_cpu_s"),
+        ("idds", "toys_needed"), ("uniform-grid", "toys_needed"),
+    }  # fmt: skip
+    assert all(r["value"] > 0 for r in result["rows"])
+    markdown = (tmp_path / "toys.md").read_text()
+    assert "Throughput: idds / single-process pyhf loop" in markdown
+    assert (tmp_path / "toys.png").stat().st_size > 5000
