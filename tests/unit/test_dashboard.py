@@ -233,3 +233,15 @@ def test_watch_follows_a_study_until_it_is_no_longer_active(imported, monkeypatc
     assert "<b>Study one</b>" in summary.data and "4/4 trials" in summary.data
     assert list(history.data[0].y) == [3.0, 1.0, 2.0]  # the succeeded trials' values
     assert list(history.data[1].y) == [3.0, 1.0, 1.0]  # and the best so far
+
+
+def test_study_page_renders_on_each_database(imported, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("IDDS_DB_URL", imported.db_url)
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.query_params["study"] = "one"
+    at.run().switch_page("pages/studies.py").run()
+    assert not at.exception and not at.error
+    assert "Study one" in [h.value for h in at.header]
+    assert {m.label: m.value for m in at.metric}["Best (trial 2)"] == "1"
