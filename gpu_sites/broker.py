@@ -190,7 +190,7 @@ class SiteBroker(Broker):
         self.engine = engine
         self.manager: PilotManager | None = None
         self._make_manager = manager
-        self._observe = observe or self._observe_manager
+        self._observe = observe  # (not a bound method of self: no cycle keeps it alive)
         self._clock = clock
         self.states = {s.name: SiteState(spec=s) for s in spec.sites}
         self._now = 0.0
@@ -242,7 +242,7 @@ class SiteBroker(Broker):
             stats, now = read_stats(conn, names, self.spec.broker)
             drained = drained_sites(conn)
             seen = self._seen_tokens(conn)
-        pilots = self._observe()
+        pilots = self._observe() if self._observe else self._observe_manager()
         with self._lock:
             self._now = now
             for token in seen:

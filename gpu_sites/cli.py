@@ -1,7 +1,9 @@
-"""``idds sites``: list the sites, show their pilots, slots and GPU-hours, drain one."""
+"""``idds sites``: list the sites, start their pilots, show their pilots, slots and GPU-hours,
+drain one."""
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -57,6 +59,10 @@ def list_sites(settings: Settings, sites_file: str) -> None:
 def status(settings: Settings, sites_file: str, by_owner: bool) -> None:
     """Each site's pilots, slots busy and free, exclusion and GPU-hours."""
     spec = load_sites(sites_file)
+    if settings.ray_address:  # a cloud site's pilots are Ray's nodes
+        from idds.runtime import ensure_ray
+
+        ensure_ray(settings.ray_address)
     engine = connect(settings.db_url)
     names = [s.name for s in spec.sites]
     with reading(engine) as conn:
@@ -101,6 +107,48 @@ def _pilots(spec: SitesSpec, name: str, settings: Settings) -> tuple[Any, Any]:
         sum(1 for p in pilots if p.state == "pending"),
         sum(1 for p in pilots if p.state == "running"),
     )
+
+
+@sites.command()
+@_SITES
+@click.argument("names", nargs=-1)
+@click.option("--pilots", "count", type=int, default=None, help="Pilots per site (min_pilots).")
+@click.option("--timeout", type=float, default=300.0, show_default=True)
+@click.pass_obj
+def up(settings: Settings, sites_file: str, names: tuple[str, ...], count: int | None,
+       timeout: float) -> None:  # fmt: skip
+    """Start pilots now (each named site, or all) and wait until they join Ray.
+
+    Pilots join the cluster at --ray-address; they stay until drained (``idds sites drain``)
+    or, above min_pilots, until a head's broker finds them idle.
+    """
+    import ray
+
+    from gpu_sites.capacity import site_nodes
+    from idds.runtime import ensure_ray
+
+    spec = load_sites(sites_file)
+    chosen = [spec.site(n) for n in names] if names else list(spec.sites)
+    ensure_ray(settings.ray_address)
+    head = ray.get_runtime_context().gcs_address
+    want = {}
+    for s in chosen:
+        site = make_site(s, head_address=head, work_dir=settings.work_dir)
+        target = s.min_pilots if count is None else count
+        have = len(site.pilots())
+        if target > have:
+            site.submit(target - have)
+        want[s.name] = target
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        joined = {n: len(site_nodes().get(n, [])) for n in want}
+        if all(joined[n] >= w for n, w in want.items()):
+            break
+        time.sleep(0.5)
+    for name, target in want.items():
+        click.echo(f"site {name}: {joined[name]} of {target} pilot(s) joined")
+    if any(joined[n] < w for n, w in want.items()):
+        raise SiteError(f"pilots did not all join in {timeout:g} s")
 
 
 @sites.command()

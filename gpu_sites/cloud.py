@@ -18,6 +18,7 @@ import yaml
 from pydantic import Field
 
 from gpu_sites.capacity import site_nodes
+from gpu_sites.errors import SiteError
 from gpu_sites.site import Pilot, PilotSettings, Site
 
 
@@ -120,6 +121,10 @@ class CloudSite(Site):
         return [f"request-{i}" for i in range(first, self._requested)]
 
     def pilots(self) -> list[Pilot]:
+        import ray
+
+        if not ray.is_initialized():
+            raise SiteError(f"site {self.name!r}: its pilots are Ray nodes: give --ray-address")
         nodes = site_nodes().get(self.name, [])
         joined = [Pilot(self.name, n.node_id, "running") for n in nodes]
         waiting = max(self._requested - len(nodes), 0)

@@ -48,25 +48,62 @@ class LocalSite(Site):
             time.sleep(0.2)
         for pid in pids:
             if _alive(pid):
-                _signal_group(pid, signal.SIGKILL)
+                kill_tree(pid)
+        while any(_alive(p) for p in pids):  # SIGKILL is not instant either
+            time.sleep(0.05)
 
 
 def _pilot_pids(site: str) -> list[int]:
-    """Processes on this host that are pilots of ``site`` (``ray start`` with its label)."""
-    found = []
+    """Processes on this host that are pilots of ``site`` (``ray start`` with its label, or
+    :mod:`gpu_sites.pilot` about to become it).
+
+    A process forked by a pilot shows the pilot's command line too: only the topmost of
+    such a family counts.
+    """
     mark = f'"pilot:{site}:'
+    found: dict[int, int] = {}  # pid -> parent pid
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:
+            text = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            parent = int((entry / "stat").read_text().rsplit(") ", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
             continue
-        text = " ".join(a.decode(errors="replace") for a in argv)
-        if " start " in f" {text} " and "--block" in text and mark in text:
-            if _alive(int(entry.name)):
-                found.append(int(entry.name))
-    return sorted(found)
+        starting = "gpu_sites.pilot" in text and f" --site {site} " in text  # before its exec
+        running = " start " in text and "--block" in text and mark in text
+        if (starting or running) and _alive(int(entry.name)):
+            found[int(entry.name)] = parent
+    return sorted(pid for pid, parent in found.items() if parent not in found)
+
+
+def kill_tree(pid: int) -> list[int]:
+    """SIGKILL a pilot and every process under it, as a lost node would go (Ray's workers
+    run in process groups of their own). Returns the pids signalled."""
+    family = [pid, *_descendants(pid)]
+    for member in family:
+        try:
+            os.kill(member, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    return family
+
+
+def _descendants(pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parent = int((entry / "stat").read_text().rsplit(") ", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(parent, []).append(int(entry.name))
+    out, todo = [], [pid]
+    while todo:
+        kids = children.get(todo.pop(), [])
+        out += kids
+        todo += kids
+    return out
 
 
 def _alive(pid: int) -> bool:

@@ -4,7 +4,8 @@ Run by every kind of site (``python -m gpu_sites.pilot ...``). It picks free por
 it lands on (several pilots may share a host, and Ray's default ports may be taken), then
 replaces itself with ``ray start``, so that the batch system's signals reach Ray directly.
 
-Its Ray files go to a temporary directory of its own: ``ray start`` records the cluster's
+Its Ray files go to a temporary directory of its own (one per pilot, under
+``<tmp>/idds-pilots``): ``ray start`` records the cluster's
 address in ``<temp dir>/ray_current_cluster``, and in Ray's default one that would make every
 later ``ray.init()`` on the host join this cluster instead of starting its own.
 """
@@ -49,7 +50,9 @@ def ray_start_argv(args: argparse.Namespace, ref: str) -> list[str]:
     ]  # fmt: skip
     for option in _PORT_OPTIONS:
         argv += [option, str(free_port())]
-    argv += ["--temp-dir", args.temp_dir]
+    # One directory per pilot: pilots sharing a host and a session directory would share
+    # log file names and Ray's cached ports.
+    argv += ["--temp-dir", os.path.join(args.temp_dir, f"{args.site}-{ref}")]
     if args.object_store_mb:
         argv += ["--object-store-memory", str(args.object_store_mb * 2**20)]
     return argv

@@ -117,7 +117,11 @@ class PilotManager:
             self._stop.wait(self.period_s)
 
     def step(self) -> bool:
-        """One round over every site. Returns False once the broker is gone."""
+        """One round over every site. Returns False once the broker or Ray is gone."""
+        import ray
+
+        if not ray.is_initialized():
+            return False
         with self._round:
             queued = self._queued()
             if queued is None:

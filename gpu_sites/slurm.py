@@ -66,7 +66,8 @@ class SlurmSite(Site):
         self.work_dir.mkdir(parents=True, exist_ok=True)
         path = self.work_dir / "pilot.sbatch"
         path.write_text(self.script())
-        return [_run(["sbatch", "--parsable", str(path)]).split(";")[0] for _ in range(count)]
+        out = [_run(["sbatch", "--parsable", str(path)]) for _ in range(count)]
+        return [o.strip().split(";")[0] for o in out]
 
     def pilots(self) -> list[Pilot]:
         out = _run(["squeue", "--noheader", "--name", self.job_name, "--format", "%i %T"])
