@@ -70,6 +70,8 @@ def platform_rate(
     start = time.perf_counter()
     result = scan.run(progress=False)
     wall = time.perf_counter() - start
+    if not result.converged and result.batches.get("failed"):
+        raise SystemExit(f"the timed scan lost batches ({result.batches}): run it again")
     cpu = sum(r.get("cpu_s", 0.0) for r in _results(scan))
     return result.toys / wall, result.toys / cpu
 

@@ -18,8 +18,11 @@ def plot_cls(result: ScanResult, path: str | Path, *, cl: float, poi: str, title
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    mus = sorted(m for m in result.points if m > 0)
+    mus = sorted(result.points)
     cls = {m: result.points[m].cls() for m in mus}
+    if mus and mus[0] > 0:  # at zero both hypotheses are one: CLs is 1 in every band
+        mus.insert(0, 0.0)
+        cls[0.0] = {b: (1.0, 0.0) for b in ("obs", "-2", "-1", "0", "+1", "+2")}
     band = {b: [cls[m][b][0] for m in mus] for b in ("obs", "-2", "-1", "0", "+1", "+2")}
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
     ax.fill_between(mus, band["-2"], band["+2"], color="#fee000", label=r"expected $\pm2\sigma$")
