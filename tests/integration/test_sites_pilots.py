@@ -271,3 +271,48 @@ def test_drain_stops_a_sites_pilots_and_keeps_work_away(pilots, tmp_path, capsys
     assert states == {"bad": "drained", "home": "active"}
     code, _, err = _idds(capsys, "--db", db, "sites", "drain", "nowhere", "--sites", str(sites))
     assert code == 2 and err.strip() == f"error: no site named 'nowhere' in {sites}"
+
+
+def test_a_cloud_site_asks_rays_autoscaler_for_nodes_and_counts_them(ray_address, tmp_path):
+    from gpu_sites import make_site, parse_sites
+
+    spec = parse_sites({"sites": [{"name": "aws", "kind": "cloud", "slots": 2,
+                                   "gpus_per_pilot": 1, "max_pilots": 4}]}).sites[0]  # fmt: skip
+    site = make_site(spec, head_address=ray_address, work_dir=tmp_path)
+    assert site.submit(2) == ["request-0", "request-1"]  # request_resources, as `ray up` reads
+    assert [(p.ref, p.state) for p in site.pilots()] == [
+        ("request-0", "pending"), ("request-1", "pending")
+    ]  # fmt: skip
+    site.cancel(["request-1"])
+    assert [p.ref for p in site.pilots()] == ["request-0"]
+    site.drain()
+    assert site.pilots() == []
+
+
+def _schedd_answers() -> str | None:
+    try:
+        import htcondor2
+    except ImportError:
+        return "the htcondor2 bindings are not installed"
+    try:
+        htcondor2.Schedd().query(projection=["ClusterId"], limit=1)
+    except Exception as exc:  # no pool here
+        return f"no HTCondor schedd answers here: {str(exc).splitlines()[0]}"
+    return None
+
+
+def test_htcondor_pilots_join_and_are_removed(ray_address, tmp_path):
+    reason = _schedd_answers()
+    if reason:
+        pytest.skip(reason)
+    from gpu_sites import make_site, parse_sites
+
+    spec = parse_sites({"sites": [{"name": "condor", "kind": "htcondor", "gpus_per_pilot": 1,
+                                   "settings": {"object_store_mb": 80}}]}).sites[0]  # fmt: skip
+    site = make_site(spec, head_address=ray_address, work_dir=tmp_path)
+    (ref,) = site.submit(1)
+    try:
+        tp.wait_joined({"condor": 1}, timeout=300)
+        assert [p.ref for p in site.pilots()] == [ref]
+    finally:
+        site.drain()

@@ -198,3 +198,21 @@ def test_gpu_hours_roll_up_per_task_owner_and_site(engine):
     assert by_owner.key == "study/s" and by_owner.attempts == 2 and by_owner.failed == 2
     assert by_owner.gpu_hours == pytest.approx(sum(r.gpu_hours for r in by_site.values()))
     assert {r.key for r in rollup(rows, "task")} == {"study/s#0", "study/s#1"}
+
+
+def test_the_command_rejects_a_bad_sites_file_in_one_line_and_writes_nothing(
+    tmp_path, capsys, monkeypatch
+):
+    from idds.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    bad = tmp_path / "sites.yaml"
+    bad.write_text(yaml.safe_dump({"sites": [{"name": "a", "kind": "pbs"}]}))
+    db = tmp_path / "idds.db"
+    for command in (["list"], ["status"], ["drain", "a"], ["up"]):
+        with pytest.raises(SystemExit) as exit_:
+            main(["--db", f"sqlite:///{db}", "sites", *command, "--sites", str(bad)])
+        assert exit_.value.code == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "sites.0.kind: Input should be 'local'" in err
+    assert not db.exists()
