@@ -87,8 +87,11 @@ def cls_figure(result: ScanResult, *, cl: float, poi: str) -> go.Figure:
     Returns:
         The figure.
     """
-    mus = sorted(m for m in result.points if m > 0)
+    mus = sorted(result.points)
     cls = {m: result.points[m].cls() for m in mus}
+    if mus and mus[0] > 0:  # at zero both hypotheses are one: CLs is 1 in every band
+        mus.insert(0, 0.0)
+        cls[0.0] = {band: (1.0, 0.0) for band in LABELS}
     band = {b: [cls[m][b][0] for m in mus] for b in LABELS}
     fig = go.Figure()
     for low, high, colour, label in (
