@@ -11,6 +11,7 @@ import signal
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 from gpu_sites.site import Pilot, Site
 
@@ -23,6 +24,10 @@ class LocalSite(Site):
 
     kind = "local"
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._started: list[subprocess.Popen[bytes]] = []
+
     def submit(self, count: int) -> list[str]:
         self.work_dir.mkdir(parents=True, exist_ok=True)
         refs = []
@@ -34,10 +39,14 @@ class LocalSite(Site):
                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
                 )  # fmt: skip
             refs.append(str(proc.pid))
+            self._started.append(proc)
         return refs
 
     def pilots(self) -> list[Pilot]:
-        return [Pilot(self.name, str(pid), "running") for pid in _pilot_pids(self.name)]
+        # Pilots started here are known before they show in /proc under their command line.
+        self._started = [p for p in self._started if p.poll() is None]
+        pids = set(_pilot_pids(self.name)) | {p.pid for p in self._started}
+        return [Pilot(self.name, str(pid), "running") for pid in sorted(pids)]
 
     def cancel(self, refs: list[str]) -> None:
         pids = [int(r) for r in refs if r.isdigit()]

@@ -242,7 +242,7 @@ def test_pilots_start_with_queued_work_and_drain_when_idle(ray_address, tmp_path
     manager = PilotManager({"elastic": site}, queued=lambda: queued, drained=set, period_s=0.5)
     try:
         manager.step()  # one task waits, no pilot: start one
-        assert len(manager.mine["elastic"]) == 1 and len(_pilot_pids("elastic")) == 1
+        assert len(manager.mine["elastic"]) == 1 and len(site.pilots()) == 1
         tp.wait_joined({"elastic": 1})
         queued["elastic"] = 0
         manager.step()
