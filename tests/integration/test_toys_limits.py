@@ -58,7 +58,9 @@ def test_a_high_count_scan_finds_the_asymptotic_limits_within_its_errors(ray_add
                    max_steps=2, seed=2)  # fmt: skip
     result = scan.run(progress=False)
     asymptotic = asymptotic_limits(scan.spec.workspace, "mu", 0.95, "qtilde")
-    for band in ("obs", "-1", "0", "+1"):
+    # The -1 and -2 sigma bands read CLs where CLb is 16 % and 2.3 %: CLs+b near 1 - CL is then
+    # a tail of one toy in a hundred or thousand, beyond what a quick scan throws.
+    for band in ("obs", "0", "+1"):
         lim = result.limits[band]
         assert lim.value is not None, band
         assert abs(lim.value - asymptotic[band]) < 3 * lim.error + 0.05, (band, lim)
