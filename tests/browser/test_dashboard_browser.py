@@ -66,7 +66,7 @@ def server(ray_address, tmp_path_factory):
     _seed_capabilities(settings)
     port = _free_port()
     log = (base / "dashboard.log").open("w")
-    # As a user starts it: without the tests' PYTHONPATH (whose tests/dag would shadow dag).
+    # As a user starts it: without the tests' PYTHONPATH.
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "idds", "dashboard", "--db", url, "--port", str(port)],

@@ -22,7 +22,7 @@ from idds import tasks as tq
 from idds.db import connect
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
-NODES = Path(__file__).parents[1] / "dag"
+NODES = Path(__file__).parents[1] / "workflow_nodes"
 WIDTH = 16
 
 

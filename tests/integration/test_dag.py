@@ -14,7 +14,7 @@ import pytest
 from dag import Workflow, load_workflow
 from idds.cli import main
 
-HERE = Path(__file__).parents[1] / "dag"
+HERE = Path(__file__).parents[1] / "workflow_nodes"
 
 
 def executions(log: Path) -> collections.Counter:

@@ -22,19 +22,29 @@ def task(name, **kw):
         (wf(task("a", after=["b"]), task("b", after=["a"])), "a cycle: (a -> b -> a|b -> a -> b)"),
         (wf(task("a", args={"x": "${b}"}), task("b", args={"y": "${a}"})), "a cycle"),
         (wf(task("a", after=["nope"])), "node a: depends on 'nope', which does not exist"),
-        (wf(task("a", args={"x": "${ghost.value}"})), "node a: reads 'ghost', which is not an output here"),
+        (
+            wf(task("a", args={"x": "${ghost.value}"})),
+            "node a: reads 'ghost', which is not an output here",
+        ),
         (wf(task("a", when="a >")), "node a: expression 'a >' does not parse"),
         (wf(task("a", when="__import__('os')")), "node a: expression"),
-        (wf(task("a", args={"x": "${item}"})), "node a: 'item' can only be read in a fan-out or a loop"),
+        (
+            wf(task("a", args={"x": "${item}"})),
+            "node a: 'item' can only be read in a fan-out or a loop",
+        ),
         (wf({"name": "t", "template": "nope"}), "node t: no template 'nope'"),
         (
-            wf({"name": "t", "template": "tp", "params": {"x": 1, "bogus": 2}},
-               templates={"tp": {"params": {"x": None}, "nodes": [task("a")]}}),
+            wf(
+                {"name": "t", "template": "tp", "params": {"x": 1, "bogus": 2}},
+                templates={"tp": {"params": {"x": None}, "nodes": [task("a")]}},
+            ),
             "node t: template tp has no parameter\\(s\\) 'bogus'",
         ),
         (
-            wf({"name": "t", "template": "tp"},
-               templates={"tp": {"params": ["x"], "nodes": [task("a")]}}),
+            wf(
+                {"name": "t", "template": "tp"},
+                templates={"tp": {"params": ["x"], "nodes": [task("a")]}},
+            ),
             "node t: template tp needs 'x'",
         ),
         (wf(task("a"), task("a")), "'a' used twice"),
@@ -42,8 +52,13 @@ def task(name, **kw):
         (wf({"name": "a", "callable": "m:f", "command": "true"}), "give exactly one of"),
         (wf(task("item")), "reserved name"),
         (
-            wf(task("a"), {"name": "l", "loop": {"max": 3, "until": "missing > 1",
-                                                "body": {"nodes": [task("s")]}}}),
+            wf(
+                task("a"),
+                {
+                    "name": "l",
+                    "loop": {"max": 3, "until": "missing > 1", "body": {"nodes": [task("s")]}},
+                },
+            ),
             "reads 'missing'",
         ),
         (
@@ -68,10 +83,15 @@ def test_errors_are_one_line():
 
 
 def test_nested_flows_see_outer_outputs_and_templates_do_not():
-    ok = wf(task("a"), {"name": "c", "if": "a > 1", "then": {"nodes": [task("b", args={"x": "${a}"})]}})
+    ok = wf(
+        task("a"), {"name": "c", "if": "a > 1", "then": {"nodes": [task("b", args={"x": "${a}"})]}}
+    )
     WorkflowSpec.from_mapping(ok)
-    leaky = wf(task("a"), {"name": "t", "template": "tp"},
-               templates={"tp": {"nodes": [task("b", args={"x": "${a}"})]}})
+    leaky = wf(
+        task("a"),
+        {"name": "t", "template": "tp"},
+        templates={"tp": {"nodes": [task("b", args={"x": "${a}"})]}},
+    )
     with pytest.raises(SpecError, match="template tp"):
         WorkflowSpec.from_mapping(leaky)
 
@@ -85,7 +105,14 @@ def test_a_file_with_unknown_parameter_override_is_refused(tmp_path):
 
 
 def test_the_spec_round_trips_through_json():
-    data = wf(task("a", foreach=[1, 2]), {"name": "c", "if": "len(a) > 1",
-              "then": {"nodes": [task("b")]}, "else": {"nodes": [task("d")]}})
+    data = wf(
+        task("a", foreach=[1, 2]),
+        {
+            "name": "c",
+            "if": "len(a) > 1",
+            "then": {"nodes": [task("b")]},
+            "else": {"nodes": [task("d")]},
+        },
+    )
     spec = WorkflowSpec.from_mapping(data)
     assert WorkflowSpec.from_mapping(spec.to_mapping()) == spec
