@@ -25,33 +25,58 @@ TESTS = Path(__file__).parents[1]
 POINTS = 300
 
 
-def _busy_workers() -> list[psutil.Process]:
-    """Ray worker processes running an attempt now (named after the function they run)."""
+def _busy_workers(session_dir: str) -> list[psutil.Process]:
+    """This Ray session's worker processes running an attempt now (named after the function
+    they run; children of the session's raylet): never another Ray's on this host."""
     out = []
     for proc in psutil.process_iter(["name", "cmdline"]):
         title = " ".join(proc.info["cmdline"] or [proc.info["name"] or ""])
-        if title.startswith("ray::run_payload"):
-            out.append(proc)
+        if not title.startswith("ray::run_payload"):
+            continue
+        try:
+            raylet = proc.parent()
+            if raylet is not None and any(session_dir in a for a in raylet.cmdline()):
+                out.append(proc)
+        except psutil.Error:
+            pass
     return out
 
 
 class _Killer(threading.Thread):
-    def __init__(self, every_s: float) -> None:
+    def __init__(self, every_s: float, most: int, log: Path, progress: int) -> None:
+        import ray
+
         super().__init__(daemon=True)
         self.every_s = every_s
+        self.most = most
+        self.log = log
+        self.progress = progress
+        self.session_dir = ray._private.worker._global_node.get_session_dir_path()
         self.kills = 0
         self.stop = threading.Event()
 
     def run(self) -> None:
         rng = random.Random(7)
-        while not self.stop.wait(rng.uniform(0.5, 1.5) * self.every_s):
-            workers = _busy_workers()
+        seen = 0
+        while self.kills < self.most and not self.stop.wait(rng.uniform(0.5, 1.5) * self.every_s):
+            done = _lines(self.log)
+            if done < seen + self.progress:  # let the study move on between kills, so that
+                continue  # no one point takes every kill
+            workers = _busy_workers(self.session_dir)
             if workers:
                 try:
                     rng.choice(workers).kill()
                     self.kills += 1
+                    seen = done
                 except psutil.NoSuchProcess:
                     pass
+
+
+def _lines(path: Path) -> int:
+    try:
+        return path.read_text().count("\n")
+    except FileNotFoundError:
+        return 0
 
 
 @pytest.mark.timeout(900)
@@ -63,10 +88,10 @@ def test_random_worker_kills_lose_and_duplicate_nothing(settings, tmp_path, faul
         space={"x": {"type": "float", "low": -3.0, "high": 3.0},
                "sleep": {"type": "categorical", "choices": [0.1]},
                "log": {"type": "categorical", "choices": [str(log)]}},
-        max_points=POINTS, parallel=2, proposer="optuna:random", seed=5, max_attempts=6,
+        max_points=POINTS, parallel=2, proposer="optuna:random", seed=5, max_attempts=10,
         pythonpath=[str(TESTS)],
     )  # fmt: skip
-    killer = _Killer(every_s=0.7)
+    killer = _Killer(every_s=0.3, most=24, log=log, progress=8)
     killer.start()
     try:
         study.optimize(progress=False)
