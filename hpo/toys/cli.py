@@ -23,6 +23,10 @@ def toys() -> None:
     """Toy-MC CLs upper limits of pyhf workspaces."""
 
 
+#: The words of the command that resumes a scan (what `idds serve` runs).
+RESUME = ["toys", "resume"]
+
+
 @toys.command()
 @click.argument("spec_file", type=click.Path(dir_okay=False))
 @click.option("--name", help="Scan name (overrides the spec's).")
