@@ -82,6 +82,7 @@ class PilotManager:
         self.counts: dict[str, SiteCount] = {name: SiteCount() for name in sites}
         self.mine: dict[str, set[str]] = {name: set() for name in sites}
         self._idle_since: dict[str, float] = {}
+        self._errors: dict[str, str] = {}
         self._stop = threading.Event()
         self._round = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -175,7 +176,11 @@ class PilotManager:
 
     def _safe_pilots(self, name: str) -> list:
         try:
-            return self.sites[name].pilots()
+            pilots = self.sites[name].pilots()
         except SiteError as exc:
-            log.warning("site %s: cannot list pilots: %s", name, exc)
+            if self._errors.get(name) != str(exc):  # once per new error, not every round
+                log.warning("site %s: cannot list pilots: %s", name, exc)
+            self._errors[name] = str(exc)
             return []
+        self._errors.pop(name, None)
+        return pilots
