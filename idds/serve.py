@@ -72,7 +72,11 @@ class Server:
         try:
             while not self._stop:
                 self._reap()
-                started = self._start_free()
+                try:
+                    started = self._start_free()
+                except sa.exc.DBAPIError as exc:  # the database is away: look again later
+                    log.warning("database: %s", str(exc.orig).splitlines()[0] if exc.orig else exc)
+                    started = 0
                 if until_idle and not self.children and not started:
                     break
                 time.sleep(self.poll_s)
