@@ -8,6 +8,7 @@ it when a study resumes.
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -229,7 +230,8 @@ class Study:
                 dispatcher.release(owner_id)
 
     def check_capacity(self) -> None:
-        """Join Ray and check that one evaluation's resources exist in the cluster at all.
+        """Join Ray and check that one evaluation's resources exist in the cluster at all
+        (unless ``IDDS_SITES`` declares sites, whose pilots start on demand).
 
         Raises:
             SpecError: the cluster has fewer CPUs or GPUs than one evaluation asks for (it
@@ -240,6 +242,8 @@ class Study:
         from idds.runtime import ensure_ray
 
         ensure_ray(self.settings.ray_address)
+        if os.environ.get("IDDS_SITES"):
+            return  # the sites' pilots start on demand: the cluster grows to what is asked
         have = ray.cluster_resources()
         res = self.spec.resources
         for key, need in (("CPU", res.cpus), ("GPU", res.gpus)):
