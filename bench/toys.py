@@ -157,7 +157,7 @@ def measure(quick: bool, tmp: Path, out: Path) -> list[dict[str, Any]]:
     settings = Settings(db_url=f"sqlite:///{tmp / 'idds.db'}", work_dir=tmp / "work")
     rows = []
     model = "high_count"
-    points, batches, batch, loop_toys = (2, 1, 10, 10) if quick else (4, 2, 500, 1000)
+    points, batches, batch, loop_toys = (2, 1, 10, 10) if quick else (4, 2, 1000, 1000)
     load = os.getloadavg()[0]
     before, cpu_before = loop_rate(model, 1.5, loop_toys)
     ours, ours_cpu = platform_rate(settings, model, points, batches, batch)
