@@ -33,12 +33,9 @@ class Settings:
     @property
     def db_url_safe(self) -> str:
         """The database URL with its password masked, for messages and logs."""
-        from sqlalchemy.engine import make_url
+        from idds.db import redact
 
-        try:
-            return make_url(self.db_url).render_as_string(hide_password=True)
-        except Exception:  # not a URL SQLAlchemy reads: show its scheme only
-            return self.db_url.split(":", 1)[0] + ":***"
+        return redact(self.db_url)
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:

@@ -8,6 +8,7 @@ through :class:`db_now`, as seconds since the epoch.
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -113,6 +114,9 @@ def reading(engine: Engine) -> Iterator[Connection]:
         yield conn
 
 
+_UPGRADING = threading.Lock()
+
+
 def upgrade(engine: Engine) -> None:
     """Apply every migration the database lacks (Alembic ``upgrade head``)."""
     from alembic import command
@@ -120,7 +124,8 @@ def upgrade(engine: Engine) -> None:
 
     config = Config()
     config.set_main_option("script_location", str(_MIGRATIONS))
-    with engine.begin() as conn:
+    # Alembic's `op` and `context` are process-wide proxies: one migration at a time.
+    with _UPGRADING, engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             # Two heads starting together must not both create the schema.
             conn.execute(sa.text("SELECT pg_advisory_xact_lock(727274)"))

@@ -131,5 +131,8 @@ def test_sites_page_rolls_attempts_up_per_site_and_per_owner(app, seeded):
     assert dict(zip(per_site["site"], per_site["attempts"], strict=True)) == {"local": len(used)}
     per_owner = next(d.value for d in at.dataframe if "owner" in d.value.columns)
     owners = dict(zip(per_owner["owner"], per_owner["failed"], strict=True))
-    assert owners["workflow/flow"] == 1 and owners["carousel/c-file"] == 0
+    assert owners["workflow/flow"] == 1  # its one broken node
+    # the carousel's processing fails at random (1 % of attempts), as its campaign says
+    expected = sum(u.state == "failed" for u in used if u.owner == "carousel/c-file")
+    assert owners["carousel/c-file"] == expected
     assert {"toyscan/scan", "carousel/c-dataset"} <= set(owners)
