@@ -177,6 +177,7 @@ def test_scancel_of_a_pilot_mid_study_and_every_point_is_evaluated_once(
                 cancelled.append(job)
             time.sleep(0.2)
 
+    study.create()  # the database exists before the watcher reads it
     killer = threading.Thread(target=cancel_a_busy_pilot)
     killer.start()
     study.optimize(progress=False)
@@ -220,6 +221,7 @@ def test_a_pilot_killed_with_sigkill_mid_study_fails_over_to_another_site(
                 killed.append(pid)
             time.sleep(0.2)
 
+    study.create()  # the database exists before the watcher reads it
     killer = threading.Thread(target=kill_the_spare_pilot)
     killer.start()
     try:
