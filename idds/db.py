@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -91,7 +92,7 @@ def _sqlite_engine(url: sa.URL) -> Engine:
         # Let SQLAlchemy's "begin" event emit BEGIN itself (see below).
         dbapi_conn.isolation_level = None
         cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")
+        _set_wal(cur)
         # WAL + NORMAL: a commit survives a crash of any process; only an OS crash
         # may lose the last commits.
         cur.execute("PRAGMA synchronous=NORMAL")
@@ -105,6 +106,21 @@ def _sqlite_engine(url: sa.URL) -> Engine:
         conn.exec_driver_sql(f"BEGIN {mode}")
 
     return engine
+
+
+def _set_wal(cur: Any) -> None:
+    """Switch the file to WAL. The switch needs the file to itself, and SQLite reports a busy
+    file at once rather than waiting: two processes opening a new file together retry."""
+    import sqlite3
+
+    for attempt in range(50):
+        try:
+            cur.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == 49:
+                raise
+            time.sleep(0.2)
 
 
 @contextmanager
