@@ -18,7 +18,14 @@ class IddsError(Exception):
 
 
 class SpecError(IddsError, ValueError):
-    """A spec, flag or argument does not validate; nothing was written."""
+    """A spec, flag or argument does not validate; nothing was written.
+
+    Its message is one line: line breaks that came with the user's input are shown as
+    ``\\n``.
+    """
+
+    def __str__(self) -> str:
+        return super().__str__().replace("\r", "\\r").replace("\n", "\\n")
 
 
 class DatabaseError(IddsError):
