@@ -8,16 +8,15 @@ figures are published ones where they exist.
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import pydantic
-import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
 
 from carousel.sizes import format_size, parse_size
+from idds.config import read_spec_file
 from idds.errors import SpecError
 
 Size = Annotated[
@@ -201,13 +200,5 @@ def load_campaign_file(path: str | Path) -> CampaignSpec:
         SpecError: the file is missing, does not parse, or does not validate.
     """
     path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise SpecError(f"{path}: cannot read: {exc.strerror}") from None
-    try:
-        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        first = str(exc).splitlines()[0]
-        raise SpecError(f"{path}: does not parse: {first}") from None
+    data = read_spec_file(path)
     return CampaignSpec.from_mapping(data or {}, source=str(path))

@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import collections
 import graphlib
-import json
 import shlex
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -25,6 +23,7 @@ from pydantic import (
 )
 
 from dag.expr import FUNCTIONS, Expression, ExpressionError, names_in
+from idds.config import read_spec_file
 from idds.errors import SpecError
 
 _IDENT = r"^[A-Za-z][A-Za-z0-9_]{0,63}$"
@@ -210,15 +209,7 @@ def load_spec_file(path: str | Path, overrides: dict[str, Any] | None = None) ->
             names a parameter the workflow does not have.
     """
     path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise SpecError(f"{path}: cannot read: {exc.strerror}") from None
-    try:
-        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    except (yaml.YAMLError, json.JSONDecodeError) as exc:
-        first = str(exc).strip().splitlines()[0]
-        raise SpecError(f"{path}: does not parse: {first}") from None
+    data = read_spec_file(path)
     if isinstance(data, dict):
         base = path.resolve().parent
         data = {**data, "params": {**data.get("params", {}), "spec_dir": str(base)}}

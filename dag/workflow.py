@@ -9,7 +9,6 @@ for node in wf.nodes(): print(node.path, node.state, node.output)
 from __future__ import annotations
 
 import re
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -124,7 +123,7 @@ class Workflow:
             owners_mod.update_spec(conn, owner_id, lambda s: {**s, "suspended": False})
             owners_mod.set_state(conn, owner_id, OwnerState.ACTIVE)
         dispatcher = Dispatcher(self.db, lease_seconds=self.settings.lease_seconds)
-        self._hold(dispatcher, owner_id)
+        dispatcher.hold_waiting(owner_id, f"workflow {self.name!r}")
         try:
             with reading(self.db) as conn:
                 run = WorkflowRun(self, owner_id, records(conn, owner_id), progress=progress)
@@ -147,13 +146,6 @@ class Workflow:
         if run.engine.state == NodeState.SUCCEEDED:
             return OwnerState.FINISHED
         return OwnerState.FAILED
-
-    def _hold(self, dispatcher: Dispatcher, owner_id: int) -> None:
-        deadline = time.monotonic() + self.settings.lease_seconds + 2
-        while not dispatcher.hold(owner_id):
-            if time.monotonic() > deadline:
-                raise IddsError(f"workflow {self.name!r} is being run by another live head")
-            time.sleep(0.5)
 
     def task_for(self, number: int, node: Node) -> TaskSpec:
         """The task that runs a ready node."""

@@ -5,16 +5,15 @@ Validation errors are :class:`idds.errors.SpecError` with one line that names th
 
 from __future__ import annotations
 
-import json
 import math
 import re
 import shlex
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from idds.config import read_spec_file
 from idds.errors import SpecError
 
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,199}$"
@@ -326,13 +325,5 @@ def load_spec_file(path: str | Path) -> tuple[StudySpec, Path]:
         SpecError: the file is missing, does not parse or does not validate.
     """
     path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise SpecError(f"{path}: cannot read: {exc.strerror}") from None
-    try:
-        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    except (yaml.YAMLError, json.JSONDecodeError) as exc:
-        first = str(exc).strip().splitlines()[0]
-        raise SpecError(f"{path}: does not parse: {first}") from None
+    data = read_spec_file(path)
     return StudySpec.from_mapping(data, source=str(path)), path.resolve().parent

@@ -9,7 +9,6 @@ it when a study resumes.
 from __future__ import annotations
 
 import os
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,7 +21,7 @@ from idds import tasks as tq
 from idds.config import Settings
 from idds.db import connect, reading
 from idds.dispatcher import Dispatcher
-from idds.errors import IddsError, NotFound, SpecError
+from idds.errors import NotFound, SpecError
 from idds.owners import OwnerState
 from idds.payloads import load_callable
 from idds.tasks import TaskState
@@ -216,7 +215,7 @@ class Study:
             for position, study in enumerate(studies):
                 study._engine = self.engine
                 owner_id = study._owner_id()
-                study._hold(dispatcher, owner_id)
+                dispatcher.hold_waiting(owner_id, f"study {study.name!r}")
                 held.append(owner_id)
                 runs.append(StudyRun(study, owner_id, progress=progress, position=position))
             dispatcher.run(runs)
@@ -262,13 +261,6 @@ class Study:
                 )
             ).first()
         return row.id if row else self.create()
-
-    def _hold(self, dispatcher: Dispatcher, owner_id: int) -> None:
-        deadline = time.monotonic() + self.settings.lease_seconds + 2
-        while not dispatcher.hold(owner_id):
-            if time.monotonic() > deadline:
-                raise IddsError(f"study {self.name!r} is being run by another live head")
-            time.sleep(0.5)
 
     def enqueue(self, point: dict[str, Any]) -> dict[str, Any]:
         """Add a point to evaluate next (a head running the study picks it up in seconds).

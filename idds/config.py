@@ -61,3 +61,24 @@ def _convert(name: str, raw: str) -> object:
             raise SpecError(f"IDDS_LEASE_SECONDS: must be > 0, got {raw}")
         return value
     return raw
+
+
+def read_spec_file(path: Path, error: type[SpecError] = SpecError) -> object:
+    """The data of a YAML or JSON spec file (JSON by its ``.json`` suffix).
+
+    Raises:
+        SpecError: (or ``error``) the file cannot be read or does not parse; one line.
+    """
+    import json
+
+    import yaml
+
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise error(f"{path}: cannot read: {exc.strerror}") from None
+    try:
+        return json.loads(text) if Path(path).suffix == ".json" else yaml.safe_load(text)
+    except (yaml.YAMLError, json.JSONDecodeError) as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise error(f"{path}: does not parse: {first}") from None

@@ -213,6 +213,18 @@ class Dispatcher:
             tq.requeue_in_flight(conn, owner_id, f"lost: head gone, taken over by {self.head}")
         return True
 
+    def hold_waiting(self, owner_id: int, what: str) -> None:
+        """:meth:`hold`, waiting out a lease that a head which stopped may still hold.
+
+        Raises:
+            IddsError: a live head still holds it after a lease's length (``what`` names it).
+        """
+        deadline = time.monotonic() + self.lease_seconds + 2
+        while not self.hold(owner_id):
+            if time.monotonic() > deadline:
+                raise IddsError(f"{what} is being run by another live head")
+            time.sleep(0.5)
+
     def release(self, owner_id: int) -> None:
         with self.engine.begin() as conn:
             owners_mod.release(conn, owner_id, self.head)

@@ -12,9 +12,9 @@ import math
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from idds.config import read_spec_file
 from idds.errors import SpecError
 
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,199}$"
@@ -153,15 +153,7 @@ def load_scan_file(path: str | Path) -> ToyScanSpec:
         ToyScanError: the file is missing, does not parse or does not validate.
     """
     path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise ToyScanError(f"{path}: cannot read: {exc.strerror}") from None
-    try:
-        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    except (yaml.YAMLError, json.JSONDecodeError) as exc:
-        first = str(exc).strip().splitlines()[0]
-        raise ToyScanError(f"{path}: does not parse: {first}") from None
+    data = read_spec_file(path, ToyScanError)
     return ToyScanSpec.from_mapping(data, source=str(path), base_dir=path.resolve().parent)
 
 

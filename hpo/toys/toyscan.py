@@ -6,7 +6,6 @@ The scan is an owner row of kind ``toyscan`` whose tasks are its toy batches; se
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,7 +19,7 @@ from idds import tasks as tq
 from idds.config import Settings
 from idds.db import connect, reading
 from idds.dispatcher import Dispatcher
-from idds.errors import IddsError, NotFound
+from idds.errors import NotFound
 from idds.owners import OwnerState
 from idds.tasks import TaskState
 
@@ -140,7 +139,7 @@ class ToyScan:
         owner_id = self._owner_id(create=True)
         parallel = self.spec.parallel or max(int(ray.cluster_resources().get("CPU", 1)), 1)
         dispatcher = Dispatcher(self.engine, lease_seconds=self.settings.lease_seconds)
-        self._hold(dispatcher, owner_id)
+        dispatcher.hold_waiting(owner_id, f"toy scan {self.name!r}")
         try:
             run = ToyScanRun(self.spec, owner_id, self._rows(owner_id), parallel=parallel,
                              progress=progress)  # fmt: skip
@@ -152,13 +151,6 @@ class ToyScan:
         finally:
             dispatcher.release(owner_id)
         return self.result()
-
-    def _hold(self, dispatcher: Dispatcher, owner_id: int) -> None:
-        deadline = time.monotonic() + self.settings.lease_seconds + 2
-        while not dispatcher.hold(owner_id):
-            if time.monotonic() > deadline:
-                raise IddsError(f"toy scan {self.name!r} is being run by another live head")
-            time.sleep(0.5)
 
     def cancel(self) -> int:
         """Cancel the scan; a head running it stops within seconds. Returns batches cancelled."""
