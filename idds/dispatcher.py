@@ -2,12 +2,19 @@
 record their results in group commits, retry, and call the owners back.
 
 Ray tasks are submitted with ``max_retries=0``: retries happen here, as new attempts.
+
+A database that goes away (PostgreSQL stopped, the network cut) does not stop a head: it keeps
+what it has not recorded yet in memory, tries again with a growing backoff, and once the
+database answers it renews its leases (standing down if another head took an owner over) and
+records what it holds; it gives up after ``IDDS_DB_OUTAGE_S`` seconds (600 by default).
 """
 
 from __future__ import annotations
 
 import abc
+import contextlib
 import json
+import logging
 import os
 import time
 from dataclasses import dataclass, replace
@@ -17,17 +24,61 @@ import sqlalchemy as sa
 
 from idds import owners as owners_mod
 from idds import tasks as tq
-from idds.errors import IddsError, LeaseLost
+from idds.db import redact
+from idds.errors import DatabaseError, IddsError, LeaseLost, SpecError
 from idds.owners import OwnerState
 from idds.payloads import CHANNEL_NAME, HeadChannel, run_payload
 from idds.tasks import Claim, Outcome, TaskSpec, TaskState
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from sqlalchemy.engine import Connection, Engine
 
+log = logging.getLogger("idds.dispatcher")
 
 #: How often the head reads its channel (attempt starts, progress reports).
 DRAIN_PERIOD_S = 0.25
+#: The first wait before trying a database that went away again, and the longest (seconds).
+RECONNECT_BACKOFF_S = (0.5, 5.0)
+#: How long a head waits for a database that went away, unless ``IDDS_DB_OUTAGE_S`` says.
+DEFAULT_OUTAGE_S = 600.0
+
+
+def outage_limit() -> float:
+    """Seconds a head waits for a database that went away (``IDDS_DB_OUTAGE_S``).
+
+    Raises:
+        SpecError: the variable is set to something other than a positive number.
+    """
+    raw = os.environ.get("IDDS_DB_OUTAGE_S")
+    if not raw:
+        return DEFAULT_OUTAGE_S
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SpecError(f"IDDS_DB_OUTAGE_S: not a number: {raw!r}") from None
+    if not value > 0:
+        raise SpecError(f"IDDS_DB_OUTAGE_S: must be > 0, got {raw}")
+    return value
+
+
+def connection_lost(exc: sa.exc.DBAPIError, dialect: str) -> bool:
+    """True when ``exc`` says that the database is away (the connection dropped, the server
+    refuses connections or is shutting down) rather than that a statement is wrong.
+
+    SQLite reports mistakes as ``OperationalError`` too: there only a dropped connection counts.
+    """
+    if exc.connection_invalidated:
+        return True
+    return isinstance(exc, sa.exc.OperationalError) and dialect != "sqlite"
+
+
+def _reason(exc: BaseException) -> str:
+    """The first line of a database error, without any password."""
+    orig = getattr(exc, "orig", None) or exc
+    lines = str(orig).strip().splitlines()
+    return redact(lines[0] if lines else type(orig).__name__)
 
 
 class TaskOwner(abc.ABC):
@@ -168,6 +219,9 @@ class Dispatcher:
         lease_seconds: lease length; leases are renewed every third of it.
         broker: picks a site per task (:func:`default_broker` by default).
         backoff_s: delay before a failed attempt's retry; doubles with each attempt.
+        poll_s: how long an idle head waits before it looks again.
+        outage_s: how long to wait for a database that went away before giving up
+            (:func:`outage_limit` by default).
     """
 
     def __init__(
@@ -179,6 +233,7 @@ class Dispatcher:
         broker: Broker | None = None,
         backoff_s: float = 1.0,
         poll_s: float = 0.2,
+        outage_s: float | None = None,
     ) -> None:
         self.engine = engine
         self.head = head or owners_mod.new_head_id()
@@ -186,6 +241,7 @@ class Dispatcher:
         self.broker = broker or default_broker(engine)
         self.backoff_s = backoff_s
         self.poll_s = poll_s
+        self.outage_s = outage_limit() if outage_s is None else outage_s
         self._owners: dict[int, TaskOwner] = {}
         self._open: dict[int, int] = {}  # owner -> tasks not final
         self._flight: dict[Any, _InFlight] = {}
@@ -198,6 +254,13 @@ class Dispatcher:
         self._next_drain = 0.0
         self._seen: dict[int, float] = {}  # owner -> the `updated` time last seen
         self._started: list[tuple[str, str, float]] = []
+        # Kept in memory until committed, so that a database outage loses none of it:
+        self._ended: list[tuple[_InFlight, Outcome]] = []  # results that came back
+        self._to_submit: dict[int, list[TaskSpec]] = {}  # tasks the owners handed in
+        self._claiming: list[tuple[Claim, Placement]] = []  # claims of the open transaction
+        self._unsure: set[str] = set()  # attempts whose recording may have been committed
+        self._renew_period = min(lease_seconds / 3, 2.0)
+        self._next_renew = 0.0
 
     # --- owners and leases ----------------------------------------------------------------
 
@@ -226,8 +289,13 @@ class Dispatcher:
             time.sleep(0.5)
 
     def release(self, owner_id: int) -> None:
-        with self.engine.begin() as conn:
-            owners_mod.release(conn, owner_id, self.head)
+        """Give an owner's lease up (where the database is away, the lease simply runs out)."""
+        try:
+            with self.engine.begin() as conn:
+                owners_mod.release(conn, owner_id, self.head)
+        except sa.exc.DBAPIError as exc:
+            if not connection_lost(exc, self.engine.dialect.name):
+                raise
 
     # --- the loop -------------------------------------------------------------------------
 
@@ -236,6 +304,7 @@ class Dispatcher:
 
         Raises:
             LeaseLost: another head took an owner over; this head stood down.
+            DatabaseError: the database stayed away longer than ``outage_s``.
         """
 
         from idds.runtime import ensure_ray
@@ -243,38 +312,37 @@ class Dispatcher:
         ensure_ray()
         self._channel = _channel()
         self._owners = {o.owner_id: o for o in owners}
+        try:
+            while not self._guarded(self._load):
+                pass
+            while not all(o.done() for o in owners) or self._flight or self._ended:
+                self._guarded(self._step)
+        finally:
+            self._abandon_in_flight()
+            self._close_connection(broken=False)
+
+    def _load(self) -> None:
         self._open = self._count_open()
         with self.engine.begin() as conn:
             self._seen = {r.id: r.updated or 0.0 for r in self._owner_rows(conn, set(self._owners))}
-        # Renewing also notices a cancel made from another process: do it often.
-        period = min(self.lease_seconds / 3, 2.0)
-        next_renew = time.monotonic() + period
-        # The hot path keeps one connection (no pool checkout and reset per commit).
-        self._conn = self.engine.connect()
-        try:
-            while not all(o.done() for o in owners) or self._flight:
-                self._cycle(self._collect())
-                if time.monotonic() >= next_renew:
-                    self._renew()
-                    next_renew = time.monotonic() + period
-        finally:
-            self._abandon_in_flight()
-            self._conn.close()
+        self._next_renew = time.monotonic() + self._renew_period
 
-    def _cycle(self, ended: list[tuple[_InFlight, Outcome]]) -> None:
+    def _step(self) -> None:
+        if self._conn is None:
+            # The hot path keeps one connection (no pool checkout and reset per commit).
+            self._conn = self.engine.connect()
+        self._ended += self._collect()
+        # Renewing also notices a cancel made from another process: it is done often, and
+        # before writing, so that a head that was paused (SIGSTOP) past its lease writes nothing.
+        self._renew_if_due()
+        self._cycle()
+
+    def _cycle(self) -> None:
         """Record what came in (one group commit), tell the owners (a result is reported
         only once it is committed), then hand in their new tasks and claim the next ones
-        (a second commit) and launch them."""
-        finals: list[tuple[Claim, TaskState, Outcome]] = []
-        started, self._started = self._started, []
-        reports = self._claimed_reports()
-        conn = self._conn
-        if ended or started or reports:
-            with conn.begin():
-                self._mark_started(conn, started)
-                tq.add_reports(conn, reports)
-                finals = self._record(conn, ended)
-        self._pass_on(reports)
+        (a second commit) and launch them. What is not committed stays in memory for the
+        next try."""
+        finals = self._record_ended()
         for claim, state, outcome in finals:
             self._owners[claim.owner_id].on_final(
                 claim.number, state, outcome.result if outcome.ok else None, outcome.error
@@ -282,11 +350,35 @@ class Dispatcher:
         placed: list[tuple[Claim, Placement]] = []
         work = self._plan()
         if work:
-            with conn.begin():
-                placed = self._submit_and_claim(conn, work)
+            self._renew_if_due()  # the owners may have taken a while (a proposer)
+            with self._conn.begin():
+                placed = self._submit_and_claim(self._conn, work)
+            self._to_submit.clear()
+            self._claiming = []
         self._idle = not (placed or finals)
         for claim, placement in placed:
             self._launch(claim, placement)
+
+    def _record_ended(self) -> list[tuple[Claim, TaskState, Outcome]]:
+        """Commit the attempts that ended, started or reported; returns those now final."""
+        if not (self._ended or self._started or self._reports):
+            return []
+        reports = self._claimed_reports()
+        conn = self._conn
+        with conn.begin():
+            self._mark_started(conn, self._started)
+            tq.add_reports(conn, reports)
+            recorded = self._record(conn, self._ended)
+        self._ended, self._started, self._reports, self._unsure = [], [], [], set()
+        self._pass_on(reports)
+        finals: list[tuple[Claim, TaskState, Outcome]] = []
+        for claim, state, outcome in recorded:
+            if state in tq.FINAL:
+                finals.append((claim, state, outcome))
+                self._open[claim.owner_id] -= 1
+            elif state is TaskState.PENDING:
+                self._retry_at[claim.owner_id] = 0.0
+        return finals
 
     def _count_open(self) -> dict[int, int]:
         open_states = [TaskState.PENDING, *tq.IN_FLIGHT]
@@ -297,13 +389,17 @@ class Dispatcher:
             }
 
     def _plan(self) -> list[tuple[TaskOwner, list[TaskSpec], int]]:
-        """Per owner: the new tasks it hands in, and how many queued tasks to claim."""
+        """Per owner: the tasks to hand in (new ones, and any an outage kept from being
+        committed), and how many queued tasks to claim."""
         now = time.monotonic()
         work: list[tuple[TaskOwner, list[TaskSpec], int]] = []
         for oid, owner in self._owners.items():
             in_flight = sum(1 for f in self._flight.values() if f.claim.owner_id == oid)
-            specs = owner.new_tasks(max(owner.parallel - self._open[oid], 0))
-            self._open[oid] += len(specs)
+            fresh = owner.new_tasks(max(owner.parallel - self._open[oid], 0))
+            self._open[oid] += len(fresh)
+            if fresh:
+                self._to_submit.setdefault(oid, []).extend(fresh)
+            specs = list(self._to_submit.get(oid, ()))
             slots = min(owner.parallel - in_flight, self._open[oid] - in_flight)
             if specs:
                 self._retry_at.pop(oid, None)
@@ -316,15 +412,102 @@ class Dispatcher:
     def _submit_and_claim(
         self, conn: Connection, work: list[tuple[TaskOwner, list[TaskSpec], int]]
     ) -> list[tuple[Claim, Placement]]:
-        placed: list[tuple[Claim, Placement]] = []
         for owner, specs, slots in work:
             tq.submit(conn, owner.owner_id, specs)
             claims = tq.claim(conn, owner.owner_id, slots, lease_seconds=self.lease_seconds)
             if len(claims) < slots:  # the rest wait out a backoff
                 self._retry_at[owner.owner_id] = time.monotonic() + self.poll_s
-            placed += [(c, self.broker.place(c)) for c in claims]
-        tq.start_attempts(conn, [(c, p.site) for c, p in placed], head=self.head)
-        return placed
+            # Kept until committed: if the commit's answer is lost, these may have been made.
+            self._claiming += [(c, self.broker.place(c)) for c in claims]
+        tq.start_attempts(conn, [(c, p.site) for c, p in self._claiming], head=self.head)
+        return list(self._claiming)
+
+    # --- a database that went away --------------------------------------------------------
+
+    def _guarded(self, step: Callable[[], None]) -> bool:
+        """Run ``step``; if the database went away meanwhile, wait until it is back.
+
+        Returns:
+            False when an outage cut the step short (what it had not committed is kept).
+
+        Raises:
+            DatabaseError: the database stayed away longer than ``outage_s``.
+            LeaseLost: when it came back, another head held an owner.
+        """
+        try:
+            step()
+        except sa.exc.DBAPIError as exc:
+            if not connection_lost(exc, self.engine.dialect.name):
+                raise
+            self._wait_for_database(exc)
+            return False
+        return True
+
+    def _wait_for_database(self, exc: sa.exc.DBAPIError) -> None:
+        """Try the database again with a growing backoff; once it answers, renew the leases
+        and settle what the transaction that failed may have committed."""
+        url = redact(self.engine.url.render_as_string(hide_password=False))
+        log.warning(
+            "database %s is away (%s); holding %d result(s) in memory, trying again for up to "
+            "%g s", url, _reason(exc), len(self._ended), self.outage_s,
+        )  # fmt: skip
+        # The commit of these may have reached the database before the connection dropped.
+        self._unsure |= {flight.claim.token for flight, _ in self._ended}
+        since = time.monotonic()
+        delay = RECONNECT_BACKOFF_S[0]
+        while True:
+            self._close_connection(broken=True)
+            left = self.outage_s - (time.monotonic() - since)
+            if left <= 0:
+                raise DatabaseError(
+                    f"database {url} did not answer for {self.outage_s:g} s "
+                    f"(IDDS_DB_OUTAGE_S); giving up: {_reason(exc)}"
+                )
+            time.sleep(min(delay, left))
+            delay = min(2 * delay, RECONNECT_BACKOFF_S[1])
+            try:
+                self.engine.dispose()  # pooled connections are as dead as this one
+                self._conn = self.engine.connect()
+                self._renew()  # LeaseLost if another head took an owner over meanwhile
+                self._reconcile()
+            except sa.exc.DBAPIError as again:
+                if not connection_lost(again, self.engine.dialect.name):
+                    raise
+                exc = again
+                continue
+            log.info("database %s answers again after %.1f s", url, time.monotonic() - since)
+            return
+
+    def _reconcile(self) -> None:
+        """After an outage: launch the claims whose transaction was committed although its
+        commit failed, and hand in again only the tasks that were not recorded."""
+        t = tq.tasks.c
+        launch: list[tuple[Claim, Placement]] = []
+        with self._conn.begin():
+            if self._claiming:
+                tokens = [c.token for c, _ in self._claiming]
+                made = set(self._conn.execute(
+                    sa.select(t.token).where(t.token.in_(tokens), t.state == TaskState.DISPATCHED)
+                ).scalars())  # fmt: skip
+                launch = [(c, p) for c, p in self._claiming if c.token in made]
+            for oid, specs in self._to_submit.items():
+                numbers = [s.number for s in specs]
+                there = set(self._conn.execute(
+                    sa.select(t.number).where(t.owner_id == oid, t.number.in_(numbers))
+                ).scalars())  # fmt: skip
+                self._to_submit[oid] = [s for s in specs if s.number not in there]
+        self._claiming = []
+        for claim, placement in launch:
+            self._launch(claim, placement)
+
+    def _close_connection(self, *, broken: bool) -> None:
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        with contextlib.suppress(sa.exc.SQLAlchemyError):
+            if broken and not conn.invalidated:
+                conn.invalidate()
+            conn.close()
 
     def _launch(self, claim: Claim, placement: Placement) -> None:
         # Options may nest (``resources={"site:NAME": ...}``): key them by their JSON.
@@ -353,9 +536,9 @@ class Dispatcher:
         refs = list(self._flight)
         ready, rest = ray.wait(refs, num_returns=1, timeout=self._wait_timeout())
         if time.monotonic() >= self._next_drain:  # which attempts started, their reports
-            self._started, self._reports, questions = ray.get(
-                self._channel.drain.remote(), timeout=30
-            )
+            started, reports, questions = ray.get(self._channel.drain.remote(), timeout=30)
+            self._started += started
+            self._reports += reports
             if questions:
                 self._answer(questions)
             self._next_drain = time.monotonic() + DRAIN_PERIOD_S
@@ -407,9 +590,8 @@ class Dispatcher:
 
     def _claimed_reports(self) -> list[tuple[Claim, int, float]]:
         """The drained progress reports of attempts still in flight here."""
-        reports, self._reports = self._reports, []
         by_token = self._by_token()
-        return [(by_token[t].claim, s, v) for t, s, v in reports if t in by_token]
+        return [(by_token[t].claim, s, v) for t, s, v in self._reports if t in by_token]
 
     def _answer(self, questions: list[tuple[int, str, Any]]) -> None:
         """Owners answer their running tasks' questions (Optuna-style suggest calls)."""
@@ -450,18 +632,29 @@ class Dispatcher:
     def _record(
         self, conn: Connection, ended: list[tuple[_InFlight, Outcome]]
     ) -> list[tuple[Claim, TaskState, Outcome]]:
-        finals: list[tuple[Claim, TaskState, Outcome]] = []
+        """Record the ends of attempts; returns each one recorded, with the task's new state."""
+        recorded: list[tuple[Claim, TaskState, Outcome]] = []
         tq.add_reports(conn, [(f.claim, s, v) for f, o in ended for s, v in o.reports])
         for flight, outcome in ended:
             claim = flight.claim
             outcome = self._checked(claim, outcome)
             state = tq.finish(conn, claim, outcome, site=flight.site, backoff_s=self.backoff_s)
-            if state in tq.FINAL:
-                finals.append((claim, state, outcome))
-                self._open[claim.owner_id] -= 1
-            elif state is TaskState.PENDING:
-                self._retry_at[claim.owner_id] = 0.0
-        return finals
+            if state is None and claim.token in self._unsure:
+                state = self._recorded_before(conn, claim)
+            if state is not None:
+                recorded.append((claim, state, outcome))
+        return recorded
+
+    @staticmethod
+    def _recorded_before(conn: Connection, claim: Claim) -> TaskState | None:
+        """The final state that a commit which seemed to fail (its answer was lost with the
+        connection) gave the task of ``claim``, or None: the owner is told of it once."""
+        t = tq.tasks.c
+        row = conn.execute(sa.select(t.state, t.token).where(t.id == claim.task_id)).first()
+        done = (TaskState.SUCCEEDED, TaskState.FAILED)
+        if row is None or row.token != claim.token or row.state not in done:
+            return None
+        return TaskState(row.state)
 
     def _checked(self, claim: Claim, outcome: Outcome) -> Outcome:
         if not outcome.ok:
@@ -472,12 +665,21 @@ class Dispatcher:
             return replace(outcome, kind="invalid", result=None, error=str(exc))
         return replace(outcome, result=result)
 
+    def _renew_if_due(self) -> None:
+        if time.monotonic() >= self._next_renew:
+            self._renew()
+
     def _renew(self) -> None:
-        """Extend the leases; notice owners cancelled or changed from another process."""
+        """Extend the leases; notice owners cancelled or changed from another process.
+
+        Raises:
+            LeaseLost: another head holds an owner now.
+        """
         ids = list(self._owners)
         with self.engine.begin() as conn:
             held = owners_mod.renew(conn, ids, self.head, self.lease_seconds)
             rows = self._owner_rows(conn, held)
+        self._next_renew = time.monotonic() + self._renew_period
         for row in rows:
             owner = self._owners[row.id]
             if row.state == OwnerState.CANCELLED:
@@ -510,6 +712,7 @@ class Dispatcher:
             ray.cancel(ref, force=True)
             del self._flight[ref]
         self._open[owner_id] = 0
+        self._to_submit.pop(owner_id, None)
 
     def _abandon_in_flight(self) -> None:
         """On an exception or interrupt: stop what runs; the next holder queues it again."""
