@@ -21,7 +21,9 @@ def fault_figures(request: pytest.FixtureRequest):
 def pytest_terminal_summary(terminalreporter) -> None:  # noqa: ANN001 - pytest's hook
     if not _FIGURES:
         return
+    # Every figure any test recorded: these first, then others as they first appear.
     columns = ["test", "kills", "lost", "duplicates", "failed_attempts"]
+    columns += list(dict.fromkeys(k for f in _FIGURES for k in f if k not in columns))
     rows = [[str(f.get(c, "")) for c in columns] for f in _FIGURES]
     widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(columns)]
     terminalreporter.section("fault injection: what each test survived")

@@ -1,0 +1,163 @@
+"""PostgreSQL stopped for 15 s while a study runs (a throwaway cluster of its own, never the
+shared server): the head waits, keeps the results it holds, and goes on when it is back.
+
+What must hold: the head exits 0; exactly max_points succeeded trials, each result recorded
+once; no point runs twice (the head kept its lease and recorded what it held); the head said
+so in one warning line, without the database password.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+import yaml
+
+from idds import tasks as tq
+
+pytestmark = [pytest.mark.faults, pytest.mark.slow]
+TESTS = Path(__file__).parents[1]
+POINTS = 60
+OUTAGE_S = 15
+PG_BIN = Path("/usr/local/bin")
+
+
+class ThrowawayPostgres:
+    """A PostgreSQL cluster in a temporary directory, on a free port, that a test may stop
+    and start (run as the ``postgres`` OS user where the test runs as root: initdb refuses
+    root)."""
+
+    def __init__(self) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="idds-pg-"))
+        self.data = self.dir / "data"
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self._as: list[str] = []
+        if os.geteuid() == 0:
+            shutil.chown(self.dir, "postgres", "postgres")
+            self._as = ["runuser", "-u", "postgres", "--"]
+        self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "-N")
+
+    def url(self, password: str = "") -> str:
+        auth = f"postgres:{password}" if password else "postgres"
+        return f"postgresql+psycopg://{auth}@127.0.0.1:{self.port}/postgres"
+
+    def start(self) -> None:
+        options = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off"
+        self._run("pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.dir / "log"),
+                  "-w", "start")  # fmt: skip
+
+    def stop(self) -> None:
+        self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
+
+    def remove(self) -> None:
+        subprocess.run([*self._as, str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m",
+                        "immediate", "stop"], capture_output=True, check=False)  # fmt: skip
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def _run(self, tool: str, *args: str) -> None:
+        subprocess.run([*self._as, str(PG_BIN / tool), *args], check=True, capture_output=True,
+                       timeout=120)  # fmt: skip
+
+
+@pytest.fixture
+def throwaway_pg():
+    if not (PG_BIN / "initdb").exists():
+        pytest.skip(f"no initdb in {PG_BIN}: cannot make a PostgreSQL cluster to stop")
+    cluster = ThrowawayPostgres()
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.remove()
+
+
+def _succeeded(engine) -> set[float]:
+    with engine.begin() as conn:
+        rows = conn.execute(
+            sa.select(tq.tasks.c.payload).where(tq.tasks.c.state == tq.TaskState.SUCCEEDED)
+        ).scalars()
+        return {round(p["args"][0]["x"], 12) for p in rows}
+
+
+def test_postgres_stopped_for_15_s_loses_nothing(throwaway_pg, ray_address, tmp_path,
+                                                 fault_figures):  # fmt: skip
+    log = tmp_path / "executions.jsonl"
+    spec = tmp_path / "study.yaml"
+    spec.write_text(yaml.safe_dump({
+        "name": "outage", "objective": "objectives:recorded",
+        "space": {"x": {"type": "float", "low": -3.0, "high": 3.0},
+                  "sleep": {"type": "categorical", "choices": [0.3]},
+                  "log": {"type": "categorical", "choices": [str(log)]}},
+        "max_points": POINTS, "parallel": 2, "proposer": "optuna:random", "seed": 5,
+        "pythonpath": [str(TESTS)],
+    }))  # fmt: skip
+    url = throwaway_pg.url(password="s3cret")  # trust auth: the password is only carried
+    argv = [sys.executable, "-m", "idds", "--db", url, "--ray-address", ray_address,
+            "hpo", "launch", str(spec), "--no-progress"]  # fmt: skip
+    env = {**os.environ, "IDDS_LEASE_SECONDS": "60", "IDDS_WORK_DIR": str(tmp_path / "work")}
+    head = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)  # fmt: skip
+    engine = sa.create_engine(throwaway_pg.url())
+    try:
+        deadline = time.monotonic() + 120
+        while len(_wait_for_tables(engine)) < POINTS // 3:
+            assert head.poll() is None, head.communicate()
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        engine.dispose()
+        throwaway_pg.stop()
+        ran_before = set(_read_log(log))
+        time.sleep(OUTAGE_S)
+        assert head.poll() is None, "the head died with the database"
+        throwaway_pg.start()
+        out, err = head.communicate(timeout=180)
+    finally:
+        if head.poll() is None:
+            head.kill()
+    assert head.returncode == 0, err
+    assert "best value:" in out
+    warnings = [line for line in err.splitlines() if "is away" in line]
+    assert 1 <= len(warnings) <= 2, err  # one per outage seen (stopping, then refused)
+    assert "s3cret" not in err + out
+
+    with engine.begin() as conn:
+        counts = tq.counts(conn, conn.execute(sa.text("SELECT id FROM owners")).scalar_one())
+        ok_attempts = conn.execute(
+            sa.select(sa.func.count()).where(tq.attempts.c.state == "succeeded")
+        ).scalar_one()
+    engine.dispose()
+    runs = collections.Counter(_read_log(log))
+    duplicates = sum(n - 1 for n in runs.values())
+    fault_figures(outage_s=OUTAGE_S, lost=POINTS - counts[tq.TaskState.SUCCEEDED],
+                  duplicates=duplicates, failed_attempts=sum(runs.values()) - ok_attempts)  # fmt: skip
+    assert counts[tq.TaskState.SUCCEEDED] == POINTS and sum(counts.values()) == POINTS
+    assert ok_attempts == POINTS  # each result recorded exactly once
+    assert len(runs) == POINTS
+    for x in ran_before:
+        assert runs[x] == 1, f"point x={x} ran before the outage yet ran again"
+    assert duplicates == 0  # the head kept its lease: nothing in flight was run again
+
+
+def _wait_for_tables(engine) -> set[float]:
+    try:
+        return _succeeded(engine)
+    except sa.exc.ProgrammingError:  # the head has not made its tables yet
+        return set()
+
+
+def _read_log(log: Path) -> list[float]:
+    if not log.exists():
+        return []
+    return [round(json.loads(line)["x"], 12) for line in log.read_text().splitlines()]
