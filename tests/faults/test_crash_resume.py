@@ -1,40 +1,42 @@
-"""kill -9 the process running a study halfway; `idds hpo resume` finishes it.
+"""kill -9 the head running a study five times, at each sixth of its points; each time
+`idds hpo resume` or an `idds serve` head goes on with it, and the last run finishes it.
 
-What must hold: exactly max_points succeeded trials, each result recorded once, and no point
-whose result was recorded before the kill run again (a point in flight at the kill may run
-again: at least once, recorded once).
+What must hold: exactly max_points succeeded trials, each result recorded once, no point whose
+result was recorded before a kill run again, reruns only of what a killed head had in flight
+(at most `parallel` per kill), and each of those attempts recorded as lost.
 """
 
 from __future__ import annotations
 
-import collections
-import json
-import os
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 import yaml
+from head_kills import (
+    assert_nothing_recorded_ran_again,
+    executions,
+    head_env,
+    idds_argv,
+    kill_when,
+    lost_attempts,
+    serve_argv,
+    start,
+    succeeded_attempts,
+)
 
 from idds import tasks as tq
 from idds.db import connect
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
 TESTS = Path(__file__).parents[1]
-MAX_POINTS = 24
+MAX_POINTS = 36
+PARALLEL = 2
+KILLS = 5
 
 
-def _idds(settings, *args):
-    return [
-        sys.executable, "-m", "idds", "--db", settings.db_url,
-        "--ray-address", settings.ray_address, "hpo", *args, "--no-progress",
-    ]  # fmt: skip
-
-
-def _succeeded(engine):
+def _succeeded(engine) -> set[float]:
     with engine.begin() as conn:
         rows = conn.execute(
             sa.select(tq.tasks.c.payload).where(tq.tasks.c.state == tq.TaskState.SUCCEEDED)
@@ -42,7 +44,7 @@ def _succeeded(engine):
         return {round(p["args"][0]["x"], 12) for p in rows}
 
 
-def test_kill_9_halfway_then_resume_finishes_exactly_once(settings, tmp_path):
+def test_kill_9_five_times_then_resume_finishes_exactly_once(settings, tmp_path, fault_figures):
     log = tmp_path / "executions.jsonl"
     spec = tmp_path / "study.yaml"
     spec.write_text(yaml.safe_dump({
@@ -54,48 +56,46 @@ def test_kill_9_halfway_then_resume_finishes_exactly_once(settings, tmp_path):
             "log": {"type": "categorical", "choices": [str(log)]},
         },
         "max_points": MAX_POINTS,
-        "parallel": 2,
+        "parallel": PARALLEL,
         "proposer": "optuna:random",
         "seed": 11,
         "pythonpath": [str(TESTS)],
     }))  # fmt: skip
-    env = {**os.environ, "IDDS_LEASE_SECONDS": "60"}
-    head = subprocess.Popen(_idds(settings, "launch", str(spec)), env=env)
     engine = connect(settings.db_url)
-    deadline = time.monotonic() + 120
-    while len(_succeeded(engine)) < MAX_POINTS // 2:
-        assert head.poll() is None, "the study ended before it could be killed"
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
-    head.kill()  # SIGKILL: no cleanup of any kind
-    head.wait()
-    recorded_before_kill = _succeeded(engine)
-    assert len(recorded_before_kill) < MAX_POINTS
+    heads = [  # who runs the study until each kill: the launch, then resumes and serve heads
+        idds_argv(settings, "hpo", "launch", str(spec), "--no-progress"),
+        idds_argv(settings, "hpo", "resume", "crashy", "--no-progress"),
+        serve_argv(settings),
+        idds_argv(settings, "hpo", "resume", "crashy", "--no-progress"),
+        serve_argv(settings),
+    ]
+    kills = []
+    for k, argv in enumerate(heads, 1):
+        head = start(argv, tmp_path / "heads.out")
+        note = lambda: executions(log, lambda e: round(e["x"], 12))  # noqa: E731
+        kills.append(kill_when(head, lambda: _succeeded(engine), k * MAX_POINTS // 6, note, engine))
+    assert len(kills[-1].recorded) < MAX_POINTS
 
-    resumed = subprocess.run(
-        _idds(settings, "resume", "crashy"), env=env, capture_output=True, text=True, timeout=180
-    )
-    assert resumed.returncode == 0, resumed.stderr
-    assert "best value:" in resumed.stdout
+    final = subprocess.run(
+        idds_argv(settings, "hpo", "resume", "crashy", "--no-progress"), env=head_env(),
+        capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    assert final.returncode == 0, final.stderr
+    assert "best value:" in final.stdout
 
     with engine.begin() as conn:
         counts = tq.counts(conn, conn.execute(sa.text("SELECT id FROM owners")).scalar_one())
-        ok_attempts = conn.execute(
-            sa.select(sa.func.count()).where(tq.attempts.c.state == "succeeded")
-        ).scalar_one()
-        lost = conn.execute(
-            sa.select(sa.func.count()).where(tq.attempts.c.error.like("lost:%"))
-        ).scalar_one()
+    ok, lost, recorded = succeeded_attempts(engine), lost_attempts(engine), _succeeded(engine)
     engine.dispose()
-    assert counts[tq.TaskState.SUCCEEDED] == MAX_POINTS
-    assert sum(counts.values()) == MAX_POINTS
-    assert ok_attempts == MAX_POINTS  # each result recorded exactly once
-    executions = collections.Counter(
-        round(json.loads(line)["x"], 12) for line in log.read_text().splitlines()
-    )
-    for x in recorded_before_kill:
-        assert executions[x] == 1, f"point x={x} was recorded before the kill yet ran again"
-    assert set(executions) == _succeeded(connect(settings.db_url))
-    # only points in flight at the kill (at most `parallel`) may have run twice
-    assert sum(n - 1 for n in executions.values()) <= 2
-    assert lost <= 2
+    runs = executions(log, lambda e: round(e["x"], 12))
+    reruns = sum(n - 1 for n in runs.values())
+    fault_figures(kills=len(kills), lost=MAX_POINTS - len(recorded), duplicates=ok - len(recorded),
+                  failed_attempts=lost)  # fmt: skip
+    assert counts[tq.TaskState.SUCCEEDED] == sum(counts.values()) == MAX_POINTS
+    assert ok == MAX_POINTS  # each result recorded exactly once
+    assert set(runs) == recorded
+    assert_nothing_recorded_ran_again(kills, runs)
+    # only what a killed head had in flight ran again, and each of those attempts is on record
+    assert all(k.in_flight <= PARALLEL for k in kills)
+    assert lost == sum(k.in_flight for k in kills) >= 1
+    assert reruns <= lost

@@ -1,91 +1,103 @@
-"""kill -9 the head running a workflow halfway; `idds dag resume` finishes it.
+"""kill -9 the head running a workflow five times, at each sixth of its fan-out; each time
+`idds dag resume` or an `idds serve` head goes on with it, and the last run finishes it.
 
 What must hold: every node succeeds once in the records; no node whose result was recorded
-before the kill runs again (only nodes in flight at the kill may run twice); the fan-in
-after them runs once, with every output.
+before a kill runs again; reruns only of what a killed head had in flight (at most `parallel`
+per kill), each of those attempts recorded as lost; the fan-in after them runs once, with
+every output.
 """
 
 from __future__ import annotations
 
-import collections
 import json
-import os
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from head_kills import (
+    assert_nothing_recorded_ran_again,
+    executions,
+    head_env,
+    idds_argv,
+    kill_when,
+    lost_attempts,
+    serve_argv,
+    start,
+    succeeded_attempts,
+)
 
 from idds import tasks as tq
 from idds.db import connect
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
 NODES = Path(__file__).parents[1] / "workflow_nodes"
-WIDTH = 16
-
-
-def _idds(settings, *args):
-    return [
-        sys.executable, "-m", "idds", "--db", settings.db_url,
-        "--ray-address", settings.ray_address, "dag", *args, "--no-progress",
-    ]  # fmt: skip
+WIDTH = 30
+PARALLEL = 2
 
 
 def _succeeded(engine) -> set[str]:
+    """The nodes recorded as succeeded, named as their side effects are (``square7``)."""
     with engine.begin() as conn:
         rows = conn.execute(
             sa.select(tq.tasks.c.payload).where(tq.tasks.c.state == tq.TaskState.SUCCEEDED)
         ).scalars()
-        return {p["node"] for p in rows}
+        return {p["node"].replace("[", "").replace("]", "") for p in rows}
 
 
-def test_kill_9_mid_workflow_then_resume_runs_nothing_finished_again(settings, tmp_path):
+def _squares(engine) -> set[str]:
+    return {n for n in _succeeded(engine) if n.startswith("square")}
+
+
+def test_kill_9_five_times_mid_workflow_then_resume_runs_nothing_finished_again(
+    settings, tmp_path, fault_figures
+):
     log = tmp_path / "executions.jsonl"
     spec = tmp_path / "wf.json"
     spec.write_text(json.dumps({
-        "name": "crashy-wf", "pythonpath": [str(NODES)], "parallel": 2,
+        "name": "crashy-wf", "pythonpath": [str(NODES)], "parallel": PARALLEL,
         "nodes": [
             {"name": "square", "callable": "nodes_for_tests:square", "foreach": f"range({WIDTH})",
-             "args": {"x": "${item}", "log": str(log), "sleep": 0.3}},
+             "args": {"x": "${item}", "log": str(log), "sleep": 0.25}},
             {"name": "total", "callable": "nodes_for_tests:total", "after": ["square"],
              "args": {"log": str(log)}},
         ],
         "output": "total",
     }))  # fmt: skip
-    env = {**os.environ, "IDDS_LEASE_SECONDS": "60"}
-    head = subprocess.Popen(_idds(settings, "launch", str(spec)), env=env)
     engine = connect(settings.db_url)
-    deadline = time.monotonic() + 120
-    while len(_succeeded(engine)) < WIDTH // 2:
-        assert head.poll() is None, "the workflow ended before it could be killed"
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
-    head.kill()  # SIGKILL: no cleanup of any kind
-    head.wait()
-    before = _succeeded(engine)
-    assert len(before) < WIDTH
+    heads = [  # who runs the workflow until each kill: the launch, then resumes and serve heads
+        idds_argv(settings, "dag", "launch", str(spec), "--no-progress"),
+        idds_argv(settings, "dag", "resume", "crashy-wf", "--no-progress"),
+        serve_argv(settings),
+        idds_argv(settings, "dag", "resume", "crashy-wf", "--no-progress"),
+        serve_argv(settings),
+    ]
+    kills = []
+    for k, argv in enumerate(heads, 1):
+        head = start(argv, tmp_path / "heads.out")
+        note = lambda: executions(log, str)  # noqa: E731
+        kills.append(kill_when(head, lambda: _squares(engine), k * WIDTH // 6, note, engine))
+    assert len(kills[-1].recorded) < WIDTH
 
-    resumed = subprocess.run(
-        _idds(settings, "resume", "crashy-wf"), env=env, capture_output=True, text=True,
-        timeout=180,
+    final = subprocess.run(
+        idds_argv(settings, "dag", "resume", "crashy-wf", "--no-progress"), env=head_env(),
+        capture_output=True, text=True, timeout=180,
     )  # fmt: skip
-    assert resumed.returncode == 0, resumed.stderr
-    total = sum(i * i for i in range(WIDTH))
-    assert f"output: {total}" in resumed.stdout
+    assert final.returncode == 0, final.stderr
+    assert f"output: {sum(i * i for i in range(WIDTH))}" in final.stdout
 
-    after = _succeeded(engine)
-    with engine.begin() as conn:
-        ok_attempts = conn.execute(
-            sa.select(sa.func.count()).where(tq.attempts.c.state == "succeeded")
-        ).scalar_one()
+    ok, lost, recorded = succeeded_attempts(engine), lost_attempts(engine), _succeeded(engine)
     engine.dispose()
-    assert after == {f"square[{i}]" for i in range(WIDTH)} | {"total"}
-    assert ok_attempts == WIDTH + 1  # each result recorded exactly once
-    runs = collections.Counter(json.loads(line) for line in log.read_text().splitlines())
-    for path in before:
-        name = f"square{path[7:-1]}"
-        assert runs[name] == 1, f"{path} was recorded before the kill yet ran again"
+    runs = executions(log, str)
+    reruns = sum(n - 1 for n in runs.values())
+    fault_figures(kills=len(kills), lost=WIDTH + 1 - len(recorded),
+                  duplicates=ok - len(recorded), failed_attempts=lost)  # fmt: skip
+    assert recorded == {f"square{i}" for i in range(WIDTH)} | {"total"}
+    assert ok == WIDTH + 1  # each result recorded exactly once
+    assert set(runs) == recorded
     assert runs["total"] == 1
-    assert sum(n - 1 for n in runs.values()) <= 2  # only the 2 in flight may have run twice
+    assert_nothing_recorded_ran_again(kills, runs)
+    # only what a killed head had in flight ran again, and each of those attempts is on record
+    assert all(k.in_flight <= PARALLEL for k in kills)
+    assert lost == sum(k.in_flight for k in kills) >= 1
+    assert reruns <= lost

@@ -1,0 +1,139 @@
+"""Heads killed with kill -9 again and again: how the fault tests start them, kill them, and
+what they note at each kill (the results recorded, the side effects logged, the attempts the
+killed head had in flight)."""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from idds import tasks as tq
+
+#: How long a head may take to make the progress a kill waits for.
+PROGRESS_TIMEOUT_S = 120.0
+
+
+def head_env() -> dict[str, str]:
+    """The environment of the heads: this process's as it is now (Ray's settings for joining
+    the session's cluster, which it sets when it starts one), and a short lease (a head killed
+    on this host is taken over at once anyway)."""
+    return {**os.environ, "IDDS_LEASE_SECONDS": "10"}
+
+
+@dataclass(frozen=True)
+class Kill:
+    """What stood when a head was killed.
+
+    Attributes:
+        recorded: the results recorded by then (points, node paths).
+        executions: the side effects logged by then, counted per key.
+        in_flight: the attempts the killed head had dispatched or running.
+    """
+
+    recorded: frozenset[Hashable]
+    executions: collections.Counter[Hashable]
+    in_flight: int
+
+
+def idds_argv(settings, *words: str) -> list[str]:  # noqa: ANN001 - the tests' Settings
+    """An ``idds`` command line on the test's database and Ray cluster."""
+    return [sys.executable, "-m", "idds", "--db", settings.db_url,
+            "--ray-address", settings.ray_address, *words]  # fmt: skip
+
+
+def serve_argv(settings) -> list[str]:  # noqa: ANN001
+    """An ``idds serve`` head that runs one owner at a time and looks for work often."""
+    return idds_argv(settings, "serve", "--poll", "0.3", "--max-owners", "1")
+
+
+def start(argv: list[str], output: Path) -> subprocess.Popen[bytes]:
+    """Start a head in a process group of its own (so that the children of an ``idds serve``
+    head die with it), its output going to ``output``."""
+    with output.open("ab") as out:
+        return subprocess.Popen(
+            argv, env=head_env(), stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+
+def executions(log: Path, key: Callable[[str], Hashable]) -> collections.Counter[Hashable]:
+    """The side effects in ``log`` (one JSON line per execution), counted by ``key``."""
+    try:
+        lines = log.read_text().splitlines()
+    except FileNotFoundError:
+        return collections.Counter()
+    return collections.Counter(key(json.loads(line)) for line in lines)
+
+
+def in_flight(engine: sa.Engine) -> int:
+    """Tasks dispatched or running (a dead head's are lost when the next head takes over)."""
+    with engine.begin() as conn:
+        return conn.execute(
+            sa.select(sa.func.count()).where(tq.tasks.c.state.in_(tq.IN_FLIGHT))
+        ).scalar_one()
+
+
+def kill_when(
+    head: subprocess.Popen[bytes],
+    recorded: Callable[[], set[Hashable]],
+    at: int,
+    note: Callable[[], collections.Counter[Hashable]],
+    engine: sa.Engine,
+) -> Kill:
+    """SIGKILL ``head`` (and its process group) once ``at`` results are recorded.
+
+    Args:
+        head: the head, started by :func:`start`.
+        recorded: reads the results recorded so far.
+        at: how many results to wait for.
+        note: reads the side effects logged so far.
+        engine: the test's database.
+
+    Returns:
+        What stood at the kill.
+    """
+    deadline = time.monotonic() + PROGRESS_TIMEOUT_S
+    while len(recorded()) < at:
+        assert head.poll() is None, f"the head ended (code {head.returncode}) before its kill"
+        assert time.monotonic() < deadline, f"no {at} results in {PROGRESS_TIMEOUT_S:g} s"
+        time.sleep(0.05)
+    os.killpg(head.pid, signal.SIGKILL)  # no cleanup of any kind
+    head.wait()
+    time.sleep(0.3)  # a commit the server had received before the kill lands now or never
+    return Kill(frozenset(recorded()), note(), in_flight(engine))
+
+
+def lost_attempts(engine: sa.Engine) -> int:
+    """Attempts recorded as lost (their head died; the next head queued their tasks again)."""
+    with engine.begin() as conn:
+        return conn.execute(
+            sa.select(sa.func.count()).where(tq.attempts.c.error.like("lost:%"))
+        ).scalar_one()
+
+
+def succeeded_attempts(engine: sa.Engine) -> int:
+    with engine.begin() as conn:
+        return conn.execute(
+            sa.select(sa.func.count()).where(tq.attempts.c.state == tq.TaskState.SUCCEEDED)
+        ).scalar_one()
+
+
+def assert_nothing_recorded_ran_again(
+    kills: list[Kill], final: collections.Counter[Hashable]
+) -> None:
+    """Whatever was recorded before a kill has run no more times since that kill."""
+    for i, kill in enumerate(kills, 1):
+        for key in kill.recorded:
+            assert final[key] == kill.executions[key], (
+                f"{key} was recorded before kill {i} yet ran again "
+                f"({kill.executions[key]} executions then, {final[key]} in the end)"
+            )
