@@ -22,18 +22,48 @@ PG_URL = os.environ.get("IDDS_TEST_PG_URL", "postgresql+psycopg://postgres@127.0
 
 sys.path.insert(0, str(HERE))  # tests/objectives.py for in-process studies
 
+from ray_cluster import LocalCluster, cluster_auth_env  # noqa: E402 - found through the line above
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--ray-cluster", type=int, default=0, metavar="N",
+        help="run on a Ray cluster of N nodes (a head and N-1 worker nodes, 1 CPU each) that "
+        "`ray start` starts on this machine, instead of a local Ray",
+    )  # fmt: skip
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if config.getoption("--ray-cluster"):
+        # The cluster's own token, in the environment before Ray is imported (Ray reads it
+        # once per process): this process and every process it starts join with it.
+        os.environ.update(cluster_auth_env())
+
 
 @pytest.fixture(scope="session")
-def ray_address() -> str:
-    """A local Ray started once per session; its address lets subprocesses join it."""
+def ray_address(request: pytest.FixtureRequest) -> str:
+    """A local Ray started once per session, or with ``--ray-cluster N`` a cluster of N nodes;
+    its address lets subprocesses join it."""
     import ray
 
     from idds.runtime import ensure_ray
 
     os.environ.setdefault("PYTHONPATH", str(HERE))
-    ensure_ray()
-    yield ray.get_runtime_context().gcs_address
-    ray.shutdown()
+    nodes = request.config.getoption("--ray-cluster")
+    if not nodes:
+        ensure_ray()
+        yield ray.get_runtime_context().gcs_address
+        ray.shutdown()
+        return
+    cluster = LocalCluster(nodes)
+    try:
+        cluster.start()
+        ensure_ray(cluster.address)
+        cluster.wait_alive()
+        yield ray.get_runtime_context().gcs_address
+        ray.shutdown()
+    finally:
+        cluster.stop()
 
 
 def _pg_reset() -> str | None:
