@@ -100,7 +100,7 @@ def render_idds(db_url: str, name: str) -> tuple[float, float, float]:
     at = AppTest.from_file(APP, default_timeout=600)
     at.query_params["study"] = name
     at.run()  # the Overview page first, as a user arrives
-    at.switch_page("pages/studies.py").run()  # imports done, as in a running server
+    at.switch_page("views/studies.py").run()  # imports done, as in a running server
     st.cache_resource.clear()
     cold = _seconds(at.run)
     warm = _seconds(at.run)

@@ -25,6 +25,7 @@ from carousel.simulate import CampaignResult, collect
 from carousel.sizes import format_size
 from carousel.spec import CampaignSpec
 from carousel.tape import TapeEmulator
+from idds import auth
 from idds import owners as owners_mod
 from idds import tasks as tq
 from idds.config import Settings
@@ -186,7 +187,7 @@ def run_live(
     make_policy(spec, spec.policy(policy), catalog)  # bad input fails before anything is written
     engine = connect(settings.db_url)
     ensure_ray(settings.ray_address)
-    owner_id = _create(engine, spec, policy)
+    owner_id = _create(engine, spec, policy, auth.acting_user(engine, settings).name)
     dispatcher = Dispatcher(engine, lease_seconds=settings.lease_seconds, backoff_s=backoff_s)
     if not dispatcher.hold(owner_id):
         raise IddsError(f"carousel {spec.name!r} is held by another head")
@@ -207,11 +208,11 @@ def run_live(
     return result
 
 
-def _create(engine: sa.Engine, spec: CampaignSpec, policy: str) -> int:
+def _create(engine: sa.Engine, spec: CampaignSpec, policy: str, user: str) -> int:
     stored = {**spec.to_json(), "policy": policy}
     try:
         with engine.begin() as conn:
-            return owners_mod.create(conn, KIND, spec.name, stored)
+            return owners_mod.create(conn, KIND, spec.name, stored, user=user)
     except sa.exc.IntegrityError:
         raise SpecError(f"a carousel named {spec.name!r} exists; choose another name") from None
 

@@ -102,11 +102,12 @@ def _run(workflow: Workflow, no_progress: bool) -> None:
 def list_(settings: Settings) -> None:
     """Workflows: state and task nodes by state."""
     rows = [
-        [w["name"], w["state"], sum(w["tasks"].values()),
+        [w["name"], w["user"], w["state"], sum(w["tasks"].values()),
          *(w["tasks"].get(s, 0) for s in ("running", "succeeded", "failed"))]
         for w in list_workflows(settings)
     ]  # fmt: skip
-    click.echo(format_table(["workflow", "state", "tasks", "running", "succeeded", "failed"], rows))
+    headers = ["workflow", "user", "state", "tasks", "running", "succeeded", "failed"]
+    click.echo(format_table(headers, rows))
 
 
 @dag.command()

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from idds.config import path_inside
 from idds.payloads import current, load_callable
 
 
@@ -30,7 +31,7 @@ def with_files(inner: dict[str, Any], files: list[str]) -> dict[str, Any]:
         fn = load_callable(inner["callable"], inner.get("pythonpath", ()))
         value = fn(**inner.get("kwargs", {}))
     base = Path(inner.get("workdir") or ".").resolve()
-    paths = {name: base / name for name in files}
+    paths = {name: path_inside(base, name) for name in files}
     missing = [name for name, p in paths.items() if not p.exists()]
     if missing:
         raise FileNotFoundError(f"declared output file(s) not written: {', '.join(missing)}")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import collections
 import graphlib
 import shlex
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from pydantic import (
@@ -91,6 +91,15 @@ class NodeSpec(_Strict):
     @classmethod
     def _split(cls, value: Any) -> Any:
         return shlex.split(value) if isinstance(value, str) else value
+
+    @field_validator("files")
+    @classmethod
+    def _relative(cls, value: list[str]) -> list[str]:
+        for name in value:
+            parts = PurePosixPath(name).parts
+            if not name or PurePosixPath(name).is_absolute() or ".." in parts:
+                raise ValueError(f"{name!r}: a declared file is a path inside the node's work dir")
+        return value
 
     @field_validator("after", "sites", mode="before")
     @classmethod

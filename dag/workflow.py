@@ -18,9 +18,10 @@ import sqlalchemy as sa
 from dag.engine import Engine, Node, NodeState
 from dag.run import KIND, Record, WorkflowRun, records, replay
 from dag.spec import WorkflowSpec, load_spec_file
+from idds import auth
 from idds import owners as owners_mod
 from idds import tasks as tq
-from idds.config import Settings
+from idds.config import Settings, path_inside
 from idds.db import connect, reading
 from idds.dispatcher import Dispatcher
 from idds.errors import IddsError, NotFound, SpecError
@@ -87,7 +88,7 @@ class Workflow:
 
     @property
     def workdir(self) -> Path:
-        return (Path(self.settings.work_dir) / "dag" / self.name).resolve()
+        return path_inside(self.settings.work_dir, "dag", self.name)
 
     # --- running ----------------------------------------------------------------------------
 
@@ -97,9 +98,12 @@ class Workflow:
         Raises:
             SpecError: a workflow of that name exists already.
         """
+        user = auth.acting_user(self.db, self.settings).name
         try:
             with self.db.begin() as conn:
-                return owners_mod.create(conn, OWNER_KIND, self.name, self.spec.to_mapping())
+                return owners_mod.create(
+                    conn, OWNER_KIND, self.name, self.spec.to_mapping(), user=user
+                )
         except sa.exc.IntegrityError:
             raise SpecError(
                 f"a workflow named {self.name!r} exists already: resume it with "
@@ -115,8 +119,13 @@ class Workflow:
 
         Raises:
             IddsError: another live head runs it.
+            AccessDenied: it is another user's suspended workflow.
         """
         owner_id = self._owner_id(create=True)
+        with reading(self.db) as conn:
+            row = owners_mod.find(conn, OWNER_KIND, self.name)
+        if row.state == OwnerState.SUSPENDED:
+            auth.require(self.db, self.settings, row, "resume")
         with self.db.begin() as conn:
             if owners_mod.find(conn, OWNER_KIND, self.name).state == OwnerState.CANCELLED:
                 return OwnerState.CANCELLED
@@ -167,16 +176,26 @@ class Workflow:
     # --- control from another process -------------------------------------------------------
 
     def cancel(self) -> int:
-        """Cancel; a head running it stops its nodes within seconds. Returns tasks cancelled."""
+        """Cancel; a head running it stops its nodes within seconds. Returns tasks cancelled.
+
+        Raises:
+            AccessDenied: the workflow is another user's.
+        """
         owner_id = self._owner_id()
+        auth.require_named(self.db, self.settings, OWNER_KIND, self.name, "cancel")
         with self.db.begin() as conn:
             owners_mod.set_state(conn, owner_id, OwnerState.CANCELLED)
             return tq.cancel_owner_tasks(conn, owner_id, "workflow cancelled")
 
     def suspend(self) -> None:
         """Release no new node; the nodes running finish and the head stops. :meth:`run`
-        resumes it."""
+        resumes it.
+
+        Raises:
+            AccessDenied: the workflow is another user's.
+        """
         owner_id = self._owner_id()
+        auth.require_named(self.db, self.settings, OWNER_KIND, self.name, "suspend")
         with self.db.begin() as conn:
             owners_mod.update_spec(conn, owner_id, lambda s: {**s, "suspended": True})
             owners_mod.set_state(conn, owner_id, OwnerState.SUSPENDED)
@@ -190,8 +209,10 @@ class Workflow:
         Raises:
             SpecError: a named node is not a failed task node.
             IddsError: a head is running the workflow now.
+            AccessDenied: the workflow is another user's.
         """
         owner_id = self._owner_id()
+        auth.require_named(self.db, self.settings, OWNER_KIND, self.name, "retry")
         with self.db.begin() as conn:
             row = owners_mod.find(conn, OWNER_KIND, self.name)
             if row.lease_holder and not owners_mod.holder_is_dead(row.lease_holder):
@@ -222,6 +243,12 @@ class Workflow:
         with reading(self.db) as conn:
             return str(owners_mod.find(conn, OWNER_KIND, self.name).state)
 
+    @property
+    def user(self) -> str | None:
+        """The user who created the workflow (None: recorded before owners were)."""
+        with reading(self.db) as conn:
+            return owners_mod.find(conn, OWNER_KIND, self.name).user_name
+
     def nodes(self) -> list[NodeInfo]:
         """Every node instance so far, parents before their parts, with its record."""
         owner_id = self._owner_id()
@@ -240,9 +267,15 @@ class Workflow:
         return engine.output
 
     def log_paths(self, path: str, attempt: int | None = None) -> tuple[Path, Path, int]:
-        """stdout and stderr files of a node's attempt (the last by default)."""
+        """stdout and stderr files of a node's attempt (the last by default).
+
+        Raises:
+            NotFound: no such task node.
+            AccessDenied: the workflow is another user's.
+        """
         from idds.commands import log_paths
 
+        auth.require_named(self.db, self.settings, OWNER_KIND, self.name, "read the logs of")
         with reading(self.db) as conn:
             record = records(conn, self._owner_id()).get(path)
         if record is None:
@@ -273,13 +306,15 @@ def load_workflow(name: str, *, settings: Settings | None = None) -> Workflow:
 
 
 def list_workflows(settings: Settings | None = None) -> list[dict[str, Any]]:
-    """Every workflow: name, state, and its task nodes by state."""
+    """Every workflow: name, state, user, and its task nodes by state."""
     settings = settings or Settings.from_env()
     db = connect(settings.db_url)
     o, t = owners_mod.owners.c, tq.tasks.c
     with reading(db) as conn:
         rows = conn.execute(
-            sa.select(o.id, o.name, o.state, o.created).where(o.kind == OWNER_KIND).order_by(o.id)
+            sa.select(o.id, o.name, o.state, o.created, o.user_name)
+            .where(o.kind == OWNER_KIND)
+            .order_by(o.id)
         ).all()
         counts = conn.execute(
             sa.select(t.owner_id, t.state, sa.func.count())
@@ -289,7 +324,10 @@ def list_workflows(settings: Settings | None = None) -> list[dict[str, Any]]:
     by_owner: dict[int, dict[str, int]] = {}
     for owner_id, state, n in counts:
         by_owner.setdefault(owner_id, {})[state] = n
-    return [{"name": r.name, "state": r.state, "tasks": by_owner.get(r.id, {})} for r in rows]
+    return [
+        {"name": r.name, "state": r.state, "user": r.user_name, "tasks": by_owner.get(r.id, {})}
+        for r in rows
+    ]
 
 
 def _payload(workflow: Workflow, node: Node, workdir: str) -> dict[str, Any]:

@@ -54,7 +54,7 @@ def render() -> None:
 def _list_frame(rows: list[data.OwnerRow]) -> pd.DataFrame:
     out = []
     for r in rows:
-        row = {"name": r.name, "state": r.state, "policy": r.spec.get("policy"),
+        row = {"name": r.name, "user": r.user, "state": r.state, "policy": r.spec.get("policy"),
                "buffer": r.spec.get("buffer"), "files processed": r.tasks.get("succeeded", 0),
                "failed": r.tasks.get("failed", 0), "created (UTC)": when(r.created)}  # fmt: skip
         result = r.spec.get("result") or {}

@@ -40,6 +40,7 @@ class StudyRow:
     failed: int
     best: float | None
     created: float
+    user: str | None = None
 
 
 @dataclass(frozen=True)
@@ -121,6 +122,7 @@ def _study_row(row: Any, counts: dict[str, int], best: float | None) -> StudyRow
         failed=counts.get(TaskState.FAILED, 0),
         best=best,
         created=row.created,
+        user=row.user_name,
     )
 
 
@@ -242,6 +244,7 @@ class OwnerRow:
     spec: dict[str, Any]
     tasks: dict[str, int]
     created: float
+    user: str | None = None
 
 
 def owners_of(engine: Engine, kind: str) -> list[OwnerRow]:
@@ -250,7 +253,10 @@ def owners_of(engine: Engine, kind: str) -> list[OwnerRow]:
     with reading(engine) as conn:
         rows = conn.execute(sa.select(o).where(o.c.kind == kind).order_by(o.c.id)).all()
         counts = _state_counts(conn, [r.id for r in rows])
-    return [OwnerRow(r.name, r.state, dict(r.spec), counts.get(r.id, {}), r.created) for r in rows]
+    return [
+        OwnerRow(r.name, r.state, dict(r.spec), counts.get(r.id, {}), r.created, r.user_name)
+        for r in rows
+    ]
 
 
 @dataclass(frozen=True)

@@ -7,9 +7,11 @@ from pathlib import Path
 
 import streamlit as st
 
-PAGES = Path(__file__).parent / "pages"
+# Not "pages/": Streamlit would serve a script there by its URL without running app.py (and
+# so without its sign-in).
+PAGES = Path(__file__).parent / "views"
 
-#: (script in pages/, title, URL path, the module the capability needs) in menu order; the
+#: (script in views/, title, URL path, the module the capability needs) in menu order; the
 #: first is the home page.
 PAGE_LIST = [
     ("overview.py", "Overview", "overview", None),

@@ -51,6 +51,7 @@ def _frame(rows: list[data.StudyRow]) -> pd.DataFrame:
         [
             {
                 "name": r.name,
+                "user": r.user,
                 "state": r.state,
                 "segmented": r.kind == data.STUDY_KINDS[1],
                 "proposer": r.proposer,
@@ -63,7 +64,7 @@ def _frame(rows: list[data.StudyRow]) -> pd.DataFrame:
             }
             for r in rows
         ],
-        columns=["name", "state", "segmented", "proposer", "directions", "done", "running",
+        columns=["name", "user", "state", "segmented", "proposer", "directions", "done", "running",
                  "failed", "best", "created (UTC)"],
     )  # fmt: skip
 

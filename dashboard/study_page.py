@@ -16,10 +16,9 @@ import streamlit as st
 
 import hpo
 from dashboard import data
-from dashboard._common import engine, live, settings
+from dashboard._common import acting_settings, actor, engine, live, settings
 from dashboard.plots import OPTUNA_FIGURES, StudyFigures, study_figures
-from hpo.study import best_of, pareto_front, trial_workdir
-from idds.commands import log_paths
+from hpo.study import best_of, pareto_front
 from idds.errors import IddsError
 
 if TYPE_CHECKING:
@@ -174,9 +173,14 @@ def _best_number(study: hpo.Study, trials: list[Trial]) -> int:
 
 
 def _logs(study: hpo.Study, t: Trial) -> None:
+    owner = study.user
+    if not actor().may_change(owner):
+        st.caption(f"Logs are shown to the study's owner ({owner}) and admins only.")
+        return
     attempts = list(range(max(t.attempt, 1), 0, -1))
     attempt = st.selectbox("Attempt", attempts, key="trial-attempt")
-    out, err = log_paths(trial_workdir(study.workdir, t.number), attempt)
+    acting = hpo.load_study(study.name, settings=acting_settings())
+    out, err, attempt = acting.log_paths(t.number, attempt)
     for label, path in (("stdout", out), ("stderr", err)):
         text = path.read_text(errors="replace")[-20000:] if path.exists() else ""
         with st.expander(f"{label} of trial {t.number}, attempt {attempt}", expanded=bool(text)):
@@ -188,8 +192,13 @@ def _actions(study: hpo.Study) -> None:
         if study.state != "active":
             st.caption(f"The study is {study.state}: nothing to cancel or enqueue.")
             return
-        _cancel(study)
-        _enqueue(study)
+        owner = study.user
+        if not actor().may_change(owner):
+            st.caption(f"Read-only: the study is {owner}'s (its owner or an admin may change it).")
+            return
+        acting = hpo.load_study(study.name, settings=acting_settings())  # the session's user
+        _cancel(acting)
+        _enqueue(acting)
 
 
 def _cancel(study: hpo.Study) -> None:

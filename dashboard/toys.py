@@ -48,7 +48,8 @@ def render() -> None:
 
 def _list_frame(rows: list[data.OwnerRow]) -> pd.DataFrame:
     return pd.DataFrame([
-        {"name": r.name, "state": r.state, "POI": r.spec.get("poi"), "CL": r.spec.get("cl"),
+        {"name": r.name, "user": r.user, "state": r.state, "POI": r.spec.get("poi"),
+         "CL": r.spec.get("cl"),
          "range": str(r.spec.get("range")), "batches": sum(r.tasks.values()),
          "failed batches": r.tasks.get("failed", 0), "created (UTC)": when(r.created)}
         for r in rows

@@ -12,7 +12,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from dashboard import data
-from dashboard._common import engine, live, settings, when
+from dashboard._common import acting_settings, actor, engine, live, settings, when
 
 if TYPE_CHECKING:
     from dag import NodeInfo, WorkflowSpec
@@ -56,7 +56,8 @@ def render() -> None:
 
 def _list_frame(rows: list[data.OwnerRow]) -> pd.DataFrame:
     return pd.DataFrame([
-        {"name": r.name, "state": r.state, "nodes in spec": len(r.spec.get("nodes", [])),
+        {"name": r.name, "user": r.user, "state": r.state,
+         "nodes in spec": len(r.spec.get("nodes", [])),
          "tasks": sum(r.tasks.values()), "succeeded": r.tasks.get("succeeded", 0),
          "failed": r.tasks.get("failed", 0), "created (UTC)": when(r.created)}
         for r in rows
@@ -198,7 +199,14 @@ def _logs(workflow: Any, nodes: list[NodeInfo]) -> None:
     node = tasks[paths.index(path)]
     if node.error:
         st.code(node.error, language="text")
-    out, err, attempt = workflow.log_paths(path)
+    owner = workflow.user
+    if not actor().may_change(owner):
+        st.caption(f"Logs are shown to the workflow's owner ({owner}) and admins only.")
+        return
+    from dag import load_workflow
+
+    acting = load_workflow(workflow.name, settings=acting_settings())  # the session's user
+    out, err, attempt = acting.log_paths(path)
     for label, file in (("stdout", out), ("stderr", err)):
         text = file.read_text(errors="replace")[-20000:] if file.exists() else ""
         with st.expander(f"{label} of {path}, attempt {attempt}", expanded=bool(text)):

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from gpu_sites.errors import SiteSpecError
+from idds.config import path_inside
 
 if TYPE_CHECKING:
     from gpu_sites.spec import SiteSpec
@@ -88,7 +89,7 @@ class Site(abc.ABC):
     def __init__(self, spec: SiteSpec, *, head_address: str | None, work_dir: Path) -> None:
         self.spec = spec
         self.head_address = head_address
-        self.work_dir = Path(work_dir) / "sites" / spec.name
+        self.work_dir = path_inside(work_dir, "sites", spec.name)
         self.settings: Any = self.Settings.model_validate(spec.settings)
 
     @property

@@ -9,11 +9,10 @@ import sqlalchemy as sa
 import yaml
 
 from hpo.spec import load_spec_file
-from hpo.study import KIND, Study, Trial, load_study, trial_workdir
+from hpo.study import KIND, Study, Trial, load_study
 from idds import owners as owners_mod
 from idds import tasks as tq
 from idds.cli import format_table
-from idds.commands import log_paths
 from idds.config import Settings
 from idds.db import connect, reading
 from idds.errors import NotFound, SpecError
@@ -109,7 +108,7 @@ def list_(settings: Settings) -> None:
     if not table:
         click.echo("no studies")
         return
-    headers = ["name", "state", "proposer", "done", "running", "failed", "best"]
+    headers = ["name", "user", "state", "proposer", "done", "running", "failed", "best"]
     click.echo(format_table(headers, table))
 
 
@@ -132,6 +131,7 @@ def _summary(conn: sa.Connection, row: sa.Row) -> list[object]:
     in_flight = counts[tq.TaskState.DISPATCHED] + counts[tq.TaskState.RUNNING]
     return [
         row.name,
+        row.user_name,
         row.state,
         row.spec.get("proposer"),
         f"{done}/{row.spec.get('max_points')}",
@@ -199,12 +199,7 @@ def _short(v: object) -> str:
 @click.pass_obj
 def logs(settings: Settings, name: str, trial: int, attempt: int | None) -> None:
     """Print the stdout and stderr of TRIAL of study NAME."""
-    study = load_study(name, settings=settings)
-    found = [t for t in study.trials if t.number == trial]
-    if not found:
-        raise NotFound(f"study {name!r} has no trial {trial}")
-    attempt = attempt or found[0].attempt
-    out, err = log_paths(trial_workdir(study.workdir, trial), attempt)
+    out, err, attempt = load_study(name, settings=settings).log_paths(trial, attempt)
     if not out.exists() and not err.exists():
         raise NotFound(f"no logs for trial {trial}, attempt {attempt} (looked in {out.parent})")
     for label, path in (("stdout", out), ("stderr", err)):

@@ -16,9 +16,10 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from hpo.spec import StudySpec, check_point
+from idds import auth
 from idds import owners as owners_mod
 from idds import tasks as tq
-from idds.config import Settings
+from idds.config import Settings, path_inside
 from idds.db import connect, reading
 from idds.dispatcher import Dispatcher
 from idds.errors import NotFound, SpecError
@@ -104,7 +105,7 @@ class Study:
         self.spec = spec
         self.settings = settings or Settings.from_env()
         self.pythonpath = _resolve_path(spec.pythonpath, base)
-        self.workdir = str((Path(self.settings.work_dir) / spec.name).resolve())
+        self.workdir = str(path_inside(self.settings.work_dir, spec.name))
         self.spec_dir = str(base)
         self._engine: Engine | None = None
         #: The segments of a segmented study: independent studies run side by side.
@@ -165,11 +166,14 @@ class Study:
         Raises:
             SpecError: a study of that name (or of a segment's) exists already.
         """
+        user = auth.acting_user(self.engine, self.settings).name
         try:
             with self.engine.begin() as conn:
-                owner_id = owners_mod.create(conn, self._kind, self.name, self._stored())
+                owner_id = owners_mod.create(
+                    conn, self._kind, self.name, self._stored(), user=user
+                )
                 for segment in self.segments:
-                    owners_mod.create(conn, KIND, segment.name, segment._stored())
+                    owners_mod.create(conn, KIND, segment.name, segment._stored(), user=user)
             return owner_id
         except sa.exc.IntegrityError:
             raise SpecError(
@@ -270,11 +274,13 @@ class Study:
 
         Raises:
             SpecError: the point does not fit the space.
+            AccessDenied: the study is another user's.
         """
         if self.segments:
             names = ", ".join(seg.name for seg in self.segments)
             raise SpecError(f"study {self.name!r} is segmented: enqueue into a segment ({names})")
         point = check_point(self.spec, point)
+        auth.require_named(self.engine, self.settings, KIND, self.name, "enqueue into")
         owner_id = self._owner_id()
 
         def add(spec: dict[str, Any]) -> dict[str, Any]:
@@ -296,7 +302,12 @@ class Study:
             return {p["queued"] for p in payloads if p.get("queued") is not None}
 
     def cancel(self) -> int:
-        """Cancel the study; a head running it stops within seconds. Returns tasks cancelled."""
+        """Cancel the study; a head running it stops within seconds. Returns tasks cancelled.
+
+        Raises:
+            AccessDenied: the study is another user's.
+        """
+        auth.require_named(self.engine, self.settings, self._kind, self.name, "cancel")
         if self.segments:
             return sum(segment.cancel() for segment in self._segments_here())
         owner_id = self._owner_id()
@@ -305,6 +316,23 @@ class Study:
             return tq.cancel_owner_tasks(conn, owner_id, "study cancelled")
 
     # --- reading ----------------------------------------------------------------------------
+
+    def log_paths(self, trial: int, attempt: int | None = None) -> tuple[Path, Path, int]:
+        """stdout and stderr files of a trial's attempt (the last by default).
+
+        Raises:
+            NotFound: no such trial.
+            AccessDenied: the study is another user's.
+        """
+        from idds.commands import log_paths
+
+        auth.require_named(self.engine, self.settings, KIND, self.name, "read the logs of")
+        found = [t for t in self.trials if t.number == trial]
+        if not found:
+            raise NotFound(f"study {self.name!r} has no trial {trial}")
+        attempt = attempt or max(found[0].attempt, 1)
+        out, err = log_paths(trial_workdir(self.workdir, trial), attempt)
+        return out, err, attempt
 
     def _owner_id(self) -> int:
         with reading(self.engine) as conn:
@@ -321,6 +349,12 @@ class Study:
             return "finished" if states == {"finished"} else "active"
         with reading(self.engine) as conn:
             return str(owners_mod.find(conn, KIND, self.name).state)
+
+    @property
+    def user(self) -> str | None:
+        """The user who created the study (None: recorded before owners were)."""
+        with reading(self.engine) as conn:
+            return owners_mod.find(conn, self._kind, self.name).user_name
 
     def _segments_here(self) -> list[Study]:
         for segment in self.segments:

@@ -65,9 +65,77 @@ def serve(settings: Settings, max_owners: int, poll: float, until_idle: bool) ->
     from idds.serve import Server
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    from idds import auth
+
     server = Server(settings, max_owners=max_owners, poll_s=poll)
-    click.echo(f"serving {settings.db_url_safe} ({', '.join(sorted(server.kinds))})")
+    actor = auth.acting_user(server.engine, settings)  # a head, too, needs a known user
+    kinds = ", ".join(sorted(server.kinds))
+    click.echo(f"serving {settings.db_url_safe} ({kinds}) as user {actor.name!r}")
     server.serve(until_idle=until_idle)
+
+
+@cli.command()
+@click.pass_obj
+def whoami(settings: Settings) -> None:
+    """The user this command acts as (from IDDS_TOKEN, else IDDS_USER or the login name)."""
+    from idds import auth
+    from idds.db import connect
+
+    actor = auth.acting_user(connect(settings.db_url), settings)
+    click.echo(f"{actor.name}{' (admin)' if actor.admin else ''}")
+
+
+@cli.group()
+def users() -> None:
+    """Users and their tokens: once one is registered, every command needs IDDS_TOKEN."""
+
+
+@users.command("add")
+@click.argument("name")
+@click.option("--admin", is_flag=True, help="May change and read everyone's work.")
+@click.pass_obj
+def users_add(settings: Settings, name: str, admin: bool) -> None:
+    """Register user NAME and print their token (the first user is an admin)."""
+    from idds import auth
+    from idds.db import connect
+
+    token = auth.add_user(connect(settings.db_url), settings, name, admin=admin)
+    click.echo(f"user {name!r} added; their token (shown only now): {token}")
+
+
+@users.command("token")
+@click.argument("name")
+@click.pass_obj
+def users_token(settings: Settings, name: str) -> None:
+    """Give user NAME a new token (the old one stops working); by an admin or NAME."""
+    from idds import auth
+    from idds.db import connect
+
+    token = auth.renew_token(connect(settings.db_url), settings, name)
+    click.echo(f"new token of {name!r} (shown only now): {token}")
+
+
+@users.command("remove")
+@click.argument("name")
+@click.pass_obj
+def users_remove(settings: Settings, name: str) -> None:
+    """Unregister user NAME (their work stays theirs); by an admin."""
+    from idds import auth
+    from idds.db import connect
+
+    auth.remove_user(connect(settings.db_url), settings, name)
+    click.echo(f"user {name!r} removed")
+
+
+@users.command("list")
+@click.pass_obj
+def users_list(settings: Settings) -> None:
+    """Registered users."""
+    from idds import auth
+    from idds.db import connect
+
+    rows = [[r.name, "yes" if r.admin else ""] for r in auth.list_users(connect(settings.db_url))]
+    click.echo(format_table(["user", "admin"], rows) if rows else "no registered users")
 
 
 def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:

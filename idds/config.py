@@ -23,12 +23,17 @@ class Settings:
         work_dir: directory for per-task work dirs and logs (``IDDS_WORK_DIR``).
         lease_seconds: how long an owner lease lasts without renewal (``IDDS_LEASE_SECONDS``);
             another head may take an owner over once it has expired.
+        user: the user to act as where the database has no registered users (``IDDS_USER``;
+            the login name by default). See :mod:`idds.auth`.
+        token: the token to act with where it has (``IDDS_TOKEN``); never shown.
     """
 
     db_url: str = DEFAULT_DB_URL
     ray_address: str | None = None
     work_dir: Path = field(default_factory=lambda: Path("idds-work"))
     lease_seconds: float = 30.0
+    user: str | None = None
+    token: str | None = field(default=None, repr=False)
 
     @property
     def db_url_safe(self) -> str:
@@ -61,6 +66,20 @@ def _convert(name: str, raw: str) -> object:
             raise SpecError(f"IDDS_LEASE_SECONDS: must be > 0, got {raw}")
         return value
     return raw
+
+
+def path_inside(base: str | Path, *parts: str) -> Path:
+    """``base / parts...``, resolved, where it stays inside ``base`` (paths built from names
+    a user chose: a study's, a node's declared file).
+
+    Raises:
+        SpecError: the result would leave ``base`` (``..``, an absolute path, a link out).
+    """
+    root = Path(base).resolve()
+    path = root.joinpath(*parts).resolve()
+    if not path.is_relative_to(root):
+        raise SpecError(f"{'/'.join(parts)!r} leads out of {root}")
+    return path
 
 
 def read_spec_file(path: Path, error: type[SpecError] = SpecError) -> object:

@@ -7,7 +7,8 @@
     ├── DatabaseError            the database does not answer, or its schema is not ours
     ├── NotFound (KeyError)      no owner (study, workflow, ...) of that name
     ├── IllegalTransition        a state change that the transition table forbids
-    └── LeaseLost                another head took over an owner this head held
+    ├── LeaseLost                another head took over an owner this head held
+    └── AccessDenied             the acting user may not do that (or is not known)
 """
 
 from __future__ import annotations
@@ -45,6 +46,10 @@ class IllegalTransition(IddsError):
 
 class LeaseLost(IddsError):
     """Another head holds the owner now; this head must stand down."""
+
+
+class AccessDenied(IddsError):
+    """The acting user may not do that to another user's work, or their token is unknown."""
 
 
 class IddsWarning(UserWarning):

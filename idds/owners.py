@@ -39,13 +39,27 @@ class Owner(Base):
     name: Mapped[str] = mapped_column(sa.String(200))
     state: Mapped[str] = mapped_column(sa.String(16), default=OwnerState.ACTIVE)
     spec: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
+    user_name: Mapped[str | None] = mapped_column(sa.String(64))  # who created it
     lease_holder: Mapped[str | None] = mapped_column(sa.String(128))
     lease_expires: Mapped[float | None]
     created: Mapped[float] = mapped_column(server_default=db_now())
     updated: Mapped[float | None]
 
 
+class User(Base):
+    """A user who acts with a token (see :mod:`idds.auth`); only the token's hash is kept."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    admin: Mapped[bool] = mapped_column(default=False)
+    created: Mapped[float | None]
+
+
 owners = Owner.__table__
+users = User.__table__
 
 
 def new_head_id() -> str:
@@ -53,9 +67,14 @@ def new_head_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
-def create(conn: Connection, kind: str, name: str, spec: dict[str, Any]) -> int:
-    """Insert an owner; returns its id. A name already used raises IntegrityError."""
-    stmt = sa.insert(owners).values(kind=kind, name=name, spec=spec, state=OwnerState.ACTIVE)
+def create(
+    conn: Connection, kind: str, name: str, spec: dict[str, Any], *, user: str | None = None
+) -> int:
+    """Insert an owner, created by ``user``; returns its id. A name already used raises
+    IntegrityError."""
+    stmt = sa.insert(owners).values(
+        kind=kind, name=name, spec=spec, state=OwnerState.ACTIVE, user_name=user
+    )
     return int(conn.execute(stmt).inserted_primary_key[0])
 
 

@@ -10,6 +10,7 @@ through the ``idds.resume`` entry-point group (``study = "hpo.cli:RESUME"``).
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -61,7 +62,7 @@ class Server:
         self.children: dict[int, _Child] = {}
         self._not_before: dict[int, float] = {}
         self._stop = False
-        self._engine = connect(settings.db_url)
+        self.engine = connect(settings.db_url)
 
     def serve(self, *, until_idle: bool = False) -> None:
         """Serve until SIGTERM/SIGINT (or, with ``until_idle``, until nothing is left to run)."""
@@ -95,7 +96,7 @@ class Server:
         that other owner, not on its own.
         """
         o = owners_mod.owners.c
-        with reading(self._engine) as conn:
+        with reading(self.engine) as conn:
             now = conn.execute(sa.select(db_now())).scalar_one()
             rows = conn.execute(
                 sa.select(o.id, o.kind, o.name, o.lease_holder, o.lease_expires)
@@ -127,11 +128,13 @@ class Server:
 
         address = self.settings.ray_address or ray.get_runtime_context().gcs_address
         argv = [
-            sys.executable, "-m", "idds", "--db", self.settings.db_url, "--ray-address", address,
+            sys.executable, "-m", "idds", "--ray-address", address,
             *self.kinds[row.kind], row.name, "--no-progress",
         ]  # fmt: skip
+        # The URL (it may hold a password) goes in the environment: a command line is public.
+        env = {**os.environ, "IDDS_DB_URL": self.settings.db_url}
         log.info("running %s %r", row.kind, row.name)
-        proc = subprocess.Popen(argv)  # its output is this head's output
+        proc = subprocess.Popen(argv, env=env)  # its output is this head's output
         self.children[row.id] = _Child(row.id, row.name, row.kind, proc)
 
     def _reap(self) -> None:

@@ -128,18 +128,20 @@ def list_(settings: Settings) -> None:
     engine = connect(settings.db_url)
     o = owners_mod.owners
     with reading(engine) as conn:
-        rows = conn.execute(sa.select(o.c.name, o.c.state).where(o.c.kind == KIND).order_by(o.c.id))
-        names = list(rows)
+        names = conn.execute(
+            sa.select(o.c.name, o.c.state, o.c.user_name).where(o.c.kind == KIND).order_by(o.c.id)
+        ).all()
     if not names:
         click.echo("no toy scans")
         return
     table = []
-    for name, state in names:
+    for name, state, user in names:
         result = load_scan(name, settings=settings).result()
         obs = result.limits["obs"]
         known = f"{obs.value:.4g} +- {obs.error:.2g}" if obs.value is not None else obs.status
-        table.append([name, state, len(result.points), result.toys, result.steps, known])
-    click.echo(format_table(["name", "state", "points", "toys", "steps", "observed"], table))
+        table.append([name, user, state, len(result.points), result.toys, result.steps, known])
+    headers = ["name", "user", "state", "points", "toys", "steps", "observed"]
+    click.echo(format_table(headers, table))
 
 
 @toys.command()

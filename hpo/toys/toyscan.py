@@ -14,6 +14,7 @@ import sqlalchemy as sa
 
 from hpo.toys import scan as scan_mod
 from hpo.toys.spec import ToyScanError, ToyScanSpec, check_model, check_range
+from idds import auth
 from idds import owners as owners_mod
 from idds import tasks as tq
 from idds.config import Settings
@@ -111,9 +112,10 @@ class ToyScan:
         Raises:
             ToyScanError: a scan of that name exists already.
         """
+        user = auth.acting_user(self.engine, self.settings).name
         try:
             with self.engine.begin() as conn:
-                return owners_mod.create(conn, KIND, self.name, self.spec.to_json())
+                return owners_mod.create(conn, KIND, self.name, self.spec.to_json(), user=user)
         except sa.exc.IntegrityError:
             raise ToyScanError(
                 f"a toy scan named {self.name!r} exists already: resume it with "
@@ -153,7 +155,12 @@ class ToyScan:
         return self.result()
 
     def cancel(self) -> int:
-        """Cancel the scan; a head running it stops within seconds. Returns batches cancelled."""
+        """Cancel the scan; a head running it stops within seconds. Returns batches cancelled.
+
+        Raises:
+            AccessDenied: the scan is another user's.
+        """
+        auth.require_named(self.engine, self.settings, KIND, self.name, "cancel")
         owner_id = self._owner_id()
         with self.engine.begin() as conn:
             owners_mod.set_state(conn, owner_id, OwnerState.CANCELLED)

@@ -112,7 +112,17 @@ def _wait_healthy(port: int, proc: subprocess.Popen, log: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def browser(server):
+def browser(server, chromium):
+    return chromium
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    """Headless Chromium driven by selenium."""
+    if not (Path(CHROMIUM).exists() and Path(DRIVER).exists()):
+        pytest.skip(f"no Chromium ({CHROMIUM}) or chromedriver ({DRIVER}): "
+                    "apt-get install chromium chromium-driver")  # fmt: skip
+    pytest.importorskip("selenium", reason="the browser test drives Chromium with selenium")
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -148,3 +158,78 @@ def test_page_renders_its_content_without_an_error_box(server, browser, path, ex
     for test_id in ("stException", "stAlertContentError"):
         boxes = browser.find_elements(By.CSS_SELECTOR, f'[data-testid="{test_id}"]')
         assert not boxes, [b.text for b in boxes]
+
+
+@pytest.fixture(scope="module")
+def guarded(tmp_path_factory):
+    """``idds dashboard`` on a database with registered users: alice (admin, who owns study
+    "alices") and bob. Yields the URL and bob's token."""
+    from dataclasses import replace
+
+    from idds import auth
+    from idds.db import connect
+
+    base = tmp_path_factory.mktemp("guarded")
+    url = f"sqlite:///{base / 'idds.db'}"
+    settings = Settings(db_url=url, work_dir=base / "work")
+    engine = connect(url)
+    alice = auth.add_user(engine, settings, "alice")
+    bob = auth.add_user(engine, replace(settings, token=alice), "bob")
+    engine.dispose()
+    hpo.Study(settings=replace(settings, token=alice), name="alices",
+              objective="objectives:quadratic", space={"x": {"type": "float", "low": 0, "high": 1}},
+              max_points=4, pythonpath=[TESTS]).create()  # fmt: skip
+    port = _free_port()
+    log = (base / "dashboard.log").open("w")
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "IDDS_TOKEN")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "idds", "dashboard", "--db", url, "--port", str(port)],
+        stdout=log, stderr=subprocess.STDOUT, cwd=base, env=env,
+    )  # fmt: skip
+    try:
+        _wait_healthy(port, proc, base / "dashboard.log")
+        yield f"http://127.0.0.1:{port}", bob
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_a_dashboard_with_users_asks_for_a_token_and_shows_others_work_read_only(
+    guarded, chromium
+):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    url, bob = guarded
+
+    def body() -> str:
+        return chromium.find_element(By.TAG_NAME, "body").text
+
+    def shows(*texts: str):
+        try:
+            WebDriverWait(browser, 60).until(lambda d: all(t in body() for t in texts))
+        finally:
+            ARTIFACTS.mkdir(parents=True, exist_ok=True)
+            chromium.save_screenshot(str(ARTIFACTS / "sign-in.png"))
+
+    chromium.get(f"{url}/studies?study=alices")
+    shows("Token", "Sign in")
+    assert "alices" not in body()  # nothing of the database before signing in
+    field = chromium.find_element(By.CSS_SELECTOR, "input[type=password]")
+    field.send_keys("idds_not-a-token", Keys.ENTER)
+    chromium.find_element(By.XPATH, "//button[.//p[text()='Sign in']]").click()
+    shows("not the token of a user")
+    field = chromium.find_element(By.CSS_SELECTOR, "input[type=password]")
+    field.send_keys(Keys.CONTROL, "a")
+    field.send_keys(Keys.DELETE)  # React inputs ignore selenium's clear()
+    field.send_keys(bob, Keys.ENTER)
+    chromium.find_element(By.XPATH, "//button[.//p[text()='Sign in']]").click()
+    shows("Signed in as bob", "Study alices")  # the page asked for, once signed in
+    chromium.find_element(By.XPATH, "//*[text()='Actions: cancel, enqueue a point']").click()
+    shows("Read-only: the study is alice's")
+    chromium.save_screenshot(str(ARTIFACTS / "read-only.png"))
+    assert not chromium.find_elements(By.XPATH, "//button[.//p[text()='Cancel the study']]")
+    chromium.find_element(By.XPATH, "//button[.//p[text()='Sign out']]").click()
+    shows("Token")
+    assert "Study alices" not in body()

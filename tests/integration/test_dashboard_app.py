@@ -78,7 +78,7 @@ def test_overview_counts_studies_and_lists_failures(app):
 
 def test_studies_list_filters_by_state_and_name(app):
     at = app.run()
-    at.switch_page("pages/studies.py").run()
+    at.switch_page("views/studies.py").run()
     _no_error(at)
     table = at.dataframe[0].value
     assert set(table["name"]) == {"reports", "pareto", "waiting"}
@@ -100,7 +100,7 @@ def test_study_page_draws_every_figure_the_study_has(app, seeded):
 
     app.query_params["study"] = "reports"
     at = app.run()
-    at.switch_page("pages/studies.py").run()
+    at.switch_page("views/studies.py").run()
     _no_error(at)
     assert "Study reports" in _texts(at)
     for title in OPTUNA_FIGURES[:-1]:  # the history, and the figure chosen
@@ -121,7 +121,7 @@ def test_selected_failed_trial_shows_its_traceback_and_logs(app, seeded):
     failed = next(t for t in study.trials if t.state == "failed")
     app.query_params["study"] = "reports"
     at = app.run()
-    at.switch_page("pages/studies.py").run()
+    at.switch_page("views/studies.py").run()
     at.number_input(key="trial-number").set_value(failed.number).run()
     _no_error(at)
     codes = "\n".join(c.value for c in at.code)
@@ -134,7 +134,7 @@ def test_selected_failed_trial_shows_its_traceback_and_logs(app, seeded):
 def test_two_objective_study_shows_its_pareto_front(app):
     app.query_params["study"] = "pareto"
     at = app.run()
-    at.switch_page("pages/studies.py").run()
+    at.switch_page("views/studies.py").run()
     _no_error(at)
     assert _choose_figure(at, "Pareto front") == (2, [])
     assert any(m.label == "Pareto front" for m in at.metric)
@@ -143,7 +143,7 @@ def test_two_objective_study_shows_its_pareto_front(app):
 def test_enqueue_and_cancel_act_through_the_study(app, seeded):
     app.query_params["study"] = "waiting"
     at = app.run()
-    at.switch_page("pages/studies.py").run()
+    at.switch_page("views/studies.py").run()
     _no_error(at)
     at.number_input(key="enqueue-x").set_value(0.25)
     at.selectbox(key="enqueue-k").select("b")

@@ -57,7 +57,7 @@ def app(seeded, monkeypatch):
 
 
 def _page(at, script):
-    at.switch_page(f"pages/{script}").run()
+    at.switch_page(f"views/{script}").run()
     assert not at.exception, [e.message for e in at.exception]
     assert not at.error, [e.value for e in at.error]
     return at

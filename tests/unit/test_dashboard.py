@@ -176,7 +176,7 @@ def test_pages_on_an_empty_database_say_how_to_start(tmp_path, monkeypatch):
     at = AppTest.from_file(APP, default_timeout=30).run()
     assert not at.exception
     assert "idds hpo launch" in at.info[0].value
-    at.switch_page("pages/studies.py").run()
+    at.switch_page("views/studies.py").run()
     assert not at.exception
     assert "No study yet" in at.info[0].value
 
@@ -241,7 +241,7 @@ def test_study_page_renders_on_each_database(imported, monkeypatch):
     monkeypatch.setenv("IDDS_DB_URL", imported.db_url)
     at = AppTest.from_file(APP, default_timeout=60)
     at.query_params["study"] = "one"
-    at.run().switch_page("pages/studies.py").run()
+    at.run().switch_page("views/studies.py").run()
     assert not at.exception and not at.error
     assert "Study one" in [h.value for h in at.header]
     assert {m.label: m.value for m in at.metric}["Best (trial 2)"] == "1"
