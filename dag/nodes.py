@@ -39,13 +39,15 @@ def with_files(inner: dict[str, Any], files: list[str]) -> dict[str, Any]:
 
 
 def run_study(
-    spec: str | dict[str, Any], name: str, db_url: str, work_dir: str, spec_dir: str
-) -> dict[str, Any]:
+    spec: str | dict[str, Any], name: str, db_url: str, work_dir: str, spec_dir: str,
+    user: str | None = None,
+) -> dict[str, Any]:  # fmt: skip
     """Run (or resume) an HPO study as a workflow node; its result is the best point.
 
     Args:
         spec: a study spec file (relative to the workflow's directory) or a spec mapping;
             its name becomes ``name`` (``WORKFLOW.NODE``) so that each use is its own study.
+        user: the workflow's owner, recorded as the study's.
     """
     import hpo
     from idds.config import Settings
@@ -60,6 +62,7 @@ def run_study(
         found = hpo.load_study(name, settings=settings)
     except LookupError:
         found = hpo.Study(hpo.StudySpec.from_mapping(data), settings=settings, base_dir=base)
+        found.create(user=user)
     found.optimize(progress=False)
     best = found.best
     return {
@@ -71,13 +74,15 @@ def run_study(
 
 
 def run_toys(
-    spec: str | dict[str, Any], name: str, db_url: str, work_dir: str, spec_dir: str
-) -> dict[str, Any]:
+    spec: str | dict[str, Any], name: str, db_url: str, work_dir: str, spec_dir: str,
+    user: str | None = None,
+) -> dict[str, Any]:  # fmt: skip
     """Run (or resume) a toy-MC limit scan as a workflow node; its result is the limits.
 
     Args:
         spec: a scan spec file (relative to the workflow's directory) or a spec mapping
             (its ``workspace`` path relative to that directory); named ``name``.
+        user: the workflow's owner, recorded as the scan's.
 
     Returns:
         ``{"scan": name, "limits": {band: {"value", "error", "status"}}, "toys": N,
@@ -97,6 +102,7 @@ def run_toys(
         scan = load_scan(name, settings=settings)
     except LookupError:
         scan = ToyScan(ToyScanSpec.from_mapping(data, base_dir=base), settings=settings)
+        scan.create(user=user)
     result = scan.run(progress=False)
     limits = {
         band: {"value": lim.value, "error": lim.error, "status": lim.status}

@@ -348,6 +348,7 @@ def _payload(workflow: Workflow, node: Node, workdir: str) -> dict[str, Any]:
                 "spec": node.inputs[spec.kind], "name": f"{workflow.name}.{node.path}",
                 "db_url": workflow.settings.db_url, "work_dir": str(workflow.settings.work_dir),
                 "spec_dir": workflow.spec.params.get("spec_dir", "."),
+                "user": workflow.user,  # the node's study or scan is the workflow owner's
             },
         }  # fmt: skip
     else:

@@ -160,13 +160,18 @@ class Study:
 
     # --- running ----------------------------------------------------------------------------
 
-    def create(self) -> int:
+    def create(self, *, user: str | None = None) -> int:
         """Record the study (and its segments, in the same transaction); returns its id.
+
+        Args:
+            user: the user to record as its owner: the acting user by default (a workflow's
+                node creates its study for the workflow's owner).
 
         Raises:
             SpecError: a study of that name (or of a segment's) exists already.
+            AccessDenied: no user can be named (see :mod:`idds.auth`).
         """
-        user = auth.acting_user(self.engine, self.settings).name
+        user = user or auth.acting_user(self.engine, self.settings).name
         try:
             with self.engine.begin() as conn:
                 owner_id = owners_mod.create(

@@ -106,13 +106,17 @@ class ToyScan:
 
     # --- running --------------------------------------------------------------------------
 
-    def create(self) -> int:
+    def create(self, *, user: str | None = None) -> int:
         """Record the scan; returns its id.
+
+        Args:
+            user: the user to record as its owner (the acting user by default).
 
         Raises:
             ToyScanError: a scan of that name exists already.
+            AccessDenied: no user can be named (see :mod:`idds.auth`).
         """
-        user = auth.acting_user(self.engine, self.settings).name
+        user = user or auth.acting_user(self.engine, self.settings).name
         try:
             with self.engine.begin() as conn:
                 return owners_mod.create(conn, KIND, self.name, self.spec.to_json(), user=user)

@@ -13,6 +13,7 @@ import pytest
 
 from dag import Workflow, load_workflow
 from idds.cli import main
+from idds.db import connect
 
 HERE = Path(__file__).parents[1] / "workflow_nodes"
 
@@ -116,7 +117,18 @@ def test_cancel_from_another_process_stops_the_head(settings, tmp_path):
 
 
 def test_an_hpo_study_is_a_node(settings, tmp_path):
+    import dataclasses
+
+    from idds import auth
+
     tests = str(Path(__file__).parents[1])
+    # Among registered users, bob's workflow creates its study as bob's (on a Ray worker,
+    # which holds no token).
+    engine = connect(settings.db_url)
+    admin = auth.add_user(engine, settings, "alice")
+    bob = auth.add_user(engine, dataclasses.replace(settings, token=admin), "bob")
+    engine.dispose()
+    settings = dataclasses.replace(settings, token=bob)
     wf = Workflow(spec(
         "tune",
         {"name": "search", "study": {
@@ -133,6 +145,7 @@ def test_an_hpo_study_is_a_node(settings, tmp_path):
 
     study = hpo.load_study("tune.search", settings=settings)
     assert study.best.value == pytest.approx(found["best_value"])
+    assert wf.user == "bob" and study.user == "bob"
 
 
 def _idds(capsys, *args):
