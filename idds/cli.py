@@ -87,7 +87,7 @@ def whoami(settings: Settings) -> None:
 
 @cli.group()
 def users() -> None:
-    """Users and their tokens: once one is registered, every command needs IDDS_TOKEN."""
+    """Users and their tokens: once one is registered, acting on work needs IDDS_TOKEN."""
 
 
 @users.command("add")
