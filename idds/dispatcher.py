@@ -252,6 +252,7 @@ class Dispatcher:
         self._conn: Any = None
         self._reports: list[tuple[str, int, float]] = []
         self._next_drain = 0.0
+        self._draining: Any = None  # the channel's answer being waited for
         self._seen: dict[int, float] = {}  # owner -> the `updated` time last seen
         self._started: list[tuple[str, str, float]] = []
         # Kept in memory until committed, so that a database outage loses none of it:
@@ -282,6 +283,9 @@ class Dispatcher:
         Raises:
             IddsError: a live head still holds it after a lease's length (``what`` names it).
         """
+        from idds.runtime import ensure_ray
+
+        ensure_ray()  # joining (or starting) Ray may take longer than a lease: do it first
         deadline = time.monotonic() + self.lease_seconds + 2
         while not self.hold(owner_id):
             if time.monotonic() > deadline:
@@ -317,6 +321,9 @@ class Dispatcher:
                 pass
             while not all(o.done() for o in owners) or self._flight or self._ended:
                 self._guarded(self._step)
+        except KeyboardInterrupt:  # SIGINT (idds serve stopping): keep what is in
+            self._record_what_came_in()
+            raise
         finally:
             self._abandon_in_flight()
             self._close_connection(broken=False)
@@ -325,7 +332,7 @@ class Dispatcher:
         self._open = self._count_open()
         with self.engine.begin() as conn:
             self._seen = {r.id: r.updated or 0.0 for r in self._owner_rows(conn, set(self._owners))}
-        self._next_renew = time.monotonic() + self._renew_period
+        self._next_renew = time.monotonic()  # at once: the leases were taken a while ago
 
     def _step(self) -> None:
         if self._conn is None:
@@ -343,10 +350,7 @@ class Dispatcher:
         (a second commit) and launch them. What is not committed stays in memory for the
         next try."""
         finals = self._record_ended()
-        for claim, state, outcome in finals:
-            self._owners[claim.owner_id].on_final(
-                claim.number, state, outcome.result if outcome.ok else None, outcome.error
-            )
+        self._tell(finals)
         placed: list[tuple[Claim, Placement]] = []
         work = self._plan()
         if work:
@@ -379,6 +383,12 @@ class Dispatcher:
             elif state is TaskState.PENDING:
                 self._retry_at[claim.owner_id] = 0.0
         return finals
+
+    def _tell(self, finals: list[tuple[Claim, TaskState, Outcome]]) -> None:
+        for claim, state, outcome in finals:
+            self._owners[claim.owner_id].on_final(
+                claim.number, state, outcome.result if outcome.ok else None, outcome.error
+            )
 
     def _count_open(self) -> dict[int, int]:
         open_states = [TaskState.PENDING, *tq.IN_FLIGHT]
@@ -535,18 +545,33 @@ class Dispatcher:
             return []
         refs = list(self._flight)
         ready, rest = ray.wait(refs, num_returns=1, timeout=self._wait_timeout())
-        if time.monotonic() >= self._next_drain:  # which attempts started, their reports
-            started, reports, questions = ray.get(self._channel.drain.remote(), timeout=30)
-            self._started += started
-            self._reports += reports
-            if questions:
-                self._answer(questions)
-            self._next_drain = time.monotonic() + DRAIN_PERIOD_S
+        self._drain()
         if ready and rest:
             more, _ = ray.wait(rest, num_returns=len(rest), timeout=0)
             ready += more
         ended = [(self._flight.pop(r), self._outcome(r)) for r in ready]
         return ended + self._expire()
+
+    def _drain(self) -> None:
+        """Read the channel (which attempts started, their reports, questions) without
+        waiting for it: a channel slow to answer (its actor still starting on a busy cluster)
+        must not keep the head from renewing its leases."""
+        import ray
+
+        if self._draining is None:
+            if time.monotonic() < self._next_drain:
+                return
+            self._draining = self._channel.drain.remote()
+        ready, _ = ray.wait([self._draining], timeout=0)
+        if not ready:
+            return
+        started, reports, questions = ray.get(self._draining)
+        self._draining = None
+        self._started += started
+        self._reports += reports
+        if questions:
+            self._answer(questions)
+        self._next_drain = time.monotonic() + DRAIN_PERIOD_S
 
     def _wait_timeout(self) -> float:
         deadlines = [f.deadline for f in self._flight.values() if f.deadline is not None]
@@ -713,6 +738,20 @@ class Dispatcher:
             del self._flight[ref]
         self._open[owner_id] = 0
         self._to_submit.pop(owner_id, None)
+
+    def _record_what_came_in(self) -> None:
+        """On an interrupt: record the results that came back already (they would run again
+        otherwise); what still runs is stopped, and the next holder queues it again. Best
+        effort: a result refused here (or not written) just runs again."""
+        import ray
+
+        if self._flight:
+            ready, _ = ray.wait(list(self._flight), num_returns=len(self._flight), timeout=0)
+            self._ended += [(self._flight.pop(r), self._outcome(r)) for r in ready]
+        if not self._ended or self._conn is None:
+            return
+        with contextlib.suppress(sa.exc.SQLAlchemyError):
+            self._tell(self._record_ended())
 
     def _abandon_in_flight(self) -> None:
         """On an exception or interrupt: stop what runs; the next holder queues it again."""

@@ -193,6 +193,18 @@ def test_a_paused_head_renews_before_claiming_and_claims_nothing_once_taken_over
         assert sum(tq.counts(conn, owner_id).values()) == 0
 
 
+def test_an_interrupted_head_records_the_results_it_holds(engine, owner_id):
+    owner = _Owner(owner_id)
+    d, flights = _dispatcher(engine, owner, [], in_flight=2)
+    d._ended = [(f, Outcome(kind="ok", result=1.0)) for f in flights]
+    d._record_what_came_in()  # what run() does on SIGINT before it stops
+    assert sorted(owner.finals) == [
+        (100, TaskState.SUCCEEDED, 1.0),
+        (101, TaskState.SUCCEEDED, 1.0),
+    ]
+    assert _attempts(engine, "succeeded") == 2
+
+
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_an_outage_longer_than_the_limit_is_one_line_without_the_password(engine, caplog):
     url = "postgresql+psycopg://idds:s3cret@127.0.0.1:1/nowhere"
