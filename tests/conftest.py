@@ -1,5 +1,8 @@
 """Shared fixtures: one Ray for the whole session, and the database each test runs on.
 
+The session's Ray is a local one, or with ``--ray-cluster N`` a cluster of N nodes that
+``ray start`` starts on this machine (``tests/ray_cluster.py``).
+
 Every test that takes ``db_url`` (or ``engine``) runs twice: on a SQLite file and on the
 PostgreSQL server at ``IDDS_TEST_PG_URL`` (default ``postgresql+psycopg://postgres@127.0.0.1:5432/test``),
 which is skipped, with the reason, only where that server does not answer.
