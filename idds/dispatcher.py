@@ -43,6 +43,9 @@ DRAIN_PERIOD_S = 0.25
 RECONNECT_BACKOFF_S = (0.5, 5.0)
 #: How long a head waits for a database that went away, unless ``IDDS_DB_OUTAGE_S`` says.
 DEFAULT_OUTAGE_S = 600.0
+#: On an interrupt (SIGINT: ``idds serve`` stopping, Ctrl-C), how long a head lets the attempts
+#: in flight end, and records them, before it stops the rest (which run again elsewhere).
+INTERRUPT_GRACE_S = 10.0
 
 
 def outage_limit() -> float:
@@ -740,14 +743,27 @@ class Dispatcher:
         self._to_submit.pop(owner_id, None)
 
     def _record_what_came_in(self) -> None:
-        """On an interrupt: record the results that came back already (they would run again
-        otherwise); what still runs is stopped, and the next holder queues it again. Best
-        effort: a result refused here (or not written) just runs again."""
+        """On an interrupt: let the attempts in flight end for a while, renewing the leases
+        meanwhile, and record their results, with those that came back already (they would
+        run again otherwise); what still runs is stopped, and the next holder queues it
+        again. Best effort: a result refused here (or not written) just runs again."""
         import ray
 
         if self._flight:
-            ready, _ = ray.wait(list(self._flight), num_returns=len(self._flight), timeout=0)
-            self._ended += [(self._flight.pop(r), self._outcome(r)) for r in ready]
+            log.warning(
+                "interrupted: waiting up to %g s for %d attempt(s) in flight (interrupt again "
+                "to stop them now)", INTERRUPT_GRACE_S, len(self._flight),
+            )  # fmt: skip
+            deadline = time.monotonic() + INTERRUPT_GRACE_S
+            with contextlib.suppress(KeyboardInterrupt, LeaseLost, sa.exc.SQLAlchemyError):
+                while self._flight and time.monotonic() < deadline:
+                    wait = min(self._renew_period, max(deadline - time.monotonic(), 0.0))
+                    refs = list(self._flight)
+                    ready, _ = ray.wait(refs, num_returns=len(refs), timeout=wait)
+                    self._ended += [(self._flight.pop(r), self._outcome(r)) for r in ready]
+                    self._renew()  # another head must not take the owners over meanwhile
+            if self._flight:
+                log.warning("stopping %d attempt(s) still in flight", len(self._flight))
         if not self._ended or self._conn is None:
             return
         with contextlib.suppress(sa.exc.SQLAlchemyError):
