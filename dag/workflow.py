@@ -131,6 +131,9 @@ class Workflow:
                 return OwnerState.CANCELLED
             owners_mod.update_spec(conn, owner_id, lambda s: {**s, "suspended": False})
             owners_mod.set_state(conn, owner_id, OwnerState.ACTIVE)
+        from idds.runtime import ensure_ray
+
+        ensure_ray(self.settings.ray_address)  # the cluster asked for (--ray-address)
         dispatcher = Dispatcher(self.db, lease_seconds=self.settings.lease_seconds)
         dispatcher.hold_waiting(owner_id, f"workflow {self.name!r}")
         try:
