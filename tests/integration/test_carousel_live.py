@@ -16,7 +16,9 @@ SPEC = {
     "name": "live-small",
     "files": {"count": 20, "datasets": 3},
     "tape": {"cartridges": 4, "cartridges_per_dataset": 2, "drives": 2, "read_failure": 0},
-    "processing": {"slots": 4, "time_s": 600, "failure": 0.2, "max_attempts": 8},
+    # Unseeded failures: 0.7**20 (under 0.1 %) that none fails, 20 * 0.3**12 that a file
+    # fails every attempt.
+    "processing": {"slots": 4, "time_s": 600, "failure": 0.3, "max_attempts": 12},
     "buffer": "14GB",
 }
 
