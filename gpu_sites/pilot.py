@@ -39,6 +39,12 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def free_port_options() -> list[str]:
+    """``ray start`` options that put each port it would otherwise take at a fixed default on
+    a free one (several Ray nodes may share a host)."""
+    return [word for option in _PORT_OPTIONS for word in (option, str(free_port()))]
+
+
 def ray_start_argv(args: argparse.Namespace, ref: str) -> list[str]:
     """The ``ray start`` command line of a pilot."""
     resources = {f"site:{args.site}": args.slots, f"pilot:{args.site}:{ref}": 1}
@@ -47,9 +53,8 @@ def ray_start_argv(args: argparse.Namespace, ref: str) -> list[str]:
         ray, "start", "--address", args.address, "--resources", json.dumps(resources),
         "--num-cpus", str(int(args.cpus)), "--num-gpus", str(args.gpus), "--block",
         "--disable-usage-stats", "--min-worker-port", "0", "--max-worker-port", "0",
+        *free_port_options(),
     ]  # fmt: skip
-    for option in _PORT_OPTIONS:
-        argv += [option, str(free_port())]
     # One directory per pilot: pilots sharing a host and a session directory would share
     # log file names and Ray's cached ports.
     argv += ["--temp-dir", os.path.join(args.temp_dir, f"{args.site}-{ref}")]

@@ -26,6 +26,8 @@ class Settings:
         user: the user to act as where the database has no registered users (``IDDS_USER``;
             the login name by default). See :mod:`idds.auth`.
         token: the token to act with where it has (``IDDS_TOKEN``); never shown.
+        db_outage_s: how long a head waits for a database that went away before it gives up
+            (``IDDS_DB_OUTAGE_S``).
     """
 
     db_url: str = DEFAULT_DB_URL
@@ -34,6 +36,7 @@ class Settings:
     lease_seconds: float = 30.0
     user: str | None = None
     token: str | None = field(default=None, repr=False)
+    db_outage_s: float = 600.0
 
     @property
     def db_url_safe(self) -> str:
@@ -57,13 +60,14 @@ class Settings:
 def _convert(name: str, raw: str) -> object:
     if name == "work_dir":
         return Path(raw)
-    if name == "lease_seconds":
+    if name in ("lease_seconds", "db_outage_s"):
+        variable = f"IDDS_{name.upper()}"
         try:
             value = float(raw)
         except ValueError:
-            raise SpecError(f"IDDS_LEASE_SECONDS: not a number: {raw!r}") from None
-        if value <= 0:
-            raise SpecError(f"IDDS_LEASE_SECONDS: must be > 0, got {raw}")
+            raise SpecError(f"{variable}: not a number: {raw!r}") from None
+        if not value > 0:
+            raise SpecError(f"{variable}: must be > 0, got {raw}")
         return value
     return raw
 

@@ -52,6 +52,13 @@ def redact(url: str) -> str:
     return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)
 
 
+def reason(exc: BaseException) -> str:
+    """The first line of a database error (the driver's own message), any password masked."""
+    orig = getattr(exc, "orig", None) or exc
+    lines = str(orig).strip().splitlines()
+    return redact(lines[0] if lines else type(orig).__name__)
+
+
 def connect(url: str, *, migrate: bool = True) -> Engine:
     """Open the database at ``url``, check that it answers and bring its schema to head.
 
@@ -66,8 +73,7 @@ def connect(url: str, *, migrate: bool = True) -> Engine:
             upgrade(engine)
     except sa.exc.DBAPIError as exc:
         engine.dispose()
-        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
-        raise DatabaseError(f"cannot use database {redact(url)}: {reason}") from None
+        raise DatabaseError(f"cannot use database {redact(url)}: {reason(exc)}") from None
     return engine
 
 

@@ -24,8 +24,8 @@ import sqlalchemy as sa
 
 from idds import owners as owners_mod
 from idds import tasks as tq
-from idds.db import redact
-from idds.errors import DatabaseError, IddsError, LeaseLost, SpecError
+from idds.db import reason
+from idds.errors import DatabaseError, IddsError, LeaseLost
 from idds.owners import OwnerState
 from idds.payloads import CHANNEL_NAME, HeadChannel, run_payload
 from idds.tasks import Claim, Outcome, TaskSpec, TaskState
@@ -41,8 +41,6 @@ log = logging.getLogger("idds.dispatcher")
 DRAIN_PERIOD_S = 0.25
 #: The first wait before trying a database that went away again, and the longest (seconds).
 RECONNECT_BACKOFF_S = (0.5, 5.0)
-#: How long a head waits for a database that went away, unless ``IDDS_DB_OUTAGE_S`` says.
-DEFAULT_OUTAGE_S = 600.0
 #: On an interrupt (SIGINT: ``idds serve`` stopping, Ctrl-C), how long a head lets the attempts
 #: in flight end, and records them, before it stops the rest (which run again elsewhere).
 INTERRUPT_GRACE_S = 10.0
@@ -54,16 +52,9 @@ def outage_limit() -> float:
     Raises:
         SpecError: the variable is set to something other than a positive number.
     """
-    raw = os.environ.get("IDDS_DB_OUTAGE_S")
-    if not raw:
-        return DEFAULT_OUTAGE_S
-    try:
-        value = float(raw)
-    except ValueError:
-        raise SpecError(f"IDDS_DB_OUTAGE_S: not a number: {raw!r}") from None
-    if not value > 0:
-        raise SpecError(f"IDDS_DB_OUTAGE_S: must be > 0, got {raw}")
-    return value
+    from idds.config import Settings
+
+    return Settings.from_env().db_outage_s
 
 
 def connection_lost(exc: sa.exc.DBAPIError, dialect: str) -> bool:
@@ -75,13 +66,6 @@ def connection_lost(exc: sa.exc.DBAPIError, dialect: str) -> bool:
     if exc.connection_invalidated:
         return True
     return isinstance(exc, sa.exc.OperationalError) and dialect != "sqlite"
-
-
-def _reason(exc: BaseException) -> str:
-    """The first line of a database error, without any password."""
-    orig = getattr(exc, "orig", None) or exc
-    lines = str(orig).strip().splitlines()
-    return redact(lines[0] if lines else type(orig).__name__)
 
 
 class TaskOwner(abc.ABC):
@@ -459,10 +443,10 @@ class Dispatcher:
     def _wait_for_database(self, exc: sa.exc.DBAPIError) -> None:
         """Try the database again with a growing backoff; once it answers, renew the leases
         and settle what the transaction that failed may have committed."""
-        url = redact(self.engine.url.render_as_string(hide_password=False))
+        url = self.engine.url.render_as_string()  # the password masked
         log.warning(
             "database %s is away (%s); holding %d result(s) in memory, trying again for up to "
-            "%g s", url, _reason(exc), len(self._ended), self.outage_s,
+            "%g s", url, reason(exc), len(self._ended), self.outage_s,
         )  # fmt: skip
         # The commit of these may have reached the database before the connection dropped.
         self._unsure |= {flight.claim.token for flight, _ in self._ended}
@@ -474,7 +458,7 @@ class Dispatcher:
             if left <= 0:
                 raise DatabaseError(
                     f"database {url} did not answer for {self.outage_s:g} s "
-                    f"(IDDS_DB_OUTAGE_S); giving up: {_reason(exc)}"
+                    f"(IDDS_DB_OUTAGE_S); giving up: {reason(exc)}"
                 )
             time.sleep(min(delay, left))
             delay = min(2 * delay, RECONNECT_BACKOFF_S[1])

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from idds import owners as owners_mod
-from idds.db import connect, db_now, reading
+from idds.db import connect, db_now, reading, reason
 from idds.owners import OwnerState
 
 if TYPE_CHECKING:
@@ -76,7 +76,7 @@ class Server:
                 try:
                     started = self._start_free()
                 except sa.exc.DBAPIError as exc:  # the database is away: look again later
-                    log.warning("database: %s", str(exc.orig).splitlines()[0] if exc.orig else exc)
+                    log.warning("database: %s", reason(exc))
                     started = 0
                 if until_idle and not self.children and not started:
                     break

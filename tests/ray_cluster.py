@@ -23,34 +23,17 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 
+from gpu_sites.pilot import free_port, free_port_options
+
 #: What ``ray start --block`` prints once its node is up.
 _STARTED = "will now block forever"
 #: How long one node may take to start (Ray gives a node 30 s to register).
 NODE_START_S = 60.0
-
-#: Ports ``ray start`` would otherwise take at fixed defaults, on every node.
-_PORT_OPTIONS = (
-    "--node-manager-port",
-    "--object-manager-port",
-    "--dashboard-agent-listen-port",
-    "--dashboard-agent-grpc-port",
-    "--runtime-env-agent-port",
-    "--metrics-export-port",
-)
-
-
-def free_port() -> int:
-    """A TCP port free on this host now."""
-    with socket.socket() as sock:
-        sock.bind(("", 0))
-        return int(sock.getsockname()[1])
-
 
 def cluster_auth_env() -> dict[str, str]:
     """Environment variables for Ray's token authentication with a new token."""
@@ -101,10 +84,8 @@ class LocalCluster:
             shutil.which("ray") or "ray", "start", *role, "--block", "--disable-usage-stats",
             "--num-cpus", str(self.cpus_per_node), "--temp-dir", str(self.temp_dir),
             "--object-store-memory", str(self.object_store_mb * 2**20),
-            "--min-worker-port", "0", "--max-worker-port", "0",
+            "--min-worker-port", "0", "--max-worker-port", "0", *free_port_options(),
         ]  # fmt: skip
-        for option in _PORT_OPTIONS:
-            argv += [option, str(free_port())]
         output = self.temp_dir / f"node-{len(self._procs)}.out"
         with output.open("wb") as out:
             proc = subprocess.Popen(

@@ -7,19 +7,21 @@ Chromium from Debian).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 import hpo
 from dashboard.navigation import _exists
+from gpu_sites.pilot import free_port
 from idds.config import Settings
 
 pytestmark = pytest.mark.slow
@@ -43,31 +45,13 @@ if _exists("gpu_sites"):  # the Sites page shows where gpu_sites is installed
     PAGES.append(("sites", ["Per site", "Per study, workflow, scan, carousel"]))
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def server(ray_address, tmp_path_factory):
-    """``idds dashboard`` serving a database that holds one real study."""
-    if not (Path(CHROMIUM).exists() and Path(DRIVER).exists()):
-        pytest.skip(f"no Chromium ({CHROMIUM}) or chromedriver ({DRIVER}): "
-                    "apt-get install chromium chromium-driver")  # fmt: skip
-    pytest.importorskip("selenium", reason="the browser test drives Chromium with selenium")
-    base = tmp_path_factory.mktemp("browser")
-    url = f"sqlite:///{base / 'idds.db'}"
-    settings = Settings(db_url=url, ray_address=ray_address, work_dir=base / "work")
-    hpo.Study(settings=settings, name="web-demo", objective="objectives:quadratic",
-              space={"x": {"type": "float", "low": -2.0, "high": 2.0}}, max_points=6,
-              parallel=2, proposer="optuna:random", seed=1, pythonpath=[TESTS],
-              ).optimize(progress=False)  # fmt: skip
-    _seed_capabilities(settings)
-    port = _free_port()
+@contextlib.contextmanager
+def _dashboard(url: str, base: Path) -> Iterator[str]:
+    """``idds dashboard`` on ``url`` as a user starts it (without the tests' PYTHONPATH, nor a
+    token of its own); yields its address."""
+    port = free_port()
     log = (base / "dashboard.log").open("w")
-    # As a user starts it: without the tests' PYTHONPATH.
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "IDDS_TOKEN")}
     proc = subprocess.Popen(
         [sys.executable, "-m", "idds", "dashboard", "--db", url, "--port", str(port)],
         stdout=log, stderr=subprocess.STDOUT, cwd=base, env=env,
@@ -78,6 +62,21 @@ def server(ray_address, tmp_path_factory):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def server(chromium, ray_address, tmp_path_factory):
+    """``idds dashboard`` serving a database that holds one real study."""
+    base = tmp_path_factory.mktemp("browser")
+    url = f"sqlite:///{base / 'idds.db'}"
+    settings = Settings(db_url=url, ray_address=ray_address, work_dir=base / "work")
+    hpo.Study(settings=settings, name="web-demo", objective="objectives:quadratic",
+              space={"x": {"type": "float", "low": -2.0, "high": 2.0}}, max_points=6,
+              parallel=2, proposer="optuna:random", seed=1, pythonpath=[TESTS],
+              ).optimize(progress=False)  # fmt: skip
+    _seed_capabilities(settings)
+    with _dashboard(url, base) as address:
+        yield address
 
 
 def _seed_capabilities(settings: Settings) -> None:
@@ -161,7 +160,7 @@ def test_page_renders_its_content_without_an_error_box(server, browser, path, ex
 
 
 @pytest.fixture(scope="module")
-def guarded(tmp_path_factory):
+def guarded(chromium, tmp_path_factory):
     """``idds dashboard`` on a database with registered users: alice (admin, who owns study
     "alices") and bob. Yields the URL and bob's token."""
     from dataclasses import replace
@@ -179,19 +178,8 @@ def guarded(tmp_path_factory):
     hpo.Study(settings=replace(settings, token=alice), name="alices",
               objective="objectives:quadratic", space={"x": {"type": "float", "low": 0, "high": 1}},
               max_points=4, pythonpath=[TESTS]).create()  # fmt: skip
-    port = _free_port()
-    log = (base / "dashboard.log").open("w")
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "IDDS_TOKEN")}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "idds", "dashboard", "--db", url, "--port", str(port)],
-        stdout=log, stderr=subprocess.STDOUT, cwd=base, env=env,
-    )  # fmt: skip
-    try:
-        _wait_healthy(port, proc, base / "dashboard.log")
-        yield f"http://127.0.0.1:{port}", bob
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+    with _dashboard(url, base) as address:
+        yield address, bob
 
 
 def test_a_dashboard_with_users_asks_for_a_token_and_shows_others_work_read_only(

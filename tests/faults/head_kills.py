@@ -16,9 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import sqlalchemy as sa
+import yaml
 
 from idds import tasks as tq
 
+TESTS = Path(__file__).parents[1]
 #: How long a head may take to make the progress a kill waits for.
 PROGRESS_TIMEOUT_S = 120.0
 
@@ -56,6 +58,14 @@ def serve_argv(settings) -> list[str]:  # noqa: ANN001
     return idds_argv(settings, "serve", "--poll", "0.3", "--max-owners", "1")
 
 
+def heads_until_each_kill(settings, group: str, spec: Path, name: str) -> list[list[str]]:  # noqa: ANN001
+    """Who runs an owner until each of five kills: its launch (``idds GROUP launch SPEC``),
+    then ``resume`` and ``idds serve`` heads in turn."""
+    resume = idds_argv(settings, group, "resume", name, "--no-progress")
+    return [idds_argv(settings, group, "launch", str(spec), "--no-progress"),
+            resume, serve_argv(settings), resume, serve_argv(settings)]  # fmt: skip
+
+
 def start(argv: list[str], output: Path) -> subprocess.Popen[bytes]:
     """Start a head in a process group of its own (so that the children of an ``idds serve``
     head die with it), its output going to ``output``."""
@@ -63,6 +73,34 @@ def start(argv: list[str], output: Path) -> subprocess.Popen[bytes]:
         return subprocess.Popen(
             argv, env=head_env(), stdout=out, stderr=subprocess.STDOUT, start_new_session=True
         )
+
+
+def recorded_study(path: Path, log: Path, *, sleep: float, **fields: object) -> Path:
+    """Write to ``path`` a study whose objective (``objectives:recorded``) sleeps ``sleep`` s
+    and logs each execution (its point ``x``) to ``log``; ``fields`` give the rest of the spec
+    (name, max_points, parallel, seed...). Returns ``path``."""
+    path.write_text(yaml.safe_dump({
+        "objective": "objectives:recorded",
+        "space": {"x": {"type": "float", "low": -3.0, "high": 3.0},
+                  "sleep": {"type": "categorical", "choices": [sleep]},
+                  "log": {"type": "categorical", "choices": [str(log)]}},
+        "proposer": "optuna:random", "pythonpath": [str(TESTS)], **fields,
+    }))  # fmt: skip
+    return path
+
+
+def point(execution: dict) -> float:
+    """The key of a logged execution (or a payload's arguments) of a recorded study."""
+    return round(execution["x"], 12)
+
+
+def succeeded_points(engine: sa.Engine) -> set[float]:
+    """The points of the recorded study in ``engine`` whose task succeeded."""
+    with engine.begin() as conn:
+        rows = conn.execute(
+            sa.select(tq.tasks.c.payload).where(tq.tasks.c.state == tq.TaskState.SUCCEEDED)
+        ).scalars()
+        return {point(p["args"][0]) for p in rows}
 
 
 def executions(log: Path, key: Callable[[str], Hashable]) -> collections.Counter[Hashable]:

@@ -19,10 +19,10 @@ from head_kills import (
     assert_nothing_recorded_ran_again,
     executions,
     head_env,
+    heads_until_each_kill,
     idds_argv,
     kill_when,
     lost_attempts,
-    serve_argv,
     start,
     succeeded_attempts,
 )
@@ -65,13 +65,7 @@ def test_kill_9_five_times_mid_workflow_then_resume_runs_nothing_finished_again(
         "output": "total",
     }))  # fmt: skip
     engine = connect(settings.db_url)
-    heads = [  # who runs the workflow until each kill: the launch, then resumes and serve heads
-        idds_argv(settings, "dag", "launch", str(spec), "--no-progress"),
-        idds_argv(settings, "dag", "resume", "crashy-wf", "--no-progress"),
-        serve_argv(settings),
-        idds_argv(settings, "dag", "resume", "crashy-wf", "--no-progress"),
-        serve_argv(settings),
-    ]
+    heads = heads_until_each_kill(settings, "dag", spec, "crashy-wf")
     kills = []
     for k, argv in enumerate(heads, 1):
         head = start(argv, tmp_path / "heads.out")

@@ -8,8 +8,6 @@ so in one warning line, without the database password.
 
 from __future__ import annotations
 
-import collections
-import json
 import os
 import shutil
 import socket
@@ -21,12 +19,11 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-import yaml
+from head_kills import executions, point, recorded_study, succeeded_points
 
 from idds import tasks as tq
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
-TESTS = Path(__file__).parents[1]
 POINTS = 60
 OUTAGE_S = 15
 PG_BIN = Path("/usr/local/bin")
@@ -83,26 +80,11 @@ def throwaway_pg():
         cluster.remove()
 
 
-def _succeeded(engine) -> set[float]:
-    with engine.begin() as conn:
-        rows = conn.execute(
-            sa.select(tq.tasks.c.payload).where(tq.tasks.c.state == tq.TaskState.SUCCEEDED)
-        ).scalars()
-        return {round(p["args"][0]["x"], 12) for p in rows}
-
-
 def test_postgres_stopped_for_15_s_loses_nothing(throwaway_pg, ray_address, tmp_path,
                                                  fault_figures):  # fmt: skip
     log = tmp_path / "executions.jsonl"
     spec = tmp_path / "study.yaml"
-    spec.write_text(yaml.safe_dump({
-        "name": "outage", "objective": "objectives:recorded",
-        "space": {"x": {"type": "float", "low": -3.0, "high": 3.0},
-                  "sleep": {"type": "categorical", "choices": [0.3]},
-                  "log": {"type": "categorical", "choices": [str(log)]}},
-        "max_points": POINTS, "parallel": 2, "proposer": "optuna:random", "seed": 5,
-        "pythonpath": [str(TESTS)],
-    }))  # fmt: skip
+    recorded_study(spec, log, sleep=0.3, name="outage", max_points=POINTS, parallel=2, seed=5)
     url = throwaway_pg.url(password="s3cret")  # trust auth: the password is only carried
     argv = [sys.executable, "-m", "idds", "--db", url, "--ray-address", ray_address,
             "hpo", "launch", str(spec), "--no-progress"]  # fmt: skip
@@ -118,7 +100,7 @@ def test_postgres_stopped_for_15_s_loses_nothing(throwaway_pg, ray_address, tmp_
             time.sleep(0.1)
         engine.dispose()
         throwaway_pg.stop()
-        ran_before = set(_read_log(log))
+        ran_before = set(executions(log, point))
         time.sleep(OUTAGE_S)
         assert head.poll() is None, "the head died with the database"
         throwaway_pg.start()
@@ -138,7 +120,7 @@ def test_postgres_stopped_for_15_s_loses_nothing(throwaway_pg, ray_address, tmp_
             sa.select(sa.func.count()).where(tq.attempts.c.state == "succeeded")
         ).scalar_one()
     engine.dispose()
-    runs = collections.Counter(_read_log(log))
+    runs = executions(log, point)
     duplicates = sum(n - 1 for n in runs.values())
     fault_figures(outage_s=OUTAGE_S, lost=POINTS - counts[tq.TaskState.SUCCEEDED],
                   duplicates=duplicates, failed_attempts=sum(runs.values()) - ok_attempts)  # fmt: skip
@@ -152,12 +134,6 @@ def test_postgres_stopped_for_15_s_loses_nothing(throwaway_pg, ray_address, tmp_
 
 def _wait_for_tables(engine) -> set[float]:
     try:
-        return _succeeded(engine)
+        return succeeded_points(engine)
     except sa.exc.ProgrammingError:  # the head has not made its tables yet
         return set()
-
-
-def _read_log(log: Path) -> list[float]:
-    if not log.exists():
-        return []
-    return [round(json.loads(line)["x"], 12) for line in log.read_text().splitlines()]

@@ -9,33 +9,23 @@ result recorded once; only the points in flight at the pause ran twice.
 
 from __future__ import annotations
 
-import collections
-import json
 import os
 import signal
 import socket
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-import yaml
+from head_kills import executions, idds_argv, point, recorded_study
 
 from idds import tasks as tq
 from idds.db import connect
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
-TESTS = Path(__file__).parents[1]
 POINTS = 30
 PARALLEL = 2
 LEASE_S = 4
-
-
-def _idds(settings, *args: str) -> list[str]:
-    return [sys.executable, "-m", "idds", "--db", settings.db_url, "--ray-address",
-            settings.ray_address, "hpo", *args, "--no-progress"]  # fmt: skip
 
 
 def _snapshot(engine) -> tuple[list[dict], list[dict]]:
@@ -57,19 +47,12 @@ def test_a_head_paused_past_its_lease_stands_down_writing_nothing(settings, tmp_
                                                                    fault_figures):  # fmt: skip
     log = tmp_path / "executions.jsonl"
     spec = tmp_path / "study.yaml"
-    spec.write_text(yaml.safe_dump({
-        "name": "paused", "objective": "objectives:recorded",
-        "space": {"x": {"type": "float", "low": -3.0, "high": 3.0},
-                  "sleep": {"type": "categorical", "choices": [0.5]},
-                  "log": {"type": "categorical", "choices": [str(log)]}},
-        "max_points": POINTS, "parallel": PARALLEL, "proposer": "optuna:random", "seed": 3,
-        "pythonpath": [str(TESTS)],
-        # A paused driver keeps the Ray workers leased to it (and their CPUs) until it
-        # resumes: half a CPU each leaves the other head room on a 2-CPU test cluster.
-        "resources": {"cpus": 0.5},
-    }))  # fmt: skip
+    # A paused driver keeps the Ray workers leased to it (and their CPUs) until it resumes:
+    # half a CPU each leaves the other head room on a 2-CPU test cluster.
+    recorded_study(spec, log, sleep=0.5, name="paused", max_points=POINTS, parallel=PARALLEL,
+                   seed=3, resources={"cpus": 0.5})
     env = {**os.environ, "IDDS_LEASE_SECONDS": str(LEASE_S)}
-    first = subprocess.Popen(_idds(settings, "launch", str(spec)), env=env,
+    first = subprocess.Popen(idds_argv(settings, "hpo", "launch", str(spec), "--no-progress"), env=env,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                              start_new_session=True)  # fmt: skip
     first_head = f"{socket.gethostname()}:{first.pid}:"
@@ -78,7 +61,7 @@ def test_a_head_paused_past_its_lease_stands_down_writing_nothing(settings, tmp_
     try:
         _wait(lambda: _succeeded(engine) >= POINTS // 3, first)
         os.killpg(first.pid, signal.SIGSTOP)
-        second = subprocess.Popen(_idds(settings, "resume", "paused"), env=env,
+        second = subprocess.Popen(idds_argv(settings, "hpo", "resume", "paused", "--no-progress"), env=env,
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
         # Wake the first head once the second has taken the study over and runs it.
         _wait(lambda: any(not r["head"].startswith(first_head) for r in _snapshot(engine)[1]),
@@ -109,9 +92,7 @@ def test_a_head_paused_past_its_lease_stands_down_writing_nothing(settings, tmp_
     assert len(succeeded) == POINTS  # each result recorded exactly once
     assert len({r["task_id"] for r in succeeded}) == POINTS
     assert sum(1 for t in tasks if t["state"] == "succeeded") == POINTS == len(tasks)
-    runs = collections.Counter(
-        round(json.loads(line)["x"], 12) for line in log.read_text().splitlines()
-    )
+    runs = executions(log, point)
     duplicates = sum(n - 1 for n in runs.values())
     assert len(runs) == POINTS and duplicates <= len(cut_off)
     fault_figures(pauses=1, lost=0, duplicates=duplicates, failed_attempts=len(cut_off))

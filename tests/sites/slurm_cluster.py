@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from gpu_sites.pilot import free_port
+
 _CONF = """\
 ClusterName=idds-test
 SlurmctldHost={host}
@@ -56,12 +58,6 @@ def missing() -> str | None:
     return None
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _munge() -> None:
     """Start munged unless one answers."""
     if subprocess.run("munge -n | unmunge", shell=True, capture_output=True).returncode == 0:
@@ -87,7 +83,7 @@ def start(root: Path) -> tuple[Path, dict[str, str]]:
         (root / sub).mkdir(parents=True, exist_ok=True)
     conf = root / "slurm.conf"
     conf.write_text(_CONF.format(host=host, d=root, cpus=os.cpu_count() or 2,
-                                 ctld_port=_free_port(), d_port=_free_port()))  # fmt: skip
+                                 ctld_port=free_port(), d_port=free_port()))  # fmt: skip
     env = {**os.environ, "SLURM_CONF": str(conf)}
     subprocess.run(["slurmctld", "-f", str(conf)], env=env, check=True)
     subprocess.run(["slurmd", "-f", str(conf)], env=env, check=True)
