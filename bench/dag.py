@@ -128,8 +128,7 @@ def measure(n_nodes: int, width: int, pg_url: str | None, tmp: Path) -> list[dic
 def report(rows: list[dict], n: int, width: int) -> str:
     ray_ms = next(r["value"] for r in rows if r["system"] == "ray")
     table = [
-        [r["system"], r["config"], f"{r['value']:.3f}", f"{r['value'] / ray_ms:.3g}x"]
-        for r in rows
+        [r["system"], r["config"], f"{r['value']:.3f}", f"{r['value'] / ray_ms:.3g}x"] for r in rows
     ]
     headers = ["system", "config", "ms per node", "ratio to raw Ray"]
     title = f"# Workflow overhead: {n} no-op nodes, layers of {width}, state persisted\n\n"

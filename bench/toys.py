@@ -32,7 +32,7 @@ RAY_WORKER_NICENESS = 15
 
 
 def _scan(settings: Any, name: str, model: str, **fields: Any) -> Any:
-    from hpo.toys import ToyScan
+    from toys import ToyScan
 
     lo_hi = [0, 5] if model == "high_count" else [0, 4]
     return ToyScan(settings=settings, name=name, workspace=str(EXAMPLES / f"{model}.json"),
@@ -106,7 +106,7 @@ class Batches:
     def get(self, keys: list[tuple[float, int]]) -> list[dict[str, Any]]:
         import ray
 
-        from hpo.toys.stats import run_batch
+        from toys.stats import run_batch
 
         remote = ray.remote(num_cpus=1, max_retries=0)(run_batch)
         missing = [k for k in keys if k not in self.done]
@@ -128,7 +128,7 @@ def uniform_grid(spec: Any, points: int) -> list[float]:
 def uniform_needed(spec: Any, batches: Batches, cap: int) -> tuple[int | None, str]:
     """Toys of the cheapest uniform grid (points x batches per point, both doubling) whose
     limits are all known to the tolerance; None when none within ``cap`` toys is."""
-    from hpo.toys import scan
+    from toys import scan
 
     per_batch = 2 * spec.batch_toys
     configs = [
@@ -146,9 +146,9 @@ def uniform_needed(spec: Any, batches: Batches, cap: int) -> tuple[int | None, s
 
 
 def measure(quick: bool, tmp: Path, out: Path) -> list[dict[str, Any]]:
-    from hpo.toys.plot import plot_cls
     from idds.config import Settings
     from idds.runtime import ensure_ray
+    from toys.plot import plot_cls
 
     ensure_ray()
     import ray

@@ -88,8 +88,8 @@ def run_toys(
         ``{"scan": name, "limits": {band: {"value", "error", "status"}}, "toys": N,
         "converged": bool}``.
     """
-    from hpo.toys import ToyScan, ToyScanSpec, load_scan, load_scan_file
     from idds.config import Settings
+    from toys import ToyScan, ToyScanSpec, load_scan, load_scan_file
 
     settings = Settings(db_url=db_url, work_dir=Path(work_dir))
     base = Path(spec_dir)

@@ -78,6 +78,8 @@ def sign_in() -> None:
                 return
             st.session_state[TOKEN_KEY] = token.strip()
             st.rerun()
+
+
 @st.cache_resource(show_spinner=False)
 def _engine(url: str) -> Engine:
     return connect(url)

@@ -16,7 +16,7 @@ PAGES = Path(__file__).parent / "views"
 PAGE_LIST = [
     ("overview.py", "Overview", "overview", None),
     ("studies.py", "Studies", "studies", "hpo"),
-    ("toys.py", "Toy scans", "toys", "hpo.toys"),
+    ("toys.py", "Toy scans", "toys", "toys"),
     ("workflows.py", "Workflows", "workflows", "dag"),
     ("carousel.py", "Carousel", "carousel", "carousel.live"),
     ("sites.py", "Sites", "sites", "gpu_sites"),

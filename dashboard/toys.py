@@ -1,5 +1,5 @@
 """The Toy scans page: each scan's CLs against the POI with the expected bands, its limits
-and its points, read through ``hpo.toys.load_scan``."""
+and its points, read through ``toys.load_scan``."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from dashboard import data
 from dashboard._common import engine, live, settings, when
 
 if TYPE_CHECKING:
-    from hpo.toys import ScanResult
+    from toys import ScanResult
 
 KIND = "toyscan"
 LABELS = {"obs": "observed", "-2": "expected -2σ", "-1": "expected -1σ", "0": "expected",
@@ -23,7 +23,7 @@ LABELS = {"obs": "observed", "-2": "expected -2σ", "-1": "expected -1σ", "0": 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
 def _result(url: str, name: str, version: tuple[Any, ...]) -> tuple[Any, ScanResult]:
-    from hpo.toys import load_scan
+    from toys import load_scan
 
     scan = load_scan(name, settings=settings())
     return scan.spec, scan.result()

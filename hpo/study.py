@@ -174,9 +174,7 @@ class Study:
         user = user or auth.acting_user(self.engine, self.settings).name
         try:
             with self.engine.begin() as conn:
-                owner_id = owners_mod.create(
-                    conn, self._kind, self.name, self._stored(), user=user
-                )
+                owner_id = owners_mod.create(conn, self._kind, self.name, self._stored(), user=user)
                 for segment in self.segments:
                     owners_mod.create(conn, KIND, segment.name, segment._stored(), user=user)
             return owner_id

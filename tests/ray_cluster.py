@@ -35,6 +35,7 @@ _STARTED = "will now block forever"
 #: How long one node may take to start (Ray gives a node 30 s to register).
 NODE_START_S = 60.0
 
+
 def cluster_auth_env() -> dict[str, str]:
     """Environment variables for Ray's token authentication with a new token."""
     return {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}

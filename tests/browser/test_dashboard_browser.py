@@ -83,7 +83,7 @@ def _seed_capabilities(settings: Settings) -> None:
     """A small toy scan, a workflow whose node "broken" fails, a live carousel."""
     from carousel import load_campaign_file, run_live
     from dag import Workflow
-    from hpo.toys import ToyScan
+    from toys import ToyScan
 
     ToyScan(settings=settings, name="web-scan",
             workspace=str(ROOT / "examples/toys/low_count.json"), range=[0, 4], toys=20,
@@ -182,9 +182,7 @@ def guarded(chromium, tmp_path_factory):
         yield address, bob
 
 
-def test_a_dashboard_with_users_asks_for_a_token_and_shows_others_work_read_only(
-    guarded, chromium
-):
+def test_a_dashboard_with_users_asks_for_a_token_and_shows_others_work_read_only(guarded, chromium):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support.ui import WebDriverWait

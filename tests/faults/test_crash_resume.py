@@ -39,8 +39,9 @@ KILLS = 5
 def test_kill_9_five_times_then_resume_finishes_exactly_once(settings, tmp_path, fault_figures):
     log = tmp_path / "executions.jsonl"
     spec = tmp_path / "study.yaml"
-    recorded_study(spec, log, sleep=0.25, name="crashy", max_points=MAX_POINTS,
-                   parallel=PARALLEL, seed=11)
+    recorded_study(
+        spec, log, sleep=0.25, name="crashy", max_points=MAX_POINTS, parallel=PARALLEL, seed=11
+    )
     engine = connect(settings.db_url)
     heads = heads_until_each_kill(settings, "hpo", spec, "crashy")
     kills = []

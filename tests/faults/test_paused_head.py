@@ -49,8 +49,16 @@ def test_a_head_paused_past_its_lease_stands_down_writing_nothing(settings, tmp_
     spec = tmp_path / "study.yaml"
     # A paused driver keeps the Ray workers leased to it (and their CPUs) until it resumes:
     # half a CPU each leaves the other head room on a 2-CPU test cluster.
-    recorded_study(spec, log, sleep=0.5, name="paused", max_points=POINTS, parallel=PARALLEL,
-                   seed=3, resources={"cpus": 0.5})
+    recorded_study(
+        spec,
+        log,
+        sleep=0.5,
+        name="paused",
+        max_points=POINTS,
+        parallel=PARALLEL,
+        seed=3,
+        resources={"cpus": 0.5},
+    )
     env = {**os.environ, "IDDS_LEASE_SECONDS": str(LEASE_S)}
     first = subprocess.Popen(idds_argv(settings, "hpo", "launch", str(spec), "--no-progress"), env=env,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,

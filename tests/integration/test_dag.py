@@ -214,6 +214,6 @@ def test_a_toy_scan_is_a_node(settings, tmp_path):
     out = {n.path: n for n in wf.nodes()}["scan"].output
     assert out["scan"] == "limits.scan" and out["toys"] == 3 * 2 * 50  # both hypotheses
     assert set(out["limits"]) >= {"obs", "0"}
-    from hpo.toys import load_scan
+    from toys import load_scan
 
     assert load_scan("limits.scan", settings=settings).result().toys == out["toys"]

@@ -20,7 +20,7 @@ def seed_capabilities(settings: Settings) -> None:
     """A small toy scan, a workflow with a fan-out and a failing node, two carousels."""
     from carousel import load_campaign_file, run_live
     from dag import Workflow
-    from hpo.toys import ToyScan
+    from toys import ToyScan
 
     ToyScan(settings=settings, name="scan", workspace=str(ROOT / "examples/toys/low_count.json"),
             range=[0, 4], toys=20, batch_size=20, points=3, max_steps=1, tolerance=0.5,
@@ -77,7 +77,7 @@ def test_overview_counts_every_kind(app):
 
 
 def test_toy_scan_page_draws_cls_with_bands_and_lists_limits(app, seeded):
-    from hpo.toys import load_scan
+    from toys import load_scan
 
     at = _page(app, "toys.py")
     result = load_scan("scan", settings=seeded).result()

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from hpo.toys import ToyScan, load_scan
-from hpo.toys.run import ToyScanRun
 from idds.cli import main
+from toys import ToyScan, load_scan
+from toys.run import ToyScanRun
 
 EXAMPLES = Path(__file__).parents[2] / "examples" / "toys"
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from hpo.toys import ToyScan
-from hpo.toys.scan import collect
-from hpo.toys.stats import BANDS, asymptotic_cls, asymptotic_limits, run_batch
 from idds.config import Settings
+from toys import ToyScan
+from toys.scan import collect
+from toys.stats import BANDS, asymptotic_cls, asymptotic_limits, run_batch
 
 EXAMPLES = Path(__file__).parents[2] / "examples" / "toys"
 

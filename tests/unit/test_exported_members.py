@@ -16,6 +16,10 @@ EXPECTED = {
         "PROPOSERS", "Proposer", "Pruned", "Study", "StudySpec", "Trial", "checkpoint_dir",
         "load_spec_file", "load_study", "params", "report", "should_prune",
     },
+    "toys": {
+        "BANDS", "Limit", "Point", "ScanResult", "ToyScan", "ToyScanError", "ToyScanSpec",
+        "load_scan", "load_scan_file",
+    },
     "dag": {
         "Expression", "ExpressionError", "NodeInfo", "NodeState", "Workflow", "WorkflowSpec",
         "list_workflows", "load_spec_file", "load_workflow",
@@ -35,6 +39,6 @@ def test_core_imports_no_capability_package():
     import subprocess
     import sys
 
-    code = "import sys, idds, idds.cli, idds.dispatcher; print(sorted(m for m in sys.modules if m.split('.')[0] in ('hpo', 'dag', 'carousel', 'dashboard')))"
+    code = "import sys, idds, idds.cli, idds.dispatcher; print(sorted(m for m in sys.modules if m.split('.')[0] in ('hpo', 'toys', 'dag', 'carousel', 'dashboard', 'gpu_sites')))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

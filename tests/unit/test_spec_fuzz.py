@@ -33,7 +33,7 @@ DATA = st.recursive(
 PARSERS = [
     ("dag.spec", "WorkflowSpec.from_mapping"),
     ("hpo.spec", "StudySpec.from_mapping"),
-    ("hpo.toys.spec", "ToyScanSpec.from_mapping"),
+    ("toys.spec", "ToyScanSpec.from_mapping"),
     ("carousel.spec", "CampaignSpec.from_mapping"),
     ("gpu_sites.spec", "parse_sites"),
 ]

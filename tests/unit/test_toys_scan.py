@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hpo.toys import scan, stats
-from hpo.toys.spec import ToyScanSpec
+from toys import scan, stats
+from toys.spec import ToyScanSpec
 
 EXAMPLES = Path(__file__).parents[2] / "examples" / "toys"
 

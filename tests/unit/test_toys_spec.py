@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from hpo.toys.spec import ToyScanError, ToyScanSpec, check_model, check_range, load_scan_file
+from toys.spec import ToyScanError, ToyScanSpec, check_model, check_range, load_scan_file
 
 EXAMPLES = Path(__file__).parents[2] / "examples" / "toys"
 
@@ -90,7 +90,7 @@ def test_a_spec_file_that_does_not_parse(tmp_path):
 
 
 def test_the_public_api_is_what_we_mean_to_export():
-    module = importlib.import_module("hpo.toys")
+    module = importlib.import_module("toys")
     assert set(module.__all__) == {
         "BANDS", "Limit", "Point", "ScanResult", "ToyScan", "ToyScanError", "ToyScanSpec",
         "load_scan", "load_scan_file",

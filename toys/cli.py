@@ -7,12 +7,12 @@ from pathlib import Path
 import click
 import sqlalchemy as sa
 
-from hpo.toys.spec import load_scan_file
-from hpo.toys.toyscan import KIND, ScanResult, ToyScan, load_scan
 from idds import owners as owners_mod
 from idds.cli import format_table
 from idds.config import Settings
 from idds.db import connect, reading
+from toys.spec import load_scan_file
+from toys.toyscan import KIND, ScanResult, ToyScan, load_scan
 
 _LABELS = {"obs": "observed", "-2": "expected -2s", "-1": "expected -1s", "0": "expected",
            "+1": "expected +1s", "+2": "expected +2s"}  # fmt: skip
@@ -82,7 +82,7 @@ def show(
     if show_points:
         _print_points(result)
     if not no_plot and result.points:
-        from hpo.toys.plot import plot_cls
+        from toys.plot import plot_cls
 
         path = Path(plot_path or f"{name}-cls.png")
         plot_cls(result, path, cl=scan.spec.cl, poi=scan.spec.poi or "POI", title=name)

@@ -198,7 +198,7 @@ def check_range(spec: ToyScanSpec) -> None:
         ToyScanError: a band's CLs is below ``1 - CL`` at the low end or above it at the high
             end; the message suggests a range from the asymptotic limits.
     """
-    from hpo.toys.stats import BANDS, asymptotic_cls
+    from toys.stats import BANDS, asymptotic_cls
 
     assert spec.poi is not None  # noqa: S101 - check_model named it
     alpha, (lo, hi) = 1 - spec.cl, spec.range
@@ -225,7 +225,7 @@ def _band(band: str) -> str:
 
 def _suggest(spec: ToyScanSpec) -> str:
     """A range that brackets the asymptotic limits with room for the toys' to differ."""
-    from hpo.toys.stats import asymptotic_limits
+    from toys.stats import asymptotic_limits
 
     assert spec.poi is not None  # noqa: S101
     try:

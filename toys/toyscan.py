@@ -1,7 +1,7 @@
 """A toy-MC limit scan: create it, run (or resume) it, read its limits, cancel it.
 
 The scan is an owner row of kind ``toyscan`` whose tasks are its toy batches; see
-:mod:`hpo.toys.run` for how the dispatcher drives it and :mod:`hpo.toys.scan` for the plan.
+:mod:`toys.run` for how the dispatcher drives it and :mod:`toys.scan` for the plan.
 """
 
 from __future__ import annotations
@@ -12,8 +12,6 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from hpo.toys import scan as scan_mod
-from hpo.toys.spec import ToyScanError, ToyScanSpec, check_model, check_range
 from idds import auth
 from idds import owners as owners_mod
 from idds import tasks as tq
@@ -23,6 +21,8 @@ from idds.dispatcher import Dispatcher
 from idds.errors import NotFound
 from idds.owners import OwnerState
 from idds.tasks import TaskState
+from toys import scan as scan_mod
+from toys.spec import ToyScanError, ToyScanSpec, check_model, check_range
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -138,8 +138,8 @@ class ToyScan:
         """
         import ray
 
-        from hpo.toys.run import ToyScanRun
         from idds.runtime import ensure_ray
+        from toys.run import ToyScanRun
 
         ensure_ray(self.settings.ray_address)
         owner_id = self._owner_id(create=True)

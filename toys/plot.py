@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from hpo.toys.toyscan import ScanResult
+    from toys.toyscan import ScanResult
 
 
 def plot_cls(result: ScanResult, path: str | Path, *, cl: float, poi: str, title: str) -> None:

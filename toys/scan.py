@@ -13,12 +13,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from hpo.toys.stats import BANDS, band_values, cls, sorted_array
+from toys.stats import BANDS, band_values, cls, sorted_array
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from hpo.toys.spec import ToyScanSpec
+    from toys.spec import ToyScanSpec
 
 
 @dataclass
@@ -38,7 +38,7 @@ class Point:
         return len(self.q_sb) + len(self.q_b) + self.failed
 
     def add(self, result: dict[str, Any]) -> None:
-        """Add one batch's result (see :func:`hpo.toys.stats.run_batch`)."""
+        """Add one batch's result (see :func:`toys.stats.run_batch`)."""
         self.q_obs = float(result["q_obs"])
         self.q_sb += result["q_sb"]
         self.q_b += result["q_b"]

@@ -12,15 +12,15 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from hpo.toys import scan as scan_mod
 from idds.dispatcher import TaskOwner
 from idds.tasks import FINAL, TaskSpec, TaskState
+from toys import scan as scan_mod
 
 if TYPE_CHECKING:
-    from hpo.toys.spec import ToyScanSpec
+    from toys.spec import ToyScanSpec
 
 #: The payload every batch runs on a worker.
-BATCH_CALLABLE = "hpo.toys.stats:run_batch"
+BATCH_CALLABLE = "toys.stats:run_batch"
 
 
 class ToyScanRun(TaskOwner):
