@@ -13,24 +13,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import sqlalchemy as sa
-
 from hpo.spec import StudySpec, check_point
-from idds import auth
-from idds import owners as owners_mod
-from idds import tasks as tq
 from idds.config import Settings, path_inside
-from idds.db import connect, reading
 from idds.dispatcher import Dispatcher
 from idds.errors import NotFound, SpecError
-from idds.owners import OwnerState
+from idds.handle import OwnerHandle
 from idds.payloads import load_callable
+from idds.records import NewOwner, Records, TaskRecord, best_index, counts_for_best, feasible
+from idds.records import pareto_indices as _pareto_indices
 from idds.tasks import TaskState
 
 if TYPE_CHECKING:
     from collections.abc import Callable
-
-    from sqlalchemy.engine import Engine
 
 KIND = "study"
 GROUP_KIND = "study-group"  # a segmented study: its segments are studies of their own
@@ -65,10 +59,16 @@ class Trial:
 
     @property
     def feasible(self) -> bool:
-        return self.constraints is None or all(c <= 0 for c in self.constraints)
+        return feasible(self.constraints)
+
+    @property
+    def counts_for_best(self) -> bool:
+        """Whether it competes for the best: succeeded, feasible, not pruned."""
+        result = {"values": self.values, "constraints": self.constraints, "pruned": self.pruned}
+        return counts_for_best(self.state, result)
 
 
-class Study:
+class Study(OwnerHandle):
     """A hyperparameter study, defined in Python or loaded from a spec file.
 
     Args:
@@ -85,6 +85,10 @@ class Study:
     Raises:
         SpecError: the spec does not validate, or its objective does not import.
     """
+
+    kind = KIND
+    noun = "study"
+    command = "hpo"
 
     def __init__(
         self,
@@ -107,7 +111,7 @@ class Study:
         self.pythonpath = _resolve_path(spec.pythonpath, base)
         self.workdir = str(path_inside(self.settings.work_dir, spec.name))
         self.spec_dir = str(base)
-        self._engine: Engine | None = None
+        self._engine = None
         #: The segments of a segmented study: independent studies run side by side.
         self.segments = [
             Study(seg, settings=self.settings, base_dir=base, check_objective=check_objective)
@@ -153,36 +157,25 @@ class Study:
         return self.spec.name
 
     @property
-    def engine(self) -> Engine:
-        if self._engine is None:
-            self._engine = connect(self.settings.db_url)
-        return self._engine
+    def owner_kind(self) -> str:
+        return GROUP_KIND if self.segments else KIND
 
     # --- running ----------------------------------------------------------------------------
 
-    def create(self, *, user: str | None = None) -> int:
+    def create(self, *, user: str | None = None, parent_id: int | None = None) -> int:
         """Record the study (and its segments, in the same transaction); returns its id.
 
         Args:
             user: the user to record as its owner: the acting user by default (a workflow's
                 node creates its study for the workflow's owner).
+            parent_id: the owner it is part of (the workflow whose node it is).
 
         Raises:
-            SpecError: a study of that name (or of a segment's) exists already.
+            Exists: a study of that name (or of a segment's) exists already.
             AccessDenied: no user can be named (see :mod:`idds.auth`).
         """
-        user = user or auth.acting_user(self.engine, self.settings).name
-        try:
-            with self.engine.begin() as conn:
-                owner_id = owners_mod.create(conn, self._kind, self.name, self._stored(), user=user)
-                for segment in self.segments:
-                    owners_mod.create(conn, KIND, segment.name, segment._stored(), user=user)
-            return owner_id
-        except sa.exc.IntegrityError:
-            raise SpecError(
-                f"a study named {self.name!r} (or one of its segments) exists already: resume "
-                f"it with `idds hpo resume {self.name}`, or choose another name"
-            ) from None
+        parts = [NewOwner(kind=KIND, name=s.name, spec=s._stored()) for s in self.segments]
+        return self.create_owner(self._stored(), user=user, parts=parts, parent_id=parent_id)
 
     def _stored(self) -> dict[str, Any]:
         """The spec as recorded, with where its files and work dirs are."""
@@ -192,10 +185,6 @@ class Study:
             "workdir": self.workdir,
             "spec_dir": self.spec_dir,
         }
-
-    @property
-    def _kind(self) -> str:
-        return GROUP_KIND if self.segments else KIND
 
     def optimize(self, *, progress: bool = True) -> None:
         """Run the study until ``max_points`` points are evaluated (or it is cancelled); a
@@ -216,24 +205,19 @@ class Study:
         self._owner_id_or_create()
         studies = self.segments or [self]
         dispatcher = Dispatcher(self.engine, lease_seconds=self.settings.lease_seconds)
-        held: list[int] = []
-        try:
-            runs = []
-            for position, study in enumerate(studies):
-                study._engine = self.engine
-                owner_id = study._owner_id()
-                dispatcher.hold_waiting(owner_id, f"study {study.name!r}")
-                held.append(owner_id)
-                runs.append(StudyRun(study, owner_id, progress=progress, position=position))
+        for study in studies:
+            study._engine = self.engine
+        owner_ids = [study.owner_id for study in studies]
+        with self.held(dispatcher, owner_ids):
+            runs = [
+                StudyRun(study, owner_id, progress=progress, position=position)
+                for position, (study, owner_id) in enumerate(zip(studies, owner_ids, strict=True))
+            ]
             dispatcher.run(runs)
-            for run in runs:
+            for study, run in zip(studies, runs, strict=True):
                 run.close()
                 if not run.cancelled:
-                    with self.engine.begin() as conn:
-                        owners_mod.set_state(conn, run.owner_id, OwnerState.FINISHED)
-        finally:
-            for owner_id in held:
-                dispatcher.release(owner_id)
+                    study.finish()
 
     def check_capacity(self) -> None:
         """Join Ray and check that one evaluation's resources exist in the cluster at all
@@ -261,13 +245,10 @@ class Study:
                 )
 
     def _owner_id_or_create(self) -> int:
-        with reading(self.engine) as conn:
-            row = conn.execute(
-                sa.select(owners_mod.owners.c.id).where(
-                    owners_mod.owners.c.kind == self._kind, owners_mod.owners.c.name == self.name
-                )
-            ).first()
-        return row.id if row else self.create()
+        try:
+            return self.owner_id
+        except NotFound:
+            return self.create()
 
     def enqueue(self, point: dict[str, Any]) -> dict[str, Any]:
         """Add a point to evaluate next (a head running the study picks it up in seconds).
@@ -283,40 +264,32 @@ class Study:
             names = ", ".join(seg.name for seg in self.segments)
             raise SpecError(f"study {self.name!r} is segmented: enqueue into a segment ({names})")
         point = check_point(self.spec, point)
-        auth.require_named(self.engine, self.settings, KIND, self.name, "enqueue into")
-        owner_id = self._owner_id()
+        self.require("enqueue into")
 
         def add(spec: dict[str, Any]) -> dict[str, Any]:
             return {**spec, "initial_points": [*spec.get("initial_points", []), point]}
 
-        with self.engine.begin() as conn:
-            owners_mod.update_spec(conn, owner_id, add)
+        self.records.update_spec(self.owner_id, add)
         self.spec = self.spec.model_copy(
             update={"initial_points": [*self.spec.initial_points, point]}
         )
         return point
 
     def _queued_indices(self) -> set[int]:
-        with reading(self.engine) as conn:
-            owner_id = owners_mod.find(conn, KIND, self.name).id
-            payloads = conn.execute(
-                sa.select(tq.tasks.c.payload).where(tq.tasks.c.owner_id == owner_id)
-            ).scalars()
-            return {p["queued"] for p in payloads if p.get("queued") is not None}
+        payloads = [t.payload for t in self.records.tasks(self.owner_id)]
+        return {p["queued"] for p in payloads if p.get("queued") is not None}
 
     def cancel(self) -> int:
-        """Cancel the study; a head running it stops within seconds. Returns tasks cancelled.
+        """Cancel the study (a segmented one: each segment); a head running it stops within
+        seconds. Returns tasks cancelled.
 
         Raises:
             AccessDenied: the study is another user's.
         """
-        auth.require_named(self.engine, self.settings, self._kind, self.name, "cancel")
-        if self.segments:
-            return sum(segment.cancel() for segment in self._segments_here())
-        owner_id = self._owner_id()
-        with self.engine.begin() as conn:
-            owners_mod.set_state(conn, owner_id, OwnerState.CANCELLED)
-            return tq.cancel_owner_tasks(conn, owner_id, "study cancelled")
+        if not self.segments:
+            return super().cancel()
+        self.require("cancel")
+        return sum(segment.cancel() for segment in self._segments_here())
 
     # --- reading ----------------------------------------------------------------------------
 
@@ -329,17 +302,13 @@ class Study:
         """
         from idds.commands import log_paths
 
-        auth.require_named(self.engine, self.settings, KIND, self.name, "read the logs of")
+        self.require("read the logs of")
         found = [t for t in self.trials if t.number == trial]
         if not found:
             raise NotFound(f"study {self.name!r} has no trial {trial}")
         attempt = attempt or max(found[0].attempt, 1)
         out, err = log_paths(trial_workdir(self.workdir, trial), attempt)
         return out, err, attempt
-
-    def _owner_id(self) -> int:
-        with reading(self.engine) as conn:
-            return int(owners_mod.find(conn, self._kind, self.name).id)
 
     @property
     def state(self) -> str:
@@ -350,14 +319,7 @@ class Study:
             if "cancelled" in states:
                 return "cancelled"
             return "finished" if states == {"finished"} else "active"
-        with reading(self.engine) as conn:
-            return str(owners_mod.find(conn, KIND, self.name).state)
-
-    @property
-    def user(self) -> str | None:
-        """The user who created the study (None: recorded before owners were)."""
-        with reading(self.engine) as conn:
-            return owners_mod.find(conn, self._kind, self.name).user_name
+        return super().state
 
     def _segments_here(self) -> list[Study]:
         for segment in self.segments:
@@ -369,15 +331,10 @@ class Study:
         """Every point of the study, in order (a segmented study: see ``segments``)."""
         if self.segments:
             raise SpecError(f"study {self.name!r} is segmented: read its segments' trials")
-        with reading(self.engine) as conn:
-            owner_id = owners_mod.find(conn, KIND, self.name).id
-            rows = conn.execute(
-                sa.select(tq.tasks)
-                .where(tq.tasks.c.owner_id == owner_id)
-                .order_by(tq.tasks.c.number)
-            ).all()
-            reports = tq.reports_of(conn, owner_id)
-        return [_trial(r, reports.get(r.number)) for r in rows]
+        owner_id = self.owner_id
+        records = self.records
+        reports = records.reports(owner_id)
+        return [_trial(t, reports.get(t.number)) for t in records.tasks(owner_id)]
 
     @property
     def best(self) -> Trial | None:
@@ -402,37 +359,20 @@ class Study:
         return study_html(self)
 
 
-def _done(trials: list[Trial]) -> list[Trial]:
-    return [
-        t
-        for t in trials
-        if t.state == TaskState.SUCCEEDED and t.values and t.feasible and not t.pruned
-    ]
-
-
 def best_of(trials: list[Trial], direction: str) -> Trial | None:
-    """The feasible succeeded trial with the best value."""
-    done = _done(trials)
-    if not done:
-        return None
-    pick = max if direction == "maximize" else min
-    return pick(done, key=lambda t: t.values[0])  # type: ignore[index]
+    """The trial with the best value among those that count (see ``idds.records``)."""
+    done = [t for t in trials if t.counts_for_best]
+    i = best_index([t.values or [] for t in done], direction)
+    return None if i is None else done[i]
 
 
 def pareto_front(trials: list[Trial], directions: tuple[str, ...]) -> list[Trial]:
-    """Feasible succeeded trials not dominated by another one."""
-    signs = [1.0 if d == "minimize" else -1.0 for d in directions]
-    done = _done(trials)
-    keyed = [(t, [s * v for s, v in zip(signs, t.values, strict=True)]) for t in done]  # type: ignore[arg-type]
-
-    def dominated(a: list[float]) -> bool:
-        return any(all(x <= y for x, y in zip(b, a, strict=True)) and b != a for _, b in keyed)
-
-    return [t for t, k in keyed if not dominated(k)]
+    """The trials that count for the best and that no other one dominates."""
+    done = [t for t in trials if t.counts_for_best]
+    return [done[i] for i in _pareto_indices([t.values or [] for t in done], directions)]
 
 
-def _trial(row: Any, intermediate: dict[int, float] | None = None) -> Trial:
-    duration = row.finished - row.started if row.finished and row.started else None
+def _trial(row: TaskRecord, intermediate: dict[int, float] | None = None) -> Trial:
     result = row.result if row.state == TaskState.SUCCEEDED else None
     if result and "params" in result:
         params = result["params"]
@@ -453,7 +393,7 @@ def _trial(row: Any, intermediate: dict[int, float] | None = None) -> Trial:
         attempt=row.attempt,
         site=row.site,
         node=row.node,
-        duration_s=duration,
+        duration_s=row.duration_s,
         error=row.error,
     )
 
@@ -464,16 +404,14 @@ def load_study(name: str, *, settings: Settings | None = None) -> Study:
     Raises:
         NotFound: no study of that name.
     """
+    from idds.db import connect
+
     settings = settings or Settings.from_env()
     engine = connect(settings.db_url)
-    with reading(engine) as conn:
-        try:
-            row = owners_mod.find(conn, KIND, name)
-        except NotFound:
-            try:
-                row = owners_mod.find(conn, GROUP_KIND, name)
-            except NotFound:
-                raise NotFound(f"no study named {name!r}") from None
+    try:
+        row = Records(engine).owner((KIND, GROUP_KIND), name)
+    except NotFound:
+        raise NotFound(f"no study named {name!r}") from None
     stored = dict(row.spec)
     workdir = stored.pop("workdir", None)
     spec_dir = stored.pop("spec_dir", None)

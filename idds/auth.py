@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
 
     from idds.config import Settings
+    from idds.records import OwnerRecord
 
 _USER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@+\-]{0,63}$")
 users = owners_mod.users
@@ -99,31 +100,19 @@ def acting_user(engine: Engine, settings: Settings) -> Actor:
     return Actor(check_user_name(settings.user or getpass.getuser()))
 
 
-def require(engine: Engine, settings: Settings, owner: Any, action: str) -> Actor:
-    """The acting user, where they may ``action`` the ``owner`` row (kind, name, user_name).
+def require(engine: Engine, settings: Settings, owner: OwnerRecord, action: str) -> Actor:
+    """The acting user, where they may ``action`` the ``owner`` (its user, or an admin).
 
     Raises:
         AccessDenied: the owner is another user's and the acting user is no admin.
     """
     actor = acting_user(engine, settings)
-    if not actor.may_change(owner.user_name):
+    if not actor.may_change(owner.user):
         raise AccessDenied(
             f"user {actor.name!r} may not {action} {owner.kind} {owner.name!r} of user "
-            f"{owner.user_name!r} (only its owner or an admin may)"
+            f"{owner.user!r} (only its owner or an admin may)"
         )
     return actor
-
-
-def require_named(engine: Engine, settings: Settings, kind: str, name: str, action: str) -> Actor:
-    """:func:`require` for the owner of that kind and name.
-
-    Raises:
-        NotFound: there is none.
-        AccessDenied: see :func:`require`.
-    """
-    with reading(engine) as conn:
-        row = owners_mod.find(conn, kind, name)
-    return require(engine, settings, row, action)
 
 
 # --- managing users ---------------------------------------------------------------------------

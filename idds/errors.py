@@ -4,6 +4,7 @@
 
     IddsError                    root of every error the platform raises on purpose
     ├── SpecError (ValueError)   a spec, flag or argument that does not validate
+    │   └── Exists               an owner of that kind and name exists already
     ├── DatabaseError            the database does not answer, or its schema is not ours
     ├── NotFound (KeyError)      no owner (study, workflow, ...) of that name
     ├── IllegalTransition        a state change that the transition table forbids
@@ -27,6 +28,11 @@ class SpecError(IddsError, ValueError):
 
     def __str__(self) -> str:
         return super().__str__().replace("\r", "\\r").replace("\n", "\\n")
+
+
+class Exists(SpecError):
+    """An owner (a study, a workflow, ...) of that kind and name exists already; nothing was
+    written."""
 
 
 class DatabaseError(IddsError):

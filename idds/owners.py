@@ -19,7 +19,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Mapped, mapped_column
 
 from idds.db import Base, db_now
-from idds.errors import NotFound
+from idds.errors import IllegalTransition, NotFound
 
 
 class OwnerState(enum.StrEnum):
@@ -30,13 +30,34 @@ class OwnerState(enum.StrEnum):
     CANCELLED = "cancelled"
 
 
+#: The legal owner-state changes; :func:`set_state` applies only these (or none at all, where
+#: the owner is in that state already).
+OWNER_TRANSITIONS: dict[OwnerState, frozenset[OwnerState]] = {
+    OwnerState.ACTIVE: frozenset(
+        {OwnerState.FINISHED, OwnerState.FAILED, OwnerState.SUSPENDED, OwnerState.CANCELLED}
+    ),
+    OwnerState.SUSPENDED: frozenset({OwnerState.ACTIVE, OwnerState.CANCELLED}),
+    # more work arrives (points enqueued, nodes retried) or the owner is cancelled
+    OwnerState.FINISHED: frozenset({OwnerState.ACTIVE, OwnerState.CANCELLED}),
+    OwnerState.FAILED: frozenset({OwnerState.ACTIVE, OwnerState.CANCELLED}),
+    OwnerState.CANCELLED: frozenset(),
+}
+
+
 class Owner(Base):
     __tablename__ = "owners"
-    __table_args__ = (sa.UniqueConstraint("kind", "name"),)
+    __table_args__ = (
+        sa.UniqueConstraint("kind", "name"),
+        sa.Index("ix_owners_parent", "parent_id"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     kind: Mapped[str] = mapped_column(sa.String(32))
     name: Mapped[str] = mapped_column(sa.String(200))
+    #: The owner this one is part of (a segmented study's segment, a workflow's study node).
+    parent_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("owners.id", ondelete="CASCADE", name="fk_owners_parent")
+    )
     state: Mapped[str] = mapped_column(sa.String(16), default=OwnerState.ACTIVE)
     spec: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
     user_name: Mapped[str | None] = mapped_column(sa.String(64))  # who created it
@@ -68,13 +89,20 @@ def new_head_id() -> str:
 
 
 def create(
-    conn: Connection, kind: str, name: str, spec: dict[str, Any], *, user: str | None = None
+    conn: Connection,
+    kind: str,
+    name: str,
+    spec: dict[str, Any],
+    *,
+    user: str | None = None,
+    parent_id: int | None = None,
 ) -> int:
-    """Insert an owner, created by ``user``; returns its id. A name already used raises
-    IntegrityError."""
+    """Insert an owner, created by ``user`` (part of ``parent_id``); returns its id. A name
+    already used raises IntegrityError."""
     stmt = sa.insert(owners).values(
-        kind=kind, name=name, spec=spec, state=OwnerState.ACTIVE, user_name=user
-    )
+        kind=kind, name=name, spec=spec, state=OwnerState.ACTIVE, user_name=user,
+        parent_id=parent_id,
+    )  # fmt: skip
     return int(conn.execute(stmt).inserted_primary_key[0])
 
 
@@ -152,10 +180,37 @@ def update_spec(
     return new
 
 
-def set_state(conn: Connection, owner_id: int, state: OwnerState) -> None:
-    conn.execute(
-        sa.update(owners).where(owners.c.id == owner_id).values(state=state, updated=db_now())
-    )
+def set_state(conn: Connection, owner_id: int, state: OwnerState) -> bool:
+    """Move an owner to ``state`` in one update guarded by the states it may come from.
+
+    Returns:
+        True if this call changed the state; False if the owner was in ``state`` already.
+
+    Raises:
+        IllegalTransition: the owner is in a state that cannot go to ``state``.
+        NotFound: there is no such owner.
+    """
+    sources = [old for old, news in OWNER_TRANSITIONS.items() if state in news]
+    changed = conn.execute(
+        sa.update(owners)
+        .where(owners.c.id == owner_id, owners.c.state.in_(sources))
+        .values(state=state, updated=db_now())
+    ).rowcount
+    if changed:
+        return True
+    now = conn.execute(sa.select(owners.c.state).where(owners.c.id == owner_id)).scalar()
+    if now is None:
+        raise NotFound(f"no owner with id {owner_id}")
+    if now != state:
+        raise IllegalTransition(f"owner {owner_id}: {now} -> {state} is not allowed")
+    return False
+
+
+def lease_alive(holder: str | None, expires: float | None, now: float) -> bool:
+    """Whether a lease (its holder and expiry, by the database clock ``now``) still holds."""
+    if not holder or expires is None or expires < now:
+        return False
+    return not holder_is_dead(holder)
 
 
 def holder_is_dead(holder: str) -> bool:

@@ -37,6 +37,24 @@ class TaskState(enum.StrEnum):
     CANCELLED = "cancelled"
 
 
+class AttemptKind(enum.StrEnum):
+    """How an attempt ended (``None`` while it is in flight).
+
+    ``error``: the payload raised or reported failure, or its result was rejected; ``failed``:
+    the worker died under it; ``timeout``: it ran past its limit; ``lost``: its head went away
+    (the site is not to blame); ``pruned``: it stopped early on its pruner's advice, with a
+    value.
+    """
+
+    SUCCEEDED = "succeeded"
+    PRUNED = "pruned"
+    ERROR = "error"
+    FAILED = "failed"
+    TIMEOUT = "timeout"
+    LOST = "lost"
+    CANCELLED = "cancelled"
+
+
 FINAL = frozenset({TaskState.SUCCEEDED, TaskState.FAILED, TaskState.CANCELLED})
 IN_FLIGHT = (TaskState.DISPATCHED, TaskState.RUNNING)
 
@@ -56,6 +74,7 @@ TRANSITIONS: dict[TaskState, frozenset[TaskState]] = {
 
 _STATES = ", ".join(f"'{s}'" for s in TaskState)
 _FINAL = ", ".join(f"'{s}'" for s in sorted(FINAL))
+_KINDS = ", ".join(f"'{k}'" for k in AttemptKind)
 
 
 class Task(Base):
@@ -107,6 +126,7 @@ class Attempt(Base):
             sqlite_where=sa.text("state = 'succeeded'"),
             postgresql_where=sa.text("state = 'succeeded'"),
         ),
+        sa.CheckConstraint(f"kind IS NULL OR kind IN ({_KINDS})", name="ck_attempts_kind"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -117,6 +137,7 @@ class Attempt(Base):
     site: Mapped[str | None] = mapped_column(sa.String(64))
     node: Mapped[str | None] = mapped_column(sa.String(128))
     head: Mapped[str | None] = mapped_column(sa.String(128))
+    kind: Mapped[str | None] = mapped_column(sa.String(16))
     dispatched: Mapped[float] = mapped_column(server_default=db_now())
     started: Mapped[float | None]
     finished: Mapped[float | None]
@@ -294,10 +315,16 @@ def record_finished(
     conn.execute(
         sa.insert(attempts).values(
             task_id=task_id, number=1, token=token, state=state, site=site,
-            finished=db_now(), error=error,
+            finished=db_now(), error=error, kind=_imported_kind(state, result),
         )
     )  # fmt: skip
     return task_id
+
+
+def _imported_kind(state: TaskState, result: Any) -> AttemptKind:
+    if state is TaskState.SUCCEEDED:
+        return attempt_kind("ok", result)
+    return AttemptKind.CANCELLED if state is TaskState.CANCELLED else AttemptKind.ERROR
 
 
 def claim(conn: Connection, owner_id: int, limit: int, *, lease_seconds: float) -> list[Claim]:
@@ -500,9 +527,28 @@ def _next_state(outcome: Outcome, attempt: int, max_attempts: int, retry_errors:
     return TaskState.PENDING if retryable and attempt < max_attempts else TaskState.FAILED
 
 
+#: The attempt kind of each outcome kind that is not ``ok``.
+_ATTEMPT_KIND = {
+    "error": AttemptKind.ERROR,
+    "invalid": AttemptKind.ERROR,
+    "crash": AttemptKind.FAILED,
+    "timeout": AttemptKind.TIMEOUT,
+    "lost": AttemptKind.LOST,
+}
+
+
+def attempt_kind(outcome_kind: str, result: Any = None) -> AttemptKind:
+    """The kind recorded for an attempt that ended with an outcome of ``outcome_kind``."""
+    if outcome_kind == "ok":
+        pruned = isinstance(result, dict) and result.get("pruned")
+        return AttemptKind.PRUNED if pruned else AttemptKind.SUCCEEDED
+    return _ATTEMPT_KIND.get(outcome_kind, AttemptKind.ERROR)
+
+
 def _close_attempt(conn: Connection, token: str, outcome: Outcome) -> None:
     state = TaskState.SUCCEEDED if outcome.ok else TaskState.FAILED
     values: dict[str, Any] = {"finished": NOW, "error": outcome.error, "started": outcome.started}
+    values["kind"] = attempt_kind(outcome.kind, outcome.result)
     if outcome.node is not None:
         values["node"] = outcome.node
     shape, params = _shape(values)
@@ -542,7 +588,12 @@ def cancel_owner_tasks(conn: Connection, owner_id: int, reason: str = "cancelled
         conn.execute(
             sa.update(attempts)
             .where(attempts.c.token.in_(tokens), attempts.c.state.in_(IN_FLIGHT))
-            .values(state=TaskState.CANCELLED, finished=db_now(), error=reason)
+            .values(
+                state=TaskState.CANCELLED,
+                kind=AttemptKind.CANCELLED,
+                finished=db_now(),
+                error=reason,
+            )
         )
     return len(rows)
 
