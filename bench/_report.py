@@ -13,9 +13,10 @@ RESULTS = Path(__file__).parent / "results"
 
 
 def machine() -> dict[str, Any]:
+    from importlib.metadata import version
+
     import optuna
     import ray
-    import sqlalchemy
 
     return {
         "cpus": os.cpu_count(),
@@ -23,7 +24,7 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "optuna": optuna.__version__,
         "ray": ray.__version__,
-        "sqlalchemy": sqlalchemy.__version__,
+        "sqlalchemy": version("sqlalchemy"),
     }
 
 

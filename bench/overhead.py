@@ -16,8 +16,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import sqlalchemy as sa
-
 from bench._report import RESULTS, markdown_table, row, save
 
 PG_URL = os.environ.get("IDDS_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -82,16 +80,10 @@ def run_ray_tune(n: int, reuse_actors: bool, storage: str) -> float:
 
 
 def _fresh_pg(url: str) -> str | None:
-    try:
-        engine = sa.create_engine(url)
-        import idds.owners
-        import idds.tasks  # noqa: F401 - registers the tables on Base.metadata
-        from idds.db import Base
+    from idds.db import drop_all
 
-        names = [t.name for t in Base.metadata.sorted_tables] + ["alembic_version"]
-        with engine.begin() as conn:
-            conn.execute(sa.text(f"DROP TABLE IF EXISTS {', '.join(names)} CASCADE"))
-        engine.dispose()
+    try:
+        drop_all(url)
     except Exception as exc:  # no server: the row is left out and the table says so
         print(f"PostgreSQL at {url} not used: {str(exc).splitlines()[0]}")
         return None

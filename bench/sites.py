@@ -24,7 +24,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
 import yaml
 
 from bench._report import RESULTS, markdown_table, row, save
@@ -68,9 +67,9 @@ def run_study(
         launched: when the run was launched (now by default).
     """
     import hpo
-    from idds import tasks as tq
     from idds.config import Settings
     from idds.db import connect
+    from idds.records import Records
 
     settings = Settings(db_url=db_url, work_dir=Path(tempfile.mkdtemp(prefix="idds-bench-")))
     study = hpo.Study(
@@ -84,11 +83,7 @@ def run_study(
     study.optimize(progress=False)
     ended = time.time()
     engine = connect(db_url)
-    a = tq.attempts
-    with engine.begin() as conn:
-        rows = conn.execute(
-            sa.select(a.c.site, a.c.started, a.c.finished).where(a.c.state == "succeeded")
-        ).all()
+    rows = [a for a in Records(engine).attempts() if a.state == "succeeded"]
     engine.dispose()
     assert len(rows) == n, f"{name}: {len(rows)} of {n} evaluations succeeded"
     first, last = min(r.started for r in rows), max(r.finished for r in rows)

@@ -205,16 +205,11 @@ def measure(quick: bool, tmp: Path, out: Path) -> list[dict[str, Any]]:
 
 def _results(scan: Any) -> list[dict[str, Any]]:
     """The adaptive scan's recorded batch results (read from the database)."""
-    import sqlalchemy as sa
+    from idds.records import Records
 
-    from idds import owners, tasks
-
-    with scan.engine.begin() as conn:
-        owner = owners.find(conn, "toyscan", scan.name).id
-        query = sa.select(tasks.tasks.c.result).where(
-            tasks.tasks.c.owner_id == owner, tasks.tasks.c.state == "succeeded"
-        )
-        return list(conn.execute(query).scalars())
+    records = Records(scan.engine)
+    owner = records.owner("toyscan", scan.name)
+    return [t.result for t in records.tasks(owner.id, states=["succeeded"])]
 
 
 def report(rows: list[dict[str, Any]]) -> str:

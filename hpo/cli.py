@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import click
-import sqlalchemy as sa
 import yaml
 
 from hpo.spec import load_spec_file
 from hpo.study import KIND, Study, Trial, load_study
-from idds import owners as owners_mod
-from idds import tasks as tq
 from idds.cli import format_table
 from idds.config import Settings
-from idds.db import connect, reading
+from idds.db import connect
 from idds.errors import NotFound, SpecError
+from idds.lifecycle import Lifecycle, add_commands
+from idds.records import OwnerRecord, Records, TaskRecord
+from idds.tasks import TaskState
 
 
 @click.group("hpo")
@@ -27,45 +28,15 @@ def hpo() -> None:
 RESUME = ["hpo", "resume"]
 
 
-@hpo.command()
-@click.argument("spec_file", type=click.Path(dir_okay=False))
-@click.option("--name", help="Study name (overrides the spec's).")
-@click.option("--no-progress", is_flag=True, help="No progress bar.")
-@click.option("--detach", is_flag=True, help="Only record it: an `idds serve` head runs it.")
-@click.pass_obj
-def launch(
-    settings: Settings, spec_file: str, name: str | None, no_progress: bool, detach: bool
-) -> None:
-    """Create the study in SPEC_FILE (YAML or JSON) and run it."""
+def _build(settings: Settings, spec_file: str, options: dict[str, Any]) -> Study:
     spec, base = load_spec_file(spec_file)
-    if name:
-        spec = type(spec).from_mapping({**spec.to_json(), "name": name}, source="--name")
-    study = Study(spec, settings=settings, base_dir=base)
-    if detach:
-        study.create()
-        click.echo(f"study {study.name!r} recorded; an `idds serve` head will run it")
-        return
-    study.check_capacity()
-    study.create()
-    _run(study, no_progress)
+    if options.get("name"):
+        spec = type(spec).from_mapping({**spec.to_json(), "name": options["name"]}, source="--name")
+    return Study(spec, settings=settings, base_dir=base)
 
 
-@hpo.command()
-@click.argument("name")
-@click.option("--no-progress", is_flag=True, help="No progress bar.")
-@click.pass_obj
-def resume(settings: Settings, name: str, no_progress: bool) -> None:
-    """Run study NAME on from where it stopped."""
-    study = load_study(name, settings=settings)
-    if study.state != "active":
-        click.echo(f"study {name!r} is {study.state}; nothing to resume")
-        _print_best(study)
-        return
-    _run(study, no_progress)
-
-
-def _run(study: Study, no_progress: bool) -> None:
-    study.optimize(progress=not no_progress)
+def _run(study: Study, progress: bool) -> None:
+    study.optimize(progress=progress)
     state = study.state
     if state == "cancelled":
         click.echo(f"study {study.name!r} was cancelled")
@@ -93,51 +64,24 @@ def _print_best(study: Study) -> None:
     click.echo(f"best point: {json.dumps(best.params)}")
 
 
-@hpo.command("list")
-@click.pass_obj
-def list_(settings: Settings) -> None:
-    """Studies in the database, with their progress and best value."""
-    engine = connect(settings.db_url)
-    with reading(engine) as conn:
-        rows = conn.execute(
-            sa.select(owners_mod.owners)
-            .where(owners_mod.owners.c.kind == KIND)
-            .order_by(owners_mod.owners.c.id)
-        ).all()
-        table = [_summary(conn, r) for r in rows]
-    if not table:
-        click.echo("no studies")
-        return
+def _table(settings: Settings) -> tuple[list[str], list[list[object]]]:
+    records = Records(connect(settings.db_url))
+    studies = records.owners(KIND)
+    bests = records.best(studies)
     headers = ["name", "user", "state", "proposer", "done", "running", "failed", "best"]
-    click.echo(format_table(headers, table))
+    return headers, [_summary(study, bests.get(study.id)) for study in studies]
 
 
-def _summary(conn: sa.Connection, row: sa.Row) -> list[object]:
-    counts = tq.counts(conn, row.id)
-    direction = row.spec.get("direction", "minimize")
-    best = None
-    if isinstance(direction, str):
-        results = conn.execute(
-            sa.select(tq.tasks.c.result).where(
-                tq.tasks.c.owner_id == row.id, tq.tasks.c.state == tq.TaskState.SUCCEEDED
-            )
-        ).scalars()
-        feasible = [
-            r["values"][0] for r in results if all(c <= 0 for c in r.get("constraints", ()))
-        ]
-        pick = max if direction == "maximize" else min
-        best = pick(feasible, default=None)
-    done = counts[tq.TaskState.SUCCEEDED] + counts[tq.TaskState.FAILED]
-    in_flight = counts[tq.TaskState.DISPATCHED] + counts[tq.TaskState.RUNNING]
+def _summary(study: OwnerRecord, best: TaskRecord | None) -> list[object]:
     return [
-        row.name,
-        row.user_name,
-        row.state,
-        row.spec.get("proposer"),
-        f"{done}/{row.spec.get('max_points')}",
-        in_flight,
-        counts[tq.TaskState.FAILED],
-        "" if best is None else f"{best:.6g}",
+        study.name,
+        study.user,
+        study.state,
+        study.spec.get("proposer"),
+        f"{study.done}/{study.spec.get('max_points')}",
+        study.in_flight,
+        study.failed,
+        "" if best is None else f"{best.result['values'][0]:.6g}",
     ]
 
 
@@ -171,7 +115,7 @@ def _show(study: Study, errors: bool) -> None:
     click.echo(format_table(headers, [_trial_row(t) for t in trials]))
     if errors:
         for t in trials:
-            if t.state == tq.TaskState.FAILED and t.error:
+            if t.state == TaskState.FAILED and t.error:
                 click.echo(f"\ntrial {t.number} failed after {t.attempt} attempt(s):")
                 click.echo(t.error.rstrip())
     click.echo("")
@@ -261,10 +205,15 @@ def import_(
     click.echo(f"imported {len(study.trials)} trial(s) into study {study.name!r} ({study.state})")
 
 
-@hpo.command()
-@click.argument("name")
-@click.pass_obj
-def cancel(settings: Settings, name: str) -> None:
-    """Cancel study NAME; a head running it stops its evaluations within seconds."""
-    n = load_study(name, settings=settings).cancel()
-    click.echo(f"study {name!r} cancelled ({n} evaluation(s) not run to the end)")
+add_commands(
+    hpo,
+    Lifecycle(
+        noun="study",
+        plural="studies",
+        build=_build,
+        load=lambda name, settings: load_study(name, settings=settings),
+        run=_run,
+        print_done=_print_best,
+        table=_table,
+    ),
+)

@@ -13,16 +13,15 @@ from __future__ import annotations
 from typing import Any
 
 import optuna
-import sqlalchemy as sa
 from optuna.distributions import json_to_distribution
+from sqlalchemy.exc import ArgumentError
 
 from hpo.proposers import distributions
 from hpo.spec import StudySpec
 from hpo.study import Study, Trial
-from idds import owners as owners_mod
-from idds import tasks as tq
 from idds.errors import SpecError
-from idds.tasks import TaskSpec, TaskState
+from idds.records import Imported
+from idds.tasks import FINAL, TaskSpec, TaskState
 
 _IDDS_ATTRS = ("attempt", "site", "node", "duration_s")
 
@@ -35,7 +34,7 @@ def storage(url: str) -> optuna.storages.BaseStorage:
         return optuna.storages.JournalStorage(backend)
     try:
         return optuna.storages.RDBStorage(url)
-    except (sa.exc.ArgumentError, ValueError, ImportError) as exc:
+    except (ArgumentError, ValueError, ImportError) as exc:
         raise SpecError(f"not an Optuna storage: {url!r} ({str(exc).splitlines()[0]})") from None
 
 
@@ -57,7 +56,7 @@ def export_study(study: Study, url: str, *, name: str | None = None) -> int:
     except optuna.exceptions.DuplicatedStudyError:
         raise SpecError(f"the Optuna storage already has a study named {name!r}") from None
     dists = distributions(study.spec.space)
-    finished = [t for t in study.trials if t.state in tq.FINAL]
+    finished = [t for t in study.trials if t.state in FINAL]
     for t in finished:
         out.add_trial(_frozen(t, dists))
     return len(finished)
@@ -109,11 +108,10 @@ def import_study(url: str, study_name: str, spec: dict[str, Any], *, settings: A
         full["direction"] = full["direction"][0]
     study = Study(StudySpec.from_mapping(full, source="import"), settings=settings)
     owner_id = study.create()
-    with study.engine.begin() as conn:
-        for number, t in enumerate(trials):
-            _record(conn, owner_id, number, t, study)
-        if len(trials) >= study.spec.max_points:
-            owners_mod.set_state(conn, owner_id, owners_mod.OwnerState.FINISHED)
+    imported = [_imported(number, t, study) for number, t in enumerate(trials)]
+    study.records.record_imported(owner_id, imported)
+    if len(trials) >= study.spec.max_points:
+        study.finish()
     return study
 
 
@@ -137,9 +135,7 @@ def _param(d: optuna.distributions.BaseDistribution) -> dict[str, Any]:
     return out
 
 
-def _record(
-    conn: Any, owner_id: int, number: int, t: optuna.trial.FrozenTrial, study: Study
-) -> None:
+def _imported(number: int, t: optuna.trial.FrozenTrial, study: Study) -> Imported:
     from hpo.run import payload_for
 
     user = {k: v for k, v in t.user_attrs.items() if not k.startswith("idds:")}
@@ -159,13 +155,8 @@ def _record(
         if user:
             result["user_attrs"] = user
     payload = payload_for(study, number, t.params)
-    task_id = tq.record_finished(
-        conn, owner_id, TaskSpec(number=number, kind="hpo.trial", payload=payload), state,
+    return Imported(
+        spec=TaskSpec(number=number, kind="hpo.trial", payload=payload), state=state,
         result=result, error=error, site=t.user_attrs.get("idds:site", "optuna"),
+        reports=dict(t.intermediate_values),
     )  # fmt: skip
-    if t.intermediate_values:
-        rows = [
-            {"task_id": task_id, "attempt": 1, "step": step, "value": value}
-            for step, value in t.intermediate_values.items()
-        ]
-        conn.execute(sa.insert(tq.reports), rows)

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from hpo.study import best_of, pareto_front
 from idds.errors import NotFound
+from idds.records import best_index
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -94,11 +95,13 @@ def history_figure(study: Study, trials: list[Trial]) -> go.Figure:
     """Each succeeded trial's first value against its number, and the best so far."""
     import plotly.graph_objects as go
 
-    done = [t for t in trials if t.state == "succeeded" and t.values and not t.pruned]
+    done = [t for t in trials if t.counts_for_best]
     x = [t.number for t in done]
     y = [t.values[0] for t in done]  # type: ignore[index]
-    pick = max if study.spec.directions[0] == "maximize" else min
-    best = [pick(y[: i + 1]) for i in range(len(y))]
+    best: list[float] = []
+    for value in y:
+        better = not best or best_index([[best[-1]], [value]], study.spec.directions[0])
+        best.append(value if better else best[-1])
     fig = go.Figure([go.Scatter(x=x, y=y, mode="markers", name="value"),
                      go.Scatter(x=x, y=best, mode="lines", name="best so far")])  # fmt: skip
     fig.update_layout(title=f"{study.name}: history", xaxis_title="trial", height=320,

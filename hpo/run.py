@@ -13,10 +13,10 @@ from typing import Any
 from hpo.proposers import OptunaProposer, Point, make_proposer
 from hpo.spec import StudySpec, check_point
 from hpo.study import Study, Trial, load_study, trial_workdir
-from idds import tasks as tq
 from idds.dispatcher import TaskOwner
 from idds.errors import SpecError
-from idds.tasks import TaskSpec, TaskState
+from idds.records import best_index, counts_for_best
+from idds.tasks import FINAL, TaskSpec, TaskState
 
 
 class StudyRun(TaskOwner):
@@ -53,13 +53,13 @@ class StudyRun(TaskOwner):
         """The working set from the database: finished points told, open ones pending."""
         for t in trials:
             self._created = max(self._created, t.number + 1)
-            if t.state in tq.FINAL:
+            if t.state in FINAL:
                 self._final += 1
                 self.proposer.restore(
                     t.params, t.values, t.constraints, pruned=t.pruned,
                     intermediate=t.intermediate_values, distributions=t.distributions,
                 )  # fmt: skip
-                self._note(None if t.pruned else t.values, t.constraints)
+                self._note(t.state, _result_of(t))
             else:
                 point = self.proposer.restore(
                     t.params, None, pending=True, intermediate=t.intermediate_values
@@ -88,17 +88,14 @@ class StudyRun(TaskOwner):
             if i not in self._taken and i not in queued:
                 self._queue.append((i, params))
 
-    def _note(self, values: list[float] | None, constraints: list[float] | None) -> None:
+    def _note(self, state: str, result: Any) -> None:
         """Track the best value, and the points since it last improved (for ``patience``)."""
         self._since_best += 1
-        if values is None or len(values) > 1 or not _feasible(constraints):
+        if len(self.spec.directions) > 1 or not counts_for_best(state, result):
             return
-        value = values[0]
-        better = self._best is None or (
-            value > self._best if self.spec.directions[0] == "maximize" else value < self._best
-        )
-        if better:
-            self._best = value
+        values = result["values"]
+        if self._best is None or best_index([[self._best], values], self.spec.directions[0]):
+            self._best = values[0]
             self._since_best = 0
 
     def new_tasks(self, free: int) -> list[TaskSpec]:
@@ -189,7 +186,7 @@ class StudyRun(TaskOwner):
         constraints = result.get("constraints") if values is not None else None
         pruned = bool(values is not None and result.get("pruned"))
         self.proposer.tell(point, values, constraints, pruned=pruned)
-        self._note(None if pruned else values, constraints)
+        self._note(state, result)
         if self._bar is not None:
             self._bar.update(1)
             if self._best is not None:
@@ -231,8 +228,8 @@ def payload_for(study: Study, number: int, params: dict[str, Any]) -> dict[str, 
     return payload
 
 
-def _feasible(constraints: list[float] | None) -> bool:
-    return constraints is None or all(c <= 0 for c in constraints)
+def _result_of(t: Trial) -> dict[str, Any]:
+    return {"values": t.values, "constraints": t.constraints, "pruned": t.pruned}
 
 
 def normalise_result(result: Any, n_objectives: int, n_constraints: int) -> dict[str, Any]:

@@ -8,7 +8,6 @@ it when a study resumes.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -89,6 +88,7 @@ class Study(OwnerHandle):
     kind = KIND
     noun = "study"
     command = "hpo"
+    task_noun = "an evaluation"
 
     def __init__(
         self,
@@ -219,30 +219,8 @@ class Study(OwnerHandle):
                 if not run.cancelled:
                     study.finish()
 
-    def check_capacity(self) -> None:
-        """Join Ray and check that one evaluation's resources exist in the cluster at all
-        (unless ``IDDS_SITES`` declares sites, whose pilots start on demand).
-
-        Raises:
-            SpecError: the cluster has fewer CPUs or GPUs than one evaluation asks for (it
-                would wait forever).
-        """
-        import ray
-
-        from idds.runtime import ensure_ray
-
-        ensure_ray(self.settings.ray_address)
-        if os.environ.get("IDDS_SITES"):
-            return  # the sites' pilots start on demand: the cluster grows to what is asked
-        have = ray.cluster_resources()
-        res = self.spec.resources
-        for key, need in (("CPU", res.cpus), ("GPU", res.gpus)):
-            if need > have.get(key, 0.0):
-                raise SpecError(
-                    f"resources.{key.lower()}s: an evaluation asks for {need:g} {key}, and the "
-                    f"Ray cluster has {have.get(key, 0.0):g} (join one that has them with "
-                    "--ray-address)"
-                )
+    def task_needs(self) -> dict[str, float]:
+        return {"CPU": self.spec.resources.cpus, "GPU": self.spec.resources.gpus}
 
     def _owner_id_or_create(self) -> int:
         try:

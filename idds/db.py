@@ -77,6 +77,36 @@ def connect(url: str, *, migrate: bool = True) -> Engine:
     return engine
 
 
+def made(url: str) -> bool:
+    """Whether the database at ``url`` may exist already: False only for a SQLite file that
+    does not (looking must not create it)."""
+    parsed = sa.make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return True
+    return Path(parsed.database).exists()
+
+
+def drop_all(url: str) -> None:
+    """Drop the platform's tables (and Alembic's) at ``url``, so that a test or a benchmark
+    starts from an empty database. Everything recorded there is lost.
+
+    Raises:
+        sqlalchemy.exc.DBAPIError: the database does not answer.
+    """
+    import idds.owners
+    import idds.tasks  # noqa: F401 - registers the tables on Base.metadata
+
+    engine = _create_engine(url)
+    names = [t.name for t in Base.metadata.sorted_tables] + ["alembic_version"]
+    cascade = " CASCADE" if engine.dialect.name == "postgresql" else ""
+    try:
+        with engine.begin() as conn:
+            for name in names:
+                conn.execute(sa.text(f"DROP TABLE IF EXISTS {name}{cascade}"))
+    finally:
+        engine.dispose()
+
+
 def _create_engine(url: str) -> Engine:
     try:
         parsed = sa.engine.make_url(url)

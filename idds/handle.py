@@ -11,8 +11,8 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from idds import auth
-from idds.db import connect
-from idds.errors import Exists, NotFound
+from idds.db import connect, made
+from idds.errors import Exists, NotFound, SpecError
 from idds.owners import OwnerState
 from idds.records import NewOwner, OwnerRecord, Records
 
@@ -37,6 +37,8 @@ class OwnerHandle:
     kind: ClassVar[str]
     noun: ClassVar[str]
     command: ClassVar[str]
+    #: What one of its tasks is called in messages.
+    task_noun: ClassVar[str] = "a task"
     settings: Settings
     _engine: Engine | None = None
 
@@ -121,10 +123,50 @@ class OwnerHandle:
         try:
             return self.records.create(new, user=user, parent_id=parent_id)
         except Exists:
-            raise Exists(
-                f"a {self.noun} named {self.name!r} exists already: resume it with "
-                f"`idds {self.command} resume {self.name}`, or choose another name"
-            ) from None
+            raise Exists(self._exists_message()) from None
+
+    def check_new(self) -> None:
+        """Check, before any slower check, that its name is free.
+
+        Raises:
+            Exists: one of that kind and name exists already.
+        """
+        if made(self.settings.db_url) and self.exists():
+            raise Exists(self._exists_message())
+
+    def _exists_message(self) -> str:
+        return (
+            f"a {self.noun} named {self.name!r} exists already: resume it with "
+            f"`idds {self.command} resume {self.name}`, or choose another name"
+        )
+
+    def task_needs(self) -> dict[str, float]:
+        """What one of its tasks asks of the Ray cluster (``{"CPU": 1.0, "GPU": 0.0}``)."""
+        return {}
+
+    def check_capacity(self) -> None:
+        """Join Ray and check that one task's resources exist in the cluster at all (unless
+        sites are declared, whose pilots start on demand).
+
+        Raises:
+            SpecError: the cluster has fewer CPUs or GPUs than one task asks for (it would
+                wait forever).
+        """
+        import ray
+
+        from idds.runtime import ensure_ray
+
+        ensure_ray(self.settings.ray_address)
+        if getattr(self.settings, "sites", None):
+            return  # the sites' pilots start on demand: the cluster grows to what is asked
+        have = ray.cluster_resources()
+        for key, need in self.task_needs().items():
+            if need > have.get(key, 0.0):
+                raise SpecError(
+                    f"resources.{key.lower()}s: {self.task_noun} asks for {need:g} {key}, and "
+                    f"the Ray cluster has {have.get(key, 0.0):g} (join one that has them with "
+                    "--ray-address)"
+                )
 
     def require(self, action: str) -> auth.Actor:
         """The acting user, where they may ``action`` this owner (its user, or an admin).

@@ -84,13 +84,9 @@ def _pg_reset() -> str | None:
 
 def drop_all_tables(engine: sa.Engine) -> None:
     """Drop the platform's tables (and Alembic's) so that a test starts from nothing."""
-    import idds.owners
-    import idds.tasks  # noqa: F401 - registers the tables on Base.metadata
-    from idds.db import Base
+    from idds.db import drop_all
 
-    names = [t.name for t in Base.metadata.sorted_tables] + ["alembic_version"]
-    with engine.begin() as conn:
-        conn.execute(sa.text(f"DROP TABLE IF EXISTS {', '.join(names)} CASCADE"))
+    drop_all(engine.url.render_as_string(hide_password=False))
 
 
 @pytest.fixture(scope="session")

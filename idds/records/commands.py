@@ -37,6 +37,7 @@ class Imported:
     state: TaskState
     result: Any = None
     error: str | None = None
+    site: str | None = None
     reports: dict[int, float] = field(default_factory=dict)
 
 
@@ -128,8 +129,9 @@ class Commands:
             report_rows = []
             for item in done:
                 task_id = tq.record_finished(
-                    conn, owner_id, item.spec, item.state, result=item.result, error=item.error
-                )
+                    conn, owner_id, item.spec, item.state,
+                    result=item.result, error=item.error, site=item.site,
+                )  # fmt: skip
                 report_rows += [
                     {"task_id": task_id, "attempt": 1, "step": step, "value": value}
                     for step, value in item.reports.items()
