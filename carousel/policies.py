@@ -81,7 +81,7 @@ class FileLevel(Policy):
             self._active.clear()
             self._todo.clear()
             return out
-        out: list[int] = []
+        out = []
         sizes = self.catalog.sizes
         while True:
             while len(self._active) < self._width and self._todo:

@@ -361,7 +361,12 @@ class Engine:
         for node in flow.nodes:
             reads = node_reads(self.spec, node, node.name, outer | names, set(LOCALS))
             self.deps[id(node)] = (set(node.after) | reads) & names
-            for sub in (node.then, node.else_, node.workflow, node.loop and node.loop.body):
+            for sub in (
+                node.then,
+                node.else_,
+                node.workflow,
+                node.loop.body if node.loop else None,
+            ):
                 if sub is not None:
                     self._index_deps(sub, outer | names)
 

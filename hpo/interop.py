@@ -30,7 +30,7 @@ def storage(url: str) -> optuna.storages.BaseStorage:
     """The Optuna storage a URL or journal path names."""
     if url.startswith("journal:") or url.endswith((".log", ".jsonl")):
         path = url.removeprefix("journal:")
-        backend = optuna.storages.journal.JournalFileBackend(path)
+        backend = optuna.storages.journal.JournalFileBackend(path)  # type: ignore[attr-defined]
         return optuna.storages.JournalStorage(backend)
     try:
         return optuna.storages.RDBStorage(url)
@@ -51,7 +51,9 @@ def export_study(study: Study, url: str, *, name: str | None = None) -> int:
     target = storage(url)
     try:
         out = optuna.create_study(
-            storage=target, study_name=name, directions=list(study.spec.directions)
+            storage=target,
+            study_name=name,
+            directions=list(study.spec.directions),  # type: ignore[arg-type]
         )
     except optuna.exceptions.DuplicatedStudyError:
         raise SpecError(f"the Optuna storage already has a study named {name!r}") from None

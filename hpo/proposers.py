@@ -191,7 +191,9 @@ class OptunaProposer(Proposer):
         sampler = _optuna_sampler(spec, seed)
         pruner = make_pruner(spec.pruner, dict(spec.pruner_options))
         self.study = optuna.create_study(
-            directions=list(spec.directions), sampler=sampler, pruner=pruner
+            directions=list(spec.directions),  # type: ignore[arg-type]
+            sampler=sampler,
+            pruner=pruner,
         )
         self._dists = distributions(spec.space)
         self._grid_left = math.prod(len(v) for v in grid_space(spec).values()) if (
@@ -346,7 +348,8 @@ class SkoptProposer(Proposer):
         ys = opt.yi
         if not ys:
             return 0.0
-        return {"cl_min": min, "cl_max": max, "cl_mean": lambda v: sum(v) / len(v)}[self.liar](ys)
+        lie: dict[str, Any] = {"cl_min": min, "cl_max": max, "cl_mean": lambda v: sum(v) / len(v)}
+        return float(lie[self.liar](ys))
 
     def _hand_out(self, x: Sequence[Any]) -> Point:
         x = [_plain(v) for v in x]

@@ -109,11 +109,11 @@ class StudyRun(TaskOwner):
         if len(points) < n:
             self._exhausted = True
         specs = []
-        for point, index in points:
+        for point, queued in points:
             number = self._created
             self._created += 1
             self._pending[number] = point
-            specs.append(self._task(number, point.params, index))
+            specs.append(self._task(number, point.params, queued))
         return specs
 
     def _how_many(self, free: int) -> int:

@@ -79,8 +79,8 @@ class User(Base):
     created: Mapped[float | None]
 
 
-owners = Owner.__table__
-users = User.__table__
+owners: sa.Table = Owner.__table__  # type: ignore[assignment]
+users: sa.Table = User.__table__  # type: ignore[assignment]
 
 
 def new_head_id() -> str:
@@ -103,7 +103,7 @@ def create(
         kind=kind, name=name, spec=spec, state=OwnerState.ACTIVE, user_name=user,
         parent_id=parent_id,
     )  # fmt: skip
-    return int(conn.execute(stmt).inserted_primary_key[0])
+    return int(conn.execute(stmt).inserted_primary_key[0])  # type: ignore[index]
 
 
 def find(conn: Connection, kind: str, name: str) -> sa.Row[Any]:

@@ -157,9 +157,9 @@ class Report(Base):
     value: Mapped[float]
 
 
-tasks = Task.__table__
-attempts = Attempt.__table__
-reports = Report.__table__
+tasks: sa.Table = Task.__table__  # type: ignore[assignment]
+attempts: sa.Table = Attempt.__table__  # type: ignore[assignment]
+reports: sa.Table = Report.__table__  # type: ignore[assignment]
 
 
 @dataclass(frozen=True)
@@ -309,7 +309,7 @@ def record_finished(
         "retry_errors": spec.retry_errors, "timeout_s": spec.timeout_s, "not_before": 0.0,
         "result": result, "error": error, "finished": db_now(),
     }  # fmt: skip
-    task_id = int(conn.execute(sa.insert(tasks).values(**row)).inserted_primary_key[0])
+    task_id = int(conn.execute(sa.insert(tasks).values(**row)).inserted_primary_key[0])  # type: ignore[index]
     token = f"import:{task_id}:1"
     conn.execute(sa.update(tasks).where(tasks.c.id == task_id).values(token=token))
     conn.execute(

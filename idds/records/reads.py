@@ -258,7 +258,7 @@ class Reads:
         """
         a, t, o = attempts.c, tasks.c, owners.c
         query = (
-            sa.select(
+            sa.select(  # type: ignore[call-overload]
                 a,
                 t.owner_id,
                 t.number.label("task_number"),
