@@ -1,0 +1,340 @@
+"""The dispatcher: the loop that composes the parts of the scheduling core.
+
+Each round it collects what came back from Ray (:mod:`~idds.dispatch.ray_side`), renews its
+leases (:mod:`~idds.dispatch.leases`), records what came in in one group commit
+(:mod:`~idds.dispatch.buffer`), tells the owners, hands in their new tasks, claims the next
+ones in a second commit and launches them; a database that went away is waited out
+(:mod:`~idds.dispatch.outage`). An interrupt lets the attempts in flight end for a while and
+records them before the head stops.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import time
+from typing import TYPE_CHECKING
+
+import sqlalchemy as sa
+
+from idds import owners as owners_mod
+from idds import tasks as tq
+from idds.config import Settings
+from idds.dispatch import leases
+from idds.dispatch.buffer import CommitBuffer
+from idds.dispatch.outage import Link, reconcile
+from idds.dispatch.owner import HeldOwners, default_broker
+from idds.dispatch.ray_side import RaySide
+from idds.errors import LeaseLost
+from idds.tasks import TaskState
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from sqlalchemy.engine import Connection, Engine
+
+    from idds.dispatch.owner import Broker, Placement, TaskOwner
+    from idds.tasks import Claim, Outcome, TaskSpec
+
+    Final = tuple[Claim, TaskState, Outcome]
+    Work = tuple[TaskOwner, list[TaskSpec], int]
+
+log = logging.getLogger("idds.dispatch")
+
+#: On an interrupt (SIGINT: ``idds serve`` stopping, Ctrl-C), how long a head lets the attempts
+#: in flight end, and records them, before it stops the rest (which run again elsewhere).
+INTERRUPT_GRACE_S = 10.0
+
+
+class Dispatcher:
+    """Runs the tasks of the owners it is given until they are done.
+
+    Args:
+        engine: the database.
+        settings: where the lease length and the outage limit come from
+            (:meth:`Settings.from_env` by default).
+        head: this head's name (see :func:`idds.owners.new_head_id`).
+        lease_seconds: lease length (``settings.lease_seconds`` by default); leases are
+            renewed every third of it.
+        broker: picks a site per task (:func:`~idds.dispatch.owner.default_broker` of
+            ``IDDS_SITES`` by default).
+        backoff_s: delay before a failed attempt's retry; doubles with each attempt.
+        poll_s: how long an idle head waits before it looks again.
+        outage_s: how long to wait for a database that went away before giving up
+            (``settings.db_outage_s`` by default).
+        ray_side: runs the attempts (a :class:`~idds.dispatch.ray_side.RaySide` by default).
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        settings: Settings | None = None,
+        head: str | None = None,
+        lease_seconds: float | None = None,
+        broker: Broker | None = None,
+        backoff_s: float = 1.0,
+        poll_s: float = 0.2,
+        outage_s: float | None = None,
+        ray_side: RaySide | None = None,
+    ) -> None:
+        self.settings = settings or Settings.from_env()
+        self.engine = engine
+        self.head = head or owners_mod.new_head_id()
+        self.lease_seconds = self.settings.lease_seconds if lease_seconds is None else lease_seconds
+        self.broker = broker or default_broker(engine, os.environ.get("IDDS_SITES"))
+        self.backoff_s = backoff_s
+        self.poll_s = poll_s
+        self.outage_s = self.settings.db_outage_s if outage_s is None else outage_s
+        self.buffer = CommitBuffer()
+        self.link = Link(engine, self.outage_s)
+        self.leases = leases.Leases(engine, self.head, self.lease_seconds)
+        self.ray = ray_side or RaySide()
+        self.owners = HeldOwners()
+        self._open: dict[int, int] = {}  # owner -> tasks not final
+        self._retry_at: dict[int, float] = {}
+        self._idle = False
+
+    # --- owners and leases ----------------------------------------------------------------
+
+    def hold(self, owner_id: int) -> bool:
+        """Take an owner's lease; queue again the attempts a previous head left in flight.
+
+        Returns:
+            False when another live head holds it.
+        """
+        return leases.hold(self.engine, owner_id, self.head, self.lease_seconds)
+
+    def hold_waiting(self, owner_id: int, what: str) -> None:
+        """:meth:`hold`, waiting out a lease that a head which stopped may still hold.
+
+        Raises:
+            IddsError: a live head still holds it after a lease's length (``what`` names it).
+        """
+        leases.hold_waiting(self.engine, owner_id, self.head, self.lease_seconds, what)
+
+    def release(self, owner_id: int) -> None:
+        """Give an owner's lease up (where the database is away, the lease simply runs out)."""
+        leases.release(self.engine, owner_id, self.head)
+
+    def open_tasks(self, owner_id: int) -> int:
+        """How many tasks of an owner (of those :meth:`start` took) are not final yet."""
+        return self._open.get(owner_id, 0)
+
+    # --- the loop -------------------------------------------------------------------------
+
+    def run(self, owners: list[TaskOwner]) -> None:
+        """Run until every owner is done; the caller holds their leases (:meth:`hold`).
+
+        Raises:
+            LeaseLost: another head took an owner over; this head stood down.
+            DatabaseError: the database stayed away longer than ``outage_s``.
+        """
+        self.ray.connect()
+        try:
+            self.start(owners)
+            while not all(o.done() for o in owners) or self.ray.flights or self.buffer.pending:
+                self._guarded(self._step)
+        except KeyboardInterrupt:  # SIGINT (idds serve stopping): keep what is in
+            self.wind_down()
+            raise
+        finally:
+            self.ray.abandon()
+            self.link.close(broken=False)
+
+    def start(self, owners: list[TaskOwner]) -> None:
+        """Take charge of ``owners`` (the caller holds their leases): count their open
+        tasks and note their specs, waiting out a database that is away. :meth:`run` does
+        this first.
+
+        Raises:
+            DatabaseError: the database stayed away longer than ``outage_s``.
+        """
+        self.owners = HeldOwners(owners)
+        while not self._guarded(self._load):
+            pass
+
+    def cycle(self) -> bool:
+        """One round without waiting on Ray: record what came in (one group commit), tell
+        the owners (a result is reported only once it is committed), then hand in their new
+        tasks and claim the next ones (a second commit) and launch them. What is not
+        committed stays in :attr:`buffer` for the next round.
+
+        Returns:
+            False when a database outage cut the round short (and was waited out).
+
+        Raises:
+            LeaseLost: another head holds an owner now; this head stood down.
+            DatabaseError: the database stayed away longer than ``outage_s``.
+        """
+        return self._guarded(self._cycle)
+
+    def wind_down(self) -> None:
+        """What :meth:`run` does on an interrupt: let the attempts in flight end for up to
+        :data:`INTERRUPT_GRACE_S`, renewing the leases meanwhile, and record their results,
+        with those that came back already (they would run again otherwise); what still runs
+        is stopped, and the next holder queues it again. Best effort: a result refused here
+        (or not written) just runs again."""
+        if self.ray.flights:
+            self._let_flights_end()
+        if not self.buffer.pending or self.link.conn is None:
+            return
+        with contextlib.suppress(sa.exc.SQLAlchemyError):
+            self.owners.tell(self._record_ended())
+
+    def _let_flights_end(self) -> None:
+        log.warning(
+            "interrupted: waiting up to %g s for %d attempt(s) in flight (interrupt again "
+            "to stop them now)", INTERRUPT_GRACE_S, len(self.ray.flights),
+        )  # fmt: skip
+        deadline = time.monotonic() + INTERRUPT_GRACE_S
+        with contextlib.suppress(KeyboardInterrupt, LeaseLost, sa.exc.SQLAlchemyError):
+            while self.ray.flights and time.monotonic() < deadline:
+                wait = min(self.leases.period, max(deadline - time.monotonic(), 0.0))
+                for flight, outcome in self.ray.wait_all(wait):
+                    self.buffer.add(flight, outcome)
+                self._renew()  # another head must not take the owners over meanwhile
+        if self.ray.flights:
+            log.warning("stopping %d attempt(s) still in flight", len(self.ray.flights))
+
+    def _load(self) -> None:
+        self._open = self._count_open()
+        self.leases.start(self.owners.by_id)
+
+    def _step(self) -> None:
+        self.link.open()
+        self._collect()
+        # Renewing also notices a cancel made from another process: it is done often, and
+        # before writing, so that a head that was paused (SIGSTOP) past its lease writes nothing.
+        self._renew_if_due()
+        self._cycle()
+
+    def _collect(self) -> None:
+        """Wait for the next results (all that are ready) and for attempts past their time."""
+        if not self.ray.flights:
+            if self._idle and not self.owners.done():
+                time.sleep(self.poll_s)  # e.g. tasks waiting out a backoff
+            return
+        for flight, outcome in self.ray.collect(
+            self.buffer, self.owners.ask, self.lease_seconds / 3
+        ):
+            self.buffer.add(flight, outcome)
+
+    def _cycle(self) -> None:
+        finals = self._record_ended()
+        self.owners.tell(finals)
+        placed: list[tuple[Claim, Placement]] = []
+        work = self._plan()
+        if work:
+            self._renew_if_due()  # the owners may have taken a while (a proposer)
+            conn = self.link.open()
+            with conn.begin():
+                placed = self._submit_and_claim(conn, work)
+            self.buffer.handed_over()
+        self._idle = not (placed or finals)
+        for claim, placement in placed:
+            self.ray.launch(claim, placement)
+
+    def _record_ended(self) -> list[Final]:
+        """Commit the attempts that ended, started or reported; returns those now final."""
+        flights = self.ray.by_token()
+        done = self.buffer.commit(self.link.open(), flights, self.owners.accept, self.backoff_s)
+        stop = self.owners.to_stop(done.reports)
+        if stop:
+            self.ray.prune(stop)
+        finals: list[Final] = []
+        for claim, state, outcome in done.recorded:
+            if state in tq.FINAL:
+                finals.append((claim, state, outcome))
+                self._open[claim.owner_id] -= 1
+            elif state is TaskState.PENDING:
+                self._retry_at[claim.owner_id] = 0.0
+        return finals
+
+    def _count_open(self) -> dict[int, int]:
+        open_states = [TaskState.PENDING, *tq.IN_FLIGHT]
+        with self.engine.begin() as conn:
+            return {
+                oid: sum(n for s, n in tq.counts(conn, oid).items() if s in open_states)
+                for oid in self.owners.by_id
+            }
+
+    def _plan(self) -> list[Work]:
+        """Per owner: the tasks to hand in (new ones, and any an outage kept from being
+        committed), and how many queued tasks to claim."""
+        now = time.monotonic()
+        work: list[Work] = []
+        for oid, owner in self.owners.by_id.items():
+            in_flight = self.ray.count(oid)
+            fresh = owner.new_tasks(max(owner.parallel - self._open[oid], 0))
+            self._open[oid] += len(fresh)
+            self.buffer.hand_in(oid, fresh)
+            specs = self.buffer.handed_in().get(oid, [])
+            slots = min(owner.parallel - in_flight, self._open[oid] - in_flight)
+            if specs:
+                self._retry_at.pop(oid, None)
+            elif self._retry_at.get(oid, 0.0) > now:
+                slots = 0
+            if specs or slots > 0:
+                work.append((owner, specs, slots))
+        return work
+
+    def _submit_and_claim(
+        self, conn: Connection, work: list[Work]
+    ) -> list[tuple[Claim, Placement]]:
+        for owner, specs, slots in work:
+            tq.submit(conn, owner.owner_id, specs)
+            claims = tq.claim(conn, owner.owner_id, slots, lease_seconds=self.lease_seconds)
+            if len(claims) < slots:  # the rest wait out a backoff
+                self._retry_at[owner.owner_id] = time.monotonic() + self.poll_s
+            self.buffer.add_claims([(c, self.broker.place(c)) for c in claims])
+        claiming = self.buffer.claims()
+        tq.start_attempts(conn, [(c, p.site) for c, p in claiming], head=self.head)
+        return claiming
+
+    # --- leases and outages ---------------------------------------------------------------
+
+    def _guarded(self, step: Callable[[], None]) -> bool:
+        return self.link.guarded(step, self._wait_for_database)
+
+    def _wait_for_database(self, exc: sa.exc.DBAPIError) -> None:
+        """Wait for the database; once it answers, renew the leases and settle what the
+        transaction that failed may have committed."""
+        held = self.buffer.pending
+        self.buffer.mark_unsure()  # the commit of these may have reached the database
+        self.link.wait(exc, held=held, resume=self._resume)
+
+    def _resume(self) -> None:
+        self._renew()  # LeaseLost if another head took an owner over meanwhile
+        for claim, placement in reconcile(self.link.open(), self.buffer):
+            self.ray.launch(claim, placement)
+
+    def _renew_if_due(self) -> None:
+        if self.leases.due():
+            self._renew()
+
+    def _renew(self) -> None:
+        """Extend the leases; tell the owners cancelled or changed from another process.
+
+        Raises:
+            LeaseLost: another head holds an owner now.
+        """
+        renewal = self.leases.renew(list(self.owners.by_id))
+        for notice in renewal.notices:
+            owner = self.owners.by_id[notice.owner_id]
+            if notice.cancelled:
+                self._drop_owner(notice.owner_id)
+                owner.on_cancel()
+            else:
+                owner.on_spec(notice.spec)
+        if renewal.lost:
+            for oid in renewal.lost:
+                self._drop_owner(oid)
+            names = ", ".join(str(i) for i in sorted(renewal.lost))
+            raise LeaseLost(f"owner(s) {names} taken over by another head; standing down")
+
+    def _drop_owner(self, owner_id: int) -> None:
+        self.ray.cancel_owner(owner_id)
+        self._open[owner_id] = 0
+        self.buffer.drop_owner(owner_id)
