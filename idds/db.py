@@ -169,6 +169,13 @@ def reading(engine: Engine) -> Iterator[Connection]:
 _UPGRADING = threading.Lock()
 
 
+def _pragma(conn: Connection, pragma: str) -> None:
+    """Run a SQLite pragma outside any transaction (on the driver's own connection)."""
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    driver.execute(f"PRAGMA {pragma}")
+
+
 def upgrade(engine: Engine) -> None:
     """Apply every migration the database lacks (Alembic ``upgrade head``)."""
     from alembic import command
@@ -176,10 +183,23 @@ def upgrade(engine: Engine) -> None:
 
     config = Config()
     config.set_main_option("script_location", str(_MIGRATIONS))
+    sqlite = engine.dialect.name == "sqlite"
     # Alembic's `op` and `context` are process-wide proxies: one migration at a time.
-    with _UPGRADING, engine.begin() as conn:
-        if conn.dialect.name == "postgresql":
-            # Two heads starting together must not both create the schema.
-            conn.execute(sa.text("SELECT pg_advisory_xact_lock(727274)"))
-        config.attributes["connection"] = conn
-        command.upgrade(config, "head")
+    with _UPGRADING, engine.connect() as conn:
+        if sqlite:
+            # SQLite changes a table by copying it and dropping the old one: with foreign
+            # keys on, the drop would cascade to every row that refers to it. The pragma
+            # takes effect outside a transaction only; the keys are checked after.
+            _pragma(conn, "foreign_keys=OFF")
+        try:
+            with conn.begin():
+                if conn.dialect.name == "postgresql":
+                    # Two heads starting together must not both create the schema.
+                    conn.execute(sa.text("SELECT pg_advisory_xact_lock(727274)"))
+                config.attributes["connection"] = conn
+                command.upgrade(config, "head")
+                if sqlite and conn.exec_driver_sql("PRAGMA foreign_key_check").first():
+                    raise DatabaseError("a migration left rows that refer to none")
+        finally:
+            if sqlite:
+                _pragma(conn, "foreign_keys=ON")
