@@ -204,7 +204,7 @@ class Study(OwnerHandle):
         self.check_capacity()
         self._owner_id_or_create()
         studies = self.segments or [self]
-        dispatcher = Dispatcher(self.engine, lease_seconds=self.settings.lease_seconds)
+        dispatcher = Dispatcher(self.engine, settings=self.settings)
         for study in studies:
             study._engine = self.engine
         owner_ids = [study.owner_id for study in studies]
@@ -218,6 +218,8 @@ class Study(OwnerHandle):
                 run.close()
                 if not run.cancelled:
                     study.finish()
+        if self.segments and self.state == "finished":
+            self.finish()  # the group too, once every segment is
 
     def task_needs(self) -> dict[str, float]:
         return {"CPU": self.spec.resources.cpus, "GPU": self.spec.resources.gpus}

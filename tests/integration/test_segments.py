@@ -45,6 +45,10 @@ def test_segments_run_side_by_side_each_with_its_space(settings, tmp_path, capsy
     assert all(10 <= t.params["x"] <= 20 for t in large.trials)
     group = hpo.load_study("nets", settings=settings)
     assert group.state == "finished"
+    recorded = group.record()  # the group's own row too: `idds serve` does not pick it up
+    assert recorded.state == "finished"
+    parts = group.records.owners(parent_id=recorded.id)
+    assert sorted(o.name for o in parts) == ["nets.large", "nets.small"]
     main([*db, "hpo", "show", "nets"])
     shown = capsys.readouterr().out
     assert "segmented: 2 segments" in shown
