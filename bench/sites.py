@@ -17,7 +17,6 @@ the sites run has the local site only, and its config says so.
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import tempfile
 import time
@@ -59,19 +58,22 @@ def sites_spec(with_slurm: bool) -> dict[str, Any]:
 
 def run_study(
     db_url: str, name: str, n: int, eval_s: float, slots: int, gpus: float,
-    launched: float | None = None,
+    launched: float | None = None, sites: Path | None = None,
 ) -> dict:  # fmt: skip
     """Run one study; its figures from the attempts the core recorded.
 
     Args:
         launched: when the run was launched (now by default).
+        sites: the sites file to place the evaluations on (none: the local Ray cluster).
     """
     import hpo
     from idds.config import Settings
     from idds.db import connect
     from idds.records import Records
 
-    settings = Settings(db_url=db_url, work_dir=Path(tempfile.mkdtemp(prefix="idds-bench-")))
+    settings = Settings(
+        db_url=db_url, work_dir=Path(tempfile.mkdtemp(prefix="idds-bench-")), sites=sites
+    )
     study = hpo.Study(
         settings=settings, name=name, objective="bench.sites:evaluate",
         space={"x": {"type": "float", "low": -1.0, "high": 1.0},
@@ -104,7 +106,6 @@ def run_sites(db_url: str, n: int, eval_s: float, with_slurm: bool, work: Path) 
 
     path = work / "sites.yaml"
     path.write_text(yaml.safe_dump(sites_spec(with_slurm)))
-    os.environ["IDDS_SITES"] = str(path)
     slots = LOCAL_SLOTS + (SLURM_PILOTS if with_slurm else 0)
     spec = parse_sites(sites_spec(with_slurm))
     try:
@@ -114,9 +115,8 @@ def run_sites(db_url: str, n: int, eval_s: float, with_slurm: bool, work: Path) 
         head = _head()
         make_site(spec.site("workstation"), head_address=head, work_dir=work).submit(1)
         _wait_for_gpus(1)
-        return run_study(db_url, "sites", n, eval_s, slots, 1, launched=launched)
+        return run_study(db_url, "sites", n, eval_s, slots, 1, launched=launched, sites=path)
     finally:
-        del os.environ["IDDS_SITES"]
         for site in spec.sites:  # no pilot outlives the run
             make_site(site, head_address=None, work_dir=work).drain()
 

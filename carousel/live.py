@@ -188,7 +188,7 @@ def run_live(
     engine = connect(settings.db_url)
     ensure_ray(settings.ray_address)
     owner_id = _create(engine, spec, policy, auth.acting_user(engine, settings).name)
-    dispatcher = Dispatcher(engine, lease_seconds=settings.lease_seconds, backoff_s=backoff_s)
+    dispatcher = Dispatcher(engine, settings=settings, backoff_s=backoff_s)
     if not dispatcher.hold(owner_id):
         raise IddsError(f"carousel {spec.name!r} is held by another head")
     pythonpath = [str(base_dir)] if base_dir else []

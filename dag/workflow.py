@@ -134,7 +134,7 @@ class Workflow:
         from idds.runtime import ensure_ray
 
         ensure_ray(self.settings.ray_address)  # the cluster asked for (--ray-address)
-        dispatcher = Dispatcher(self.db, lease_seconds=self.settings.lease_seconds)
+        dispatcher = Dispatcher(self.db, settings=self.settings)
         dispatcher.hold_waiting(owner_id, f"workflow {self.name!r}")
         try:
             with reading(self.db) as conn:

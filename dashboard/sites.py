@@ -4,8 +4,6 @@ the attempts the core records (``gpu_sites.usage``), tasks in flight per site, a
 
 from __future__ import annotations
 
-import os
-
 import pandas as pd
 import plotly.express as px
 import streamlit as st
@@ -54,7 +52,7 @@ def _frame(rows: list, key: str) -> pd.DataFrame:
 
 def _declared(busy: dict[str, int]) -> None:
     """The sites of ``IDDS_SITES``: pilots running and waiting as each site reports them."""
-    path = os.environ.get("IDDS_SITES")
+    path = settings().sites
     if not path:
         st.caption("Set IDDS_SITES to a sites.yaml to see each site's pilots and free slots.")
         return

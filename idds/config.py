@@ -28,6 +28,8 @@ class Settings:
         token: the token to act with where it has (``IDDS_TOKEN``); never shown.
         db_outage_s: how long a head waits for a database that went away before it gives up
             (``IDDS_DB_OUTAGE_S``).
+        sites: the ``sites.yaml`` that declares the GPU sites tasks are placed on
+            (``IDDS_SITES``); ``None`` runs every task on the Ray cluster this head joined.
     """
 
     db_url: str = DEFAULT_DB_URL
@@ -37,6 +39,7 @@ class Settings:
     user: str | None = None
     token: str | None = field(default=None, repr=False)
     db_outage_s: float = 600.0
+    sites: Path | None = None
 
     @property
     def db_url_safe(self) -> str:
@@ -58,7 +61,7 @@ class Settings:
 
 
 def _convert(name: str, raw: str) -> object:
-    if name == "work_dir":
+    if name in ("work_dir", "sites"):
         return Path(raw)
     if name in ("lease_seconds", "db_outage_s"):
         variable = f"IDDS_{name.upper()}"

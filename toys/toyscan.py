@@ -144,7 +144,7 @@ class ToyScan:
         ensure_ray(self.settings.ray_address)
         owner_id = self._owner_id(create=True)
         parallel = self.spec.parallel or max(int(ray.cluster_resources().get("CPU", 1)), 1)
-        dispatcher = Dispatcher(self.engine, lease_seconds=self.settings.lease_seconds)
+        dispatcher = Dispatcher(self.engine, settings=self.settings)
         dispatcher.hold_waiting(owner_id, f"toy scan {self.name!r}")
         try:
             run = ToyScanRun(self.spec, owner_id, self._rows(owner_id), parallel=parallel,

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import time
 from typing import TYPE_CHECKING
 
@@ -52,13 +51,13 @@ class Dispatcher:
 
     Args:
         engine: the database.
-        settings: where the lease length and the outage limit come from
+        settings: where the lease length, the outage limit and the sites file come from
             (:meth:`Settings.from_env` by default).
         head: this head's name (see :func:`idds.owners.new_head_id`).
         lease_seconds: lease length (``settings.lease_seconds`` by default); leases are
             renewed every third of it.
         broker: picks a site per task (:func:`~idds.dispatch.owner.default_broker` of
-            ``IDDS_SITES`` by default).
+            ``settings.sites`` by default).
         backoff_s: delay before a failed attempt's retry; doubles with each attempt.
         poll_s: how long an idle head waits before it looks again.
         outage_s: how long to wait for a database that went away before giving up
@@ -83,7 +82,7 @@ class Dispatcher:
         self.engine = engine
         self.head = head or owners_mod.new_head_id()
         self.lease_seconds = self.settings.lease_seconds if lease_seconds is None else lease_seconds
-        self.broker = broker or default_broker(engine, os.environ.get("IDDS_SITES"))
+        self.broker = broker or default_broker(engine, self.settings.sites)
         self.backoff_s = backoff_s
         self.poll_s = poll_s
         self.outage_s = self.settings.db_outage_s if outage_s is None else outage_s

@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -106,12 +107,10 @@ def _sqlite_settings(tmp_path, ray_address):
 
 
 @pytest.mark.slurm
-def test_a_gpu_study_runs_on_local_and_slurm_pilots_at_once(
-    pilots, settings, tmp_path, monkeypatch, capsys
-):
+def test_a_gpu_study_runs_on_local_and_slurm_pilots_at_once(pilots, settings, tmp_path, capsys):
     _needs_slurm(pilots)
     sites = tp.write_sites(tmp_path / "sites.yaml", ["home", "hpc"])
-    monkeypatch.setenv("IDDS_SITES", str(sites))
+    settings = replace(settings, sites=sites)
     study = _study(settings, "across")
     study.optimize(progress=False)
     trials = study.trials
@@ -134,11 +133,11 @@ def test_a_gpu_study_runs_on_local_and_slurm_pilots_at_once(
 
 
 def test_a_site_failing_every_task_is_excluded_and_the_study_completes_elsewhere(
-    pilots, tmp_path, ray_address, monkeypatch, capsys, caplog
+    pilots, tmp_path, ray_address, capsys, caplog
 ):
     settings = _sqlite_settings(tmp_path, ray_address)
     sites = tp.write_sites(tmp_path / "sites.yaml", ["bad", "home"], fail_streak=2, exclude_s=60)
-    monkeypatch.setenv("IDDS_SITES", str(sites))
+    settings = replace(settings, sites=sites)
     study = _study(settings, "flaky", parallel=2, retry_errors=True)
     with caplog.at_level("WARNING", logger="gpu_sites"):
         study.optimize(progress=False)
@@ -155,12 +154,12 @@ def test_a_site_failing_every_task_is_excluded_and_the_study_completes_elsewhere
 
 @pytest.mark.slurm
 def test_scancel_of_a_pilot_mid_study_and_every_point_is_evaluated_once(
-    pilots, tmp_path, ray_address, monkeypatch
+    pilots, tmp_path, ray_address
 ):
     _needs_slurm(pilots)
     settings = _sqlite_settings(tmp_path, ray_address)
     sites = tp.write_sites(tmp_path / "sites.yaml", ["home", "hpc"])
-    monkeypatch.setenv("IDDS_SITES", str(sites))
+    settings = replace(settings, sites=sites)
     study = _study(settings, "scancel", max_points=10, space={
         "x": {"type": "float", "low": -2.0, "high": 2.0},
         "sleep": {"type": "categorical", "choices": [1.5]},
@@ -196,14 +195,14 @@ def test_scancel_of_a_pilot_mid_study_and_every_point_is_evaluated_once(
 
 
 def test_a_pilot_killed_with_sigkill_mid_study_fails_over_to_another_site(
-    pilots, tmp_path, ray_address, monkeypatch
+    pilots, tmp_path, ray_address
 ):
     settings = _sqlite_settings(tmp_path, ray_address)
     sites = tp.write_sites(tmp_path / "sites.yaml", ["spare", "home"])
     started = tp.start(tp.all_sites(), {"spare": 1}, ray_address, tmp_path)
     spare = started["spare"][0]
     tp.wait_joined({"spare": 1}, started=started)
-    monkeypatch.setenv("IDDS_SITES", str(sites))
+    settings = replace(settings, sites=sites)
     study = _study(settings, "sigkill", max_points=6, parallel=2, space={
         "x": {"type": "float", "low": -2.0, "high": 2.0},
         "sleep": {"type": "categorical", "choices": [1.5]},
