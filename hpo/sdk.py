@@ -1,7 +1,8 @@
 """The training-script SDK: what an evaluation asks of the study it belongs to.
 
 Works in a Python objective run by the platform and in a script run as a command payload
-(which finds its point in ``input.json``, named by ``IDDS_INPUT``).
+(which finds its point in ``input.json``, named by ``IDDS_INPUT``, in its work dir, named by
+``IDDS_TASK_DIR``).
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ def checkpoint_dir() -> Path:
         IddsError: not called from an evaluation run by the platform.
     """
     payload = current.get("payload")
-    workdir = payload.get("workdir") if payload else os.environ.get("IDDS_WORKDIR")
+    workdir = payload.get("workdir") if payload else _task_dir()
     if not workdir:
         raise IddsError("hpo.checkpoint_dir(): not inside an evaluation run by idds")
     path = Path(workdir) / "checkpoints"
@@ -57,7 +58,7 @@ def report(step: int, value: float) -> None:
     """
     step, value = int(step), float(value)
     if _in_command():  # the runner relays the file's lines to the head
-        with (Path(os.environ["IDDS_WORKDIR"]) / REPORTS).open("a") as f:
+        with (Path(_task_dir() or ".") / REPORTS).open("a") as f:
             f.write(json.dumps({"step": step, "value": value}) + "\n")
         return
     token = _token("report")
@@ -74,7 +75,7 @@ def should_prune() -> bool:
     The advice follows the reports by a fraction of a second.
     """
     if _in_command():
-        return (Path(os.environ["IDDS_WORKDIR"]) / PRUNE).exists()
+        return (Path(_task_dir() or ".") / PRUNE).exists()
     import ray
 
     token = _token("should_prune")
@@ -86,7 +87,16 @@ def should_prune() -> bool:
 
 def _in_command() -> bool:
     """Whether this is a script run as a command payload (not a Python objective)."""
-    return not current.get("token") and bool(os.environ.get("IDDS_WORKDIR"))
+    return not current.get("token") and bool(_task_dir())
+
+
+def _task_dir() -> str | None:
+    """The work dir of the command this script runs in (``IDDS_TASK_DIR``), or None.
+
+    ``IDDS_WORKDIR``, its name before, is read too, so that a script started by an earlier
+    release keeps working.
+    """
+    return os.environ.get("IDDS_TASK_DIR") or os.environ.get("IDDS_WORKDIR")
 
 
 def _token(what: str) -> str:

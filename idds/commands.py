@@ -81,7 +81,7 @@ def run_command(
     if payload.get("container"):
         argv = container_command(payload["container"], workdir, argv)
     out_path, err_path = log_paths(workdir, attempt)
-    env = {**os.environ, "IDDS_WORKDIR": str(workdir), "IDDS_INPUT": str(workdir / INPUT)}
+    env = {**os.environ, "IDDS_TASK_DIR": str(workdir), "IDDS_INPUT": str(workdir / INPUT)}
     with out_path.open("wb") as out, err_path.open("wb") as err:
         try:
             proc = subprocess.Popen(

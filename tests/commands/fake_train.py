@@ -9,7 +9,7 @@ from pathlib import Path
 point = json.loads(Path("input.json").read_text())
 mode = point.get("mode", "ok")
 print(f"point {point}")
-ckpt = Path(os.environ["IDDS_WORKDIR"]) / "checkpoints" / "state.json"
+ckpt = Path(os.environ["IDDS_TASK_DIR"]) / "checkpoints" / "state.json"
 if mode == "exit":
     print("something went wrong", file=sys.stderr)
     sys.exit(3)
