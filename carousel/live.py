@@ -2,7 +2,7 @@
 (one task per file, on Ray) and the tape emulator on an accelerated wall clock.
 
 A carousel is an owner row of kind ``carousel``; :class:`CarouselRun` is the
-:class:`~idds.dispatcher.TaskOwner` the dispatcher drives. A file's processing is task number
+:class:`~idds.dispatch.TaskOwner` the dispatcher drives. A file's processing is task number
 ``file``; its retries are the core's attempts, so a failed attempt is retried while the file
 stays on disk (it is never staged again).
 """
@@ -30,7 +30,7 @@ from idds import owners as owners_mod
 from idds import tasks as tq
 from idds.config import Settings
 from idds.db import connect
-from idds.dispatcher import Dispatcher, TaskOwner
+from idds.dispatch import Dispatcher, TaskOwner
 from idds.errors import IddsError, SpecError
 from idds.owners import OwnerState
 from idds.tasks import TaskSpec, TaskState

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from dag.engine import Engine, Node, NodeState
 from idds import tasks as tq
-from idds.dispatcher import TaskOwner
+from idds.dispatch import TaskOwner
 from idds.tasks import FINAL, TaskSpec, TaskState
 
 if TYPE_CHECKING:

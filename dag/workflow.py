@@ -23,7 +23,7 @@ from idds import owners as owners_mod
 from idds import tasks as tq
 from idds.config import Settings, path_inside
 from idds.db import connect, reading
-from idds.dispatcher import Dispatcher
+from idds.dispatch import Dispatcher
 from idds.errors import IddsError, NotFound, SpecError
 from idds.owners import OwnerState
 from idds.tasks import FINAL, TaskSpec

@@ -24,7 +24,7 @@ from gpu_sites.spec import SiteSpec, SitesSpec, load_sites
 from gpu_sites.stats import SiteStats, read_stats
 from idds import tasks as tq
 from idds.db import reading
-from idds.dispatcher import Broker, Placement
+from idds.dispatch import Broker, Placement
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine

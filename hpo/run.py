@@ -13,7 +13,7 @@ from typing import Any
 from hpo.proposers import OptunaProposer, Point, make_proposer
 from hpo.spec import StudySpec, check_point
 from hpo.study import Study, Trial, load_study, trial_workdir
-from idds.dispatcher import TaskOwner
+from idds.dispatch import TaskOwner
 from idds.errors import SpecError
 from idds.records import best_index, counts_for_best
 from idds.tasks import FINAL, TaskSpec, TaskState

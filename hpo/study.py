@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from hpo.spec import StudySpec, check_point
 from idds.config import Settings, path_inside
-from idds.dispatcher import Dispatcher
+from idds.dispatch import Dispatcher
 from idds.errors import NotFound, SpecError
 from idds.handle import OwnerHandle
 from idds.payloads import load_callable

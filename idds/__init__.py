@@ -6,7 +6,7 @@ of them.
 
 from idds.config import Settings
 from idds.db import connect
-from idds.dispatcher import Broker, Dispatcher, LocalBroker, Placement, TaskOwner
+from idds.dispatch import Broker, Dispatcher, LocalBroker, Placement, TaskOwner
 from idds.errors import (
     DatabaseError,
     IddsError,

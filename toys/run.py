@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from idds.dispatcher import TaskOwner
+from idds.dispatch import TaskOwner
 from idds.tasks import FINAL, TaskSpec, TaskState
 from toys import scan as scan_mod
 

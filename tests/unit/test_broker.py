@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from idds.dispatcher import LocalBroker
+from idds.dispatch import LocalBroker
 from idds.tasks import Claim
 
 

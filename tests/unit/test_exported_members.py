@@ -39,6 +39,6 @@ def test_core_imports_no_capability_package():
     import subprocess
     import sys
 
-    code = "import sys, idds, idds.cli, idds.dispatcher; print(sorted(m for m in sys.modules if m.split('.')[0] in ('hpo', 'toys', 'dag', 'carousel', 'dashboard', 'gpu_sites')))"
+    code = "import sys, idds, idds.cli, idds.dispatch; print(sorted(m for m in sys.modules if m.split('.')[0] in ('hpo', 'toys', 'dag', 'carousel', 'dashboard', 'gpu_sites')))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

@@ -12,7 +12,7 @@ from gpu_sites import Need, SiteBroker, SiteError, SiteState, choose, parse_site
 from gpu_sites.stats import SiteStats, summarise
 from idds import owners
 from idds import tasks as tq
-from idds.dispatcher import Dispatcher, LocalBroker, default_broker
+from idds.dispatch import Dispatcher, LocalBroker, default_broker
 from idds.tasks import Claim, Outcome, TaskSpec
 
 SITES = {
