@@ -12,6 +12,10 @@ EXPECTED = {
         "IllegalTransition", "LeaseLost", "LocalBroker", "NotFound", "Outcome", "Placement",
         "Settings", "SpecError", "TaskOwner", "TaskSpec", "TaskState", "connect",
     },
+    "idds.dispatch": {
+        "INTERRUPT_GRACE_S", "Broker", "CommitBuffer", "Dispatcher", "InFlight", "LocalBroker",
+        "Placement", "TaskOwner", "Unrecorded", "connection_lost", "default_broker",
+    },
     "hpo": {
         "PROPOSERS", "Proposer", "Pruned", "Study", "StudySpec", "Trial", "checkpoint_dir",
         "load_spec_file", "load_study", "params", "report", "should_prune",
