@@ -5,12 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-import sqlalchemy as sa
 
-from idds import owners as owners_mod
 from idds.cli import format_table
 from idds.config import Settings
-from idds.db import connect, reading
+from idds.db import connect
+from idds.records import Records
 from toys.spec import load_scan_file
 from toys.toyscan import KIND, ScanResult, ToyScan, load_scan
 
@@ -125,21 +124,17 @@ def _print_points(result: ScanResult) -> None:
 @click.pass_obj
 def list_(settings: Settings) -> None:
     """Toy scans in the database, with their progress and observed limit."""
-    engine = connect(settings.db_url)
-    o = owners_mod.owners
-    with reading(engine) as conn:
-        names = conn.execute(
-            sa.select(o.c.name, o.c.state, o.c.user_name).where(o.c.kind == KIND).order_by(o.c.id)
-        ).all()
-    if not names:
+    scans = Records(connect(settings.db_url)).owners(KIND)
+    if not scans:
         click.echo("no toy scans")
         return
     table = []
-    for name, state, user in names:
-        result = load_scan(name, settings=settings).result()
+    for scan in scans:
+        result = load_scan(scan.name, settings=settings).result()
         obs = result.limits["obs"]
         known = f"{obs.value:.4g} +- {obs.error:.2g}" if obs.value is not None else obs.status
-        table.append([name, user, state, len(result.points), result.toys, result.steps, known])
+        row = [len(result.points), result.toys, result.steps, known]
+        table.append([scan.name, scan.user, str(scan.state), *row])
     headers = ["name", "user", "state", "points", "toys", "steps", "observed"]
     click.echo(format_table(headers, table))
 

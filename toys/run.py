@@ -17,6 +17,7 @@ from idds.tasks import FINAL, TaskSpec, TaskState
 from toys import scan as scan_mod
 
 if TYPE_CHECKING:
+    from idds.records import TaskRecord
     from toys.spec import ToyScanSpec
 
 #: The payload every batch runs on a worker.
@@ -29,13 +30,19 @@ class ToyScanRun(TaskOwner):
     Args:
         spec: the scan's spec (its POI named).
         owner_id: the scan's owner row.
-        rows: its tasks as recorded (``number``, ``state``, ``payload``, ``result``).
+        rows: its tasks as recorded.
         parallel: batches in flight at once.
         progress: print a line per step.
     """
 
     def __init__(
-        self, spec: ToyScanSpec, owner_id: int, rows: list[Any], *, parallel: int, progress: bool
+        self,
+        spec: ToyScanSpec,
+        owner_id: int,
+        rows: list[TaskRecord],
+        *,
+        parallel: int,
+        progress: bool,
     ) -> None:
         self.spec = spec
         self.owner_id = owner_id
@@ -52,7 +59,7 @@ class ToyScanRun(TaskOwner):
         self._failed = 0
         self._rebuild(rows)
 
-    def _rebuild(self, rows: list[Any]) -> None:
+    def _rebuild(self, rows: list[TaskRecord]) -> None:
         """The scan so far from its tasks; the last step's missing batches queued again."""
         for row in rows:
             task = row.payload["args"][0]

@@ -10,22 +10,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import sqlalchemy as sa
-
-from idds import auth
-from idds import owners as owners_mod
-from idds import tasks as tq
 from idds.config import Settings
-from idds.db import connect, reading
+from idds.db import connect
 from idds.dispatch import Dispatcher
 from idds.errors import NotFound
-from idds.owners import OwnerState
+from idds.handle import OwnerHandle
+from idds.records import Records
 from idds.tasks import TaskState
 from toys import scan as scan_mod
-from toys.spec import ToyScanError, ToyScanSpec, check_model, check_range
+from toys.spec import ToyScanSpec, check_model, check_range
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Engine
+    from idds.records import TaskRecord
 
 KIND = "toyscan"
 
@@ -58,7 +54,7 @@ class ScanResult:
         )
 
 
-class ToyScan:
+class ToyScan(OwnerHandle):
     """A toy-MC CLs upper-limit scan of a pyhf workspace.
 
     Args:
@@ -72,6 +68,10 @@ class ToyScan:
         ToyScanError: the spec does not validate, pyhf rejects the workspace, the POI does
             not exist or the range does not bracket the limits.
     """
+
+    kind = KIND
+    noun = "toy scan"
+    command = "toys"
 
     def __init__(
         self,
@@ -90,7 +90,7 @@ class ToyScan:
             check_range(spec)
         self.spec = spec
         self.settings = settings or Settings.from_env()
-        self._engine: Engine | None = None
+        self._engine = None
         #: Why the last :meth:`run` stopped (None before one ran here).
         self.stopped_because: str | None = None
 
@@ -98,33 +98,21 @@ class ToyScan:
     def name(self) -> str:
         return self.spec.name
 
-    @property
-    def engine(self) -> Engine:
-        if self._engine is None:
-            self._engine = connect(self.settings.db_url)
-        return self._engine
-
     # --- running --------------------------------------------------------------------------
 
-    def create(self, *, user: str | None = None) -> int:
+    def create(self, *, user: str | None = None, parent_id: int | None = None) -> int:
         """Record the scan; returns its id.
 
         Args:
-            user: the user to record as its owner (the acting user by default).
+            user: the user to record as its owner (the acting user by default; a workflow's
+                node records its scan for the workflow's owner).
+            parent_id: the owner it is part of (the workflow whose node it is).
 
         Raises:
-            ToyScanError: a scan of that name exists already.
+            Exists: a scan of that name exists already.
             AccessDenied: no user can be named (see :mod:`idds.auth`).
         """
-        user = user or auth.acting_user(self.engine, self.settings).name
-        try:
-            with self.engine.begin() as conn:
-                return owners_mod.create(conn, KIND, self.name, self.spec.to_json(), user=user)
-        except sa.exc.IntegrityError:
-            raise ToyScanError(
-                f"a toy scan named {self.name!r} exists already: resume it with "
-                f"`idds toys resume {self.name}`, or choose another name"
-            ) from None
+        return self.create_owner(self.spec.to_json(), user=user, parent_id=parent_id)
 
     def run(self, *, progress: bool = True) -> ScanResult:
         """Run the scan step by step until its limits are known to the tolerance (or a cap
@@ -142,69 +130,36 @@ class ToyScan:
         from toys.run import ToyScanRun
 
         ensure_ray(self.settings.ray_address)
-        owner_id = self._owner_id(create=True)
+        owner_id = self._owner_id_or_create()
         parallel = self.spec.parallel or max(int(ray.cluster_resources().get("CPU", 1)), 1)
         dispatcher = Dispatcher(self.engine, settings=self.settings)
-        dispatcher.hold_waiting(owner_id, f"toy scan {self.name!r}")
-        try:
-            run = ToyScanRun(self.spec, owner_id, self._rows(owner_id), parallel=parallel,
+        with self.held(dispatcher, [owner_id]):
+            run = ToyScanRun(self.spec, owner_id, self._tasks(owner_id), parallel=parallel,
                              progress=progress)  # fmt: skip
             dispatcher.run([run])
             if not run.cancelled:
-                with self.engine.begin() as conn:
-                    owners_mod.set_state(conn, owner_id, OwnerState.FINISHED)
+                self.finish()
             self.stopped_because = run.stopped_because
-        finally:
-            dispatcher.release(owner_id)
         return self.result()
-
-    def cancel(self) -> int:
-        """Cancel the scan; a head running it stops within seconds. Returns batches cancelled.
-
-        Raises:
-            AccessDenied: the scan is another user's.
-        """
-        auth.require_named(self.engine, self.settings, KIND, self.name, "cancel")
-        owner_id = self._owner_id()
-        with self.engine.begin() as conn:
-            owners_mod.set_state(conn, owner_id, OwnerState.CANCELLED)
-            return tq.cancel_owner_tasks(conn, owner_id, "toy scan cancelled")
 
     # --- reading --------------------------------------------------------------------------
 
-    def _owner_id(self, *, create: bool = False) -> int:
-        with reading(self.engine) as conn:
-            try:
-                return int(owners_mod.find(conn, KIND, self.name).id)
-            except NotFound:
-                if not create:
-                    raise NotFound(f"no toy scan named {self.name!r}") from None
-        return self.create()
+    def _owner_id_or_create(self) -> int:
+        try:
+            return self.owner_id
+        except NotFound:
+            return self.create()
 
-    def _rows(self, owner_id: int) -> list[Any]:
-        t = tq.tasks
-        with reading(self.engine) as conn:
-            return list(
-                conn.execute(
-                    sa.select(t.c.number, t.c.state, t.c.payload, t.c.result)
-                    .where(t.c.owner_id == owner_id)
-                    .order_by(t.c.number)
-                )
-            )
-
-    @property
-    def state(self) -> str:
-        """``active``, ``finished`` or ``cancelled``."""
-        with reading(self.engine) as conn:
-            return str(owners_mod.find(conn, KIND, self.name).state)
+    def _tasks(self, owner_id: int) -> list[TaskRecord]:
+        return self.records.tasks(owner_id)
 
     def result(self) -> ScanResult:
         """The points, limits and counts recorded so far."""
-        rows = self._rows(self._owner_id())
+        rows = self._tasks(self.owner_id)
         points = scan_mod.collect(r.result for r in rows if r.state == TaskState.SUCCEEDED)
         batches: dict[str, int] = {}
         for r in rows:
-            batches[r.state] = batches.get(r.state, 0) + 1
+            batches[str(r.state)] = batches.get(str(r.state), 0) + 1
         steps = 1 + max((r.payload["args"][0]["step"] for r in rows), default=-1)
         return ScanResult(
             points=points,
@@ -224,12 +179,11 @@ def load_scan(name: str, *, settings: Settings | None = None) -> ToyScan:
     """
     settings = settings or Settings.from_env()
     engine = connect(settings.db_url)
-    with reading(engine) as conn:
-        try:
-            row = owners_mod.find(conn, KIND, name)
-        except NotFound:
-            raise NotFound(f"no toy scan named {name!r}") from None
-    spec = ToyScanSpec.from_mapping(dict(row.spec), source=f"toy scan {name}")
+    try:
+        record = Records(engine).owner(KIND, name)
+    except NotFound:
+        raise NotFound(f"no toy scan named {name!r}") from None
+    spec = ToyScanSpec.from_mapping(dict(record.spec), source=f"toy scan {name}")
     scan = ToyScan(spec, settings=settings, check=False)
     scan._engine = engine
     return scan

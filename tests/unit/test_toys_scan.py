@@ -114,3 +114,27 @@ def test_a_batch_gives_the_same_toys_for_the_same_seed():
     assert first == again
     assert len(first["q_sb"]) + first["failed"] // 2 >= 4 and first["q_obs"] >= 0
     assert stats.run_batch({**task, "batch": 1})["q_sb"] != first["q_sb"]
+
+
+def test_a_scan_is_recorded_once_under_its_parent_and_loads_by_name(engine, tmp_path):
+    from idds.config import Settings
+    from idds.errors import Exists, NotFound
+    from idds.records import NewOwner, Records
+    from toys import ToyScan, ToyScanError, load_scan
+
+    url = engine.url.render_as_string(hide_password=False)
+    settings = Settings(db_url=url, work_dir=tmp_path, user="alice")
+    records = Records(engine)
+    flow = records.create(NewOwner(kind="workflow", name="flow", spec={}), user="alice")
+    scan = ToyScan(_spec(name="flow.scan"), settings=settings, check=False)
+    scan_id = scan.create(user="alice", parent_id=flow)
+    with pytest.raises(Exists, match=r"`idds toys resume flow.scan`"):
+        scan.create(user="alice")
+    assert not issubclass(Exists, ToyScanError)  # spec errors and a taken name differ
+    loaded = load_scan("flow.scan", settings=settings)
+    assert (loaded.owner_id, loaded.state, loaded.user) == (scan_id, "active", "alice")
+    assert [o.name for o in records.owners("toyscan", parent_id=flow)] == ["flow.scan"]
+    assert loaded.result().steps == 0 and loaded.cancel() == 0
+    assert load_scan("flow.scan", settings=settings).state == "cancelled"
+    with pytest.raises(NotFound, match="no toy scan named 'nope'"):
+        load_scan("nope", settings=settings)
