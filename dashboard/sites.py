@@ -10,7 +10,7 @@ import streamlit as st
 
 from dashboard import data
 from dashboard._common import engine, live, settings
-from idds.db import reading
+from idds.records import Records
 
 
 def render() -> None:
@@ -23,8 +23,7 @@ def render() -> None:
 def _body() -> None:
     from gpu_sites import rollup, usage
 
-    with reading(engine()) as conn:
-        used = usage(conn)
+    used = usage(Records(engine()))
     busy = {site: sum(kinds.values()) for site, kinds in data.tasks_by_site(engine()).items()}
     _declared(busy)
     if not used:

@@ -10,14 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import sqlalchemy as sa
-
-from idds import owners as owners_mod
-from idds import tasks as tq
-from idds.db import db_now
-
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Connection
+    from idds.records import Records
 
 
 @dataclass(frozen=True)
@@ -58,39 +52,23 @@ class Rollup:
     gpu_hours: float
 
 
-def usage(conn: Connection, *, owner_kind: str | None = None) -> list[Usage]:
-    """Every started attempt's use (of owners of ``owner_kind`` only, where given)."""
-    a, t, o = tq.attempts, tq.tasks, owners_mod.owners
-    end = sa.func.coalesce(a.c.finished, db_now())
-    query = (
-        sa.select(
-            o.c.kind,
-            o.c.name,
-            t.c.number,
-            a.c.number.label("attempt"),
-            a.c.site,
-            a.c.state,
-            (end - a.c.started).label("wall"),
-            t.c.resources,
-        )  # fmt: skip
-        .join(t, t.c.id == a.c.task_id)
-        .join(o, o.c.id == t.c.owner_id)
-        .where(a.c.started.is_not(None))
-        .order_by(o.c.id, t.c.number, a.c.number)
-    )
-    if owner_kind:
-        query = query.where(o.c.kind == owner_kind)
+def usage(records: Records, *, owner_kind: str | None = None) -> list[Usage]:
+    """Every started attempt's use (of owners of ``owner_kind`` only, where given), in owner,
+    task and attempt order."""
+    now = records.now()
+    attempts = records.attempts(started=True, owner_kind=owner_kind)
+    names = {o.id: f"{o.kind}/{o.name}" for o in records.owners(owner_kind)}
     return [
         Usage(
-            owner=f"{r.kind}/{r.name}",
-            task=r.number,
-            attempt=r.attempt,
-            site=r.site,
-            state=r.state,
-            wall_s=max(float(r.wall or 0.0), 0.0),
-            gpus=float((r.resources or {}).get("gpus", 0.0)),
-        )  # fmt: skip
-        for r in conn.execute(query)
+            owner=names[a.owner_id],
+            task=a.task_number,
+            attempt=a.number,
+            site=a.site,
+            state=str(a.state),
+            wall_s=max((a.finished if a.finished is not None else now) - (a.started or now), 0.0),
+            gpus=float(a.resources.get("gpus", 0.0)),
+        )
+        for a in attempts
     ]
 
 

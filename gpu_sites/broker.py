@@ -14,22 +14,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import sqlalchemy as sa
-
 from gpu_sites.capacity import site_nodes
 from gpu_sites.errors import SiteError
 from gpu_sites.registry import drained_sites
 from gpu_sites.site import PIN
 from gpu_sites.spec import SiteSpec, SitesSpec, load_sites
 from gpu_sites.stats import SiteStats, read_stats
-from idds import tasks as tq
-from idds.db import reading
 from idds.dispatch import Broker, Placement
+from idds.records import Records
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Engine
-
     from gpu_sites.pilots import PilotManager
+    from idds.db import Engine
     from idds.tasks import Claim
 
 log = logging.getLogger("gpu_sites")
@@ -188,6 +184,7 @@ class SiteBroker(Broker):
     ) -> None:
         self.spec = spec
         self.engine = engine
+        self.records = Records(engine)
         self.manager: PilotManager | None = None
         self._make_manager = manager
         self._observe = observe  # (not a bound method of self: no cycle keeps it alive)
@@ -238,10 +235,9 @@ class SiteBroker(Broker):
             return
         self._next_refresh = self._clock() + self.spec.broker.refresh_s
         names = list(self.states)
-        with reading(self.engine) as conn:
-            stats, now = read_stats(conn, names, self.spec.broker)
-            drained = drained_sites(conn)
-            seen = self._seen_tokens(conn)
+        stats, now = read_stats(self.records, names, self.spec.broker)
+        drained = drained_sites(self.records)
+        seen = self._seen_tokens()
         pilots = self._observe() if self._observe else self._observe_manager()
         with self._lock:
             self._now = now
@@ -255,12 +251,11 @@ class SiteBroker(Broker):
                 state.placed = unseen.get(name, 0)
             self._note_exclusions()
 
-    def _seen_tokens(self, conn: Any) -> list[str]:
-        if not self._ledger:
-            return []
-        a = tq.attempts
-        tokens = list(self._ledger)
-        return [t for (t,) in conn.execute(sa.select(a.c.token).where(a.c.token.in_(tokens)))]
+    def _seen_tokens(self) -> set[str]:
+        """The tokens of the placements whose attempts are recorded by now."""
+        with self._lock:
+            tokens = list(self._ledger)
+        return self.records.known_tokens(tokens)
 
     def _note_exclusions(self) -> None:
         for name, state in self.states.items():
@@ -325,8 +320,7 @@ def build(spec: SitesSpec, engine: Engine, *, work_dir: Path | None = None) -> S
     work = work_dir or Settings.from_env().work_dir
 
     def drained() -> set[str]:
-        with reading(engine) as conn:
-            return drained_sites(conn)
+        return drained_sites(Records(engine))
 
     def manager() -> PilotManager:
         import ray

@@ -15,7 +15,8 @@ from gpu_sites.site import make_site
 from gpu_sites.spec import SitesSpec, load_sites
 from gpu_sites.stats import read_stats
 from idds.cli import format_table
-from idds.db import connect, reading
+from idds.db import connect
+from idds.records import Records
 
 if TYPE_CHECKING:
     from idds.config import Settings
@@ -37,9 +38,7 @@ def sites() -> None:
 def list_sites(settings: Settings, sites_file: str) -> None:
     """The declared sites and whether each takes work."""
     spec = load_sites(sites_file)
-    engine = connect(settings.db_url)
-    with reading(engine) as conn:
-        drained = drained_sites(conn)
+    drained = drained_sites(Records(connect(settings.db_url)))
     rows = [
         (
             s.name, s.kind, s.slots, s.gpus_per_pilot, s.gpu_type or "-",
@@ -63,12 +62,10 @@ def status(settings: Settings, sites_file: str, by_owner: bool) -> None:
         from idds.runtime import ensure_ray
 
         ensure_ray(settings.ray_address)
-    engine = connect(settings.db_url)
-    names = [s.name for s in spec.sites]
-    with reading(engine) as conn:
-        stats, now = read_stats(conn, names, spec.broker)
-        drained = drained_sites(conn)
-        used = accounting.usage(conn)
+    records = Records(connect(settings.db_url))
+    stats, now = read_stats(records, [s.name for s in spec.sites], spec.broker)
+    drained = drained_sites(records)
+    used = accounting.usage(records)
     hours = {r.key: r for r in accounting.rollup(used, "site")}
     rows = []
     for s in spec.sites:
@@ -161,8 +158,7 @@ def drain(settings: Settings, sites_file: str, name: str, resume: bool) -> None:
     spec = load_sites(sites_file)
     if name not in {s.name for s in spec.sites}:
         raise SiteSpecError(f"no site named {name!r} in {sites_file}")
-    engine = connect(settings.db_url)
-    set_drained(engine, name, not resume)
+    set_drained(Records(connect(settings.db_url)), name, not resume)
     if resume:
         click.echo(f"site {name}: takes work again")
         return

@@ -6,18 +6,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import sqlalchemy as sa
-
-from idds import tasks as tq
-from idds.db import db_now
+from idds.tasks import AttemptKind, TaskState
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Connection
+    from collections.abc import Sequence
 
     from gpu_sites.spec import BrokerSpec
-
-#: Attempts that ended for reasons that say nothing of the site.
-_NOT_THE_SITE = ("lost:",)
+    from idds.records import AttemptRecord, Records
 
 
 @dataclass(frozen=True)
@@ -44,60 +39,54 @@ class SiteStats:
 
 
 def read_stats(
-    conn: Connection, sites: list[str], rules: BrokerSpec
+    records: Records, sites: list[str], rules: BrokerSpec
 ) -> tuple[dict[str, SiteStats], float]:
     """Every site's record, and the database clock's time now.
 
     Args:
-        conn: a (read-only) connection.
+        records: the database's records.
         sites: the sites' names.
         rules: the broker's window and exclusion rule.
     """
-    now = float(conn.execute(sa.select(db_now())).scalar_one())
-    flying = dict(
-        conn.execute(
-            sa.select(tq.attempts.c.site, sa.func.count())
-            .where(tq.attempts.c.state.in_(tq.IN_FLIGHT), tq.attempts.c.site.in_(sites))
-            .group_by(tq.attempts.c.site)
-        ).all()
-    )
+    now = records.now()
+    flying = records.in_flight_by_site(sites)
     out = {}
     for site in sites:
-        rows = _recent(conn, site, rules.window)
-        out[site] = summarise(rows, int(flying.get(site, 0)), now, rules)
+        recent = records.attempts(
+            sites=[site],
+            finished=True,
+            exclude_kinds=[AttemptKind.CANCELLED],
+            newest_first=True,
+            limit=rules.window,
+        )
+        out[site] = summarise(recent, flying.get(site, 0), now, rules)
     return out, now
 
 
-def _recent(conn: Connection, site: str, window: int) -> list[sa.Row[tuple[str, float, float]]]:
-    a = tq.attempts
-    return list(
-        conn.execute(
-            sa.select(a.c.state, a.c.started, a.c.finished, a.c.error)
-            .where(a.c.site == site, a.c.finished.is_not(None), a.c.state != "cancelled")
-            .order_by(a.c.finished.desc(), a.c.id.desc())
-            .limit(window)
-        ).all()
-    )
-
-
-def summarise(rows: list, in_flight: int, now: float, rules: BrokerSpec) -> SiteStats:
+def summarise(
+    attempts: Sequence[AttemptRecord], in_flight: int, now: float, rules: BrokerSpec
+) -> SiteStats:
     """A site's record from its recent finished attempts (newest first).
 
+    Attempts lost with their head say nothing of the site and are left out.
+
     Args:
-        rows: ``(state, started, finished, error)`` per attempt.
+        attempts: its recent finished attempts, newest first.
         in_flight: its attempts in flight.
         now: the database clock now.
         rules: the exclusion rule.
     """
-    rows = [r for r in rows if not (r[3] or "").startswith(_NOT_THE_SITE)]
-    ok = [r for r in rows if r[0] == "succeeded"]
-    durations = [r[2] - r[1] for r in ok if r[1] is not None]
+    rows = [a for a in attempts if a.kind is not AttemptKind.LOST]
+    ok = [a for a in rows if a.state == TaskState.SUCCEEDED]
+    durations = [
+        a.finished - a.started for a in ok if a.started is not None and a.finished is not None
+    ]
     streak = 0
-    for row in rows:
-        if row[0] == "succeeded":
+    for attempt in rows:
+        if attempt.state == TaskState.SUCCEEDED:
             break
         streak += 1
-    last_failure = next((r[2] for r in rows if r[0] != "succeeded"), None)
+    last_failure = next((a.finished for a in rows if a.state != TaskState.SUCCEEDED), None)
     until = None
     if streak >= rules.fail_streak and last_failure is not None:
         until = last_failure + rules.exclude_s

@@ -122,10 +122,10 @@ def test_carousel_page_compares_policies_and_draws_counts_and_disk(app):
 def test_sites_page_rolls_attempts_up_per_site_and_per_owner(app, seeded):
     pytest.importorskip("gpu_sites", reason="the Sites page needs the gpu_sites package")
     from gpu_sites import usage
-    from idds.db import connect, reading
+    from idds.db import connect
+    from idds.records import Records
 
-    with reading(connect(seeded.db_url)) as conn:
-        used = usage(conn)
+    used = usage(Records(connect(seeded.db_url)))
     at = _page(app, "sites.py")
     per_site = next(d.value for d in at.dataframe if "site" in d.value.columns)
     assert dict(zip(per_site["site"], per_site["attempts"], strict=True)) == {"local": len(used)}

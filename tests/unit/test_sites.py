@@ -17,6 +17,7 @@ from gpu_sites.accounting import rollup, usage
 from gpu_sites.pilot import parse, ray_start_argv
 from idds import owners
 from idds import tasks as tq
+from idds.records import Records
 from idds.tasks import Outcome, TaskSpec
 
 
@@ -187,7 +188,7 @@ def test_gpu_hours_roll_up_per_task_owner_and_site(engine):
         for claim, site in zip(claims, ["a", "b"], strict=True):
             tq.finish(conn, claim, Outcome(kind="crash", error="x", started=0.0), site=site)
         retry = tq.claim(conn, owner, 2, lease_seconds=30)  # backoff: maybe none yet
-        rows = usage(conn)
+    rows = usage(Records(engine))
     assert not retry or all(c.attempt == 2 for c in retry)
     assert len(rows) == 2 and all(r.state == "failed" and r.gpus == 2 for r in rows)
     by_site = {r.key: r for r in rollup(rows, "site")}

@@ -13,7 +13,8 @@ from gpu_sites.stats import SiteStats, summarise
 from idds import owners
 from idds import tasks as tq
 from idds.dispatch import Dispatcher, LocalBroker, default_broker
-from idds.tasks import Claim, Outcome, TaskSpec
+from idds.records import AttemptRecord
+from idds.tasks import AttemptKind, Claim, Outcome, TaskSpec, TaskState
 
 SITES = {
     "sites": [
@@ -105,13 +106,23 @@ def test_a_site_with_room_to_start_pilots_waits_only_its_start_up():
     assert choose(states, Need(), now=0) == "small"
 
 
+def _ended(kind, finished):
+    """A finished attempt that ended so (started at 0)."""
+    state = TaskState.SUCCEEDED if kind == "succeeded" else TaskState.FAILED
+    return AttemptRecord(
+        task_id=1, owner_id=1, task_number=0, number=1, state=state, kind=AttemptKind(kind),
+        site="big", node=None, head="h", dispatched=0.0, started=0.0, finished=finished,
+        error=None if kind == "succeeded" else "boom",
+    )  # fmt: skip
+
+
 def test_recent_failures_weigh_and_a_failing_site_is_excluded_until_its_time_is_up():
     rules = parse_sites(SITES).broker
-    rows = [("failed", 0.0, 10.0, "boom"), ("failed", 0.0, 9.0, "boom"), ("succeeded", 0, 8, None)]
+    rows = [_ended("error", 10.0), _ended("error", 9.0), _ended("succeeded", 8.0)]
     stats = summarise(rows, 0, now=20.0, rules=rules)
     assert stats.streak == 2 and stats.excluded_until == 70.0
     assert summarise(rows, 0, now=71.0, rules=rules).excluded_until is None
-    lost = [("failed", 0.0, 10.0, "lost: head gone"), ("failed", 0.0, 9.0, "lost: head gone")]
+    lost = [_ended("lost", 10.0), _ended("lost", 9.0)]
     assert summarise(lost, 0, now=20.0, rules=rules).streak == 0  # not the site's fault
     states = _states(big={"stats": stats})
     assert choose(states, Need(), now=20.0) == "small"
@@ -157,6 +168,16 @@ def test_the_broker_reads_failures_from_the_database_and_says_it_excludes(engine
     assert set(broker.exclusions()) == {"big"} and 55 < broker.exclusions()["big"] <= 60
     assert broker.place(_claim({"gpus": 1}, token="b")).site == "small"
     assert broker.states["small"].in_flight == 1  # placed, not yet in the database
+
+
+def test_attempts_lost_with_their_head_are_not_held_against_the_site(engine):
+    spec = parse_sites(SITES)
+    broker = SiteBroker(spec, engine, observe=lambda: {"big": (1, 0), "small": (1, 0)})
+    _record_attempts(engine, "big", ["lost", "lost", "lost"])  # recorded as lost, by kind
+    broker.refresh(force=True)
+    stats = broker.states["big"].stats
+    assert (stats.streak, stats.failed, stats.excluded_until) == (0, 0, None)
+    assert broker.exclusions() == {}
 
 
 def test_in_flight_work_is_counted_from_the_database_once_committed(engine):
