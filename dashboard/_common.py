@@ -10,13 +10,13 @@ import streamlit as st
 
 from idds import auth
 from idds.config import Settings
-from idds.db import connect, reading
+from idds.db import connect
 from idds.errors import AccessDenied
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from sqlalchemy.engine import Engine
+    from idds.db import Engine
 
 #: Seconds between refreshes of a page while work runs.
 REFRESH_SECONDS = 5.0
@@ -50,9 +50,8 @@ def _sign_out() -> None:
 def signed_in() -> bool:
     """Whether this browser session may see the pages: the database has no registered users,
     or the session signed in with a valid token (then its user shows in the sidebar)."""
-    with reading(engine()) as conn:
-        if not auth.registered(conn):
-            return True
+    if not auth.has_users(engine()):
+        return True
     if not st.session_state.get(TOKEN_KEY):
         return False
     try:

@@ -18,6 +18,7 @@ import streamlit as st
 
 from dashboard import data
 from dashboard._common import engine, live, settings, when
+from idds.tasks import TaskState
 
 KIND = "carousel"
 TB = 1e12
@@ -29,7 +30,7 @@ METRICS = {
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
-def _tasks(url: str, name: str, version: tuple[Any, ...]) -> list[data.TaskRow]:
+def _tasks(url: str, name: str, version: tuple[Any, ...]) -> list[data.TaskRecord]:
     return data.tasks_of(engine(), KIND, name)
 
 
@@ -51,19 +52,19 @@ def render() -> None:
     live(lambda: _carousel(name), active=active, key="carousel-refresh")
 
 
-def _list_frame(rows: list[data.OwnerRow]) -> pd.DataFrame:
+def _list_frame(rows: list[data.OwnerRecord]) -> pd.DataFrame:
     out = []
     for r in rows:
         row = {"name": r.name, "user": r.user, "state": r.state, "policy": r.spec.get("policy"),
-               "buffer": r.spec.get("buffer"), "files processed": r.tasks.get("succeeded", 0),
-               "failed": r.tasks.get("failed", 0), "created (UTC)": when(r.created)}  # fmt: skip
+               "buffer": r.spec.get("buffer"), "files processed": r.tasks[TaskState.SUCCEEDED],
+               "failed": r.tasks[TaskState.FAILED], "created (UTC)": when(r.created)}  # fmt: skip
         result = r.spec.get("result") or {}
         row.update({label: result.get(key) for key, label in METRICS.items()})
         out.append(row)
     return pd.DataFrame(out)
 
 
-def _compare(finished: list[data.OwnerRow]) -> None:
+def _compare(finished: list[data.OwnerRecord]) -> None:
     st.subheader("Policies compared")
     if not finished:
         st.caption("No carousel has finished yet: its metrics are recorded when it ends.")
@@ -98,7 +99,7 @@ def _carousel(name: str) -> None:
     st.plotly_chart(disk_figure(tasks), key="disk")
 
 
-def _events(tasks: list[data.TaskRow]) -> tuple[float, list[tuple[float, int, float]]]:
+def _events(tasks: list[data.TaskRecord]) -> tuple[float, list[tuple[float, int, float]]]:
     """(start, [(time, +1 released / -1 processed, bytes)]) in time order."""
     start = min(t.created for t in tasks)
     events = [(t.created - start, 1, _size(t)) for t in tasks]
@@ -107,12 +108,12 @@ def _events(tasks: list[data.TaskRow]) -> tuple[float, list[tuple[float, int, fl
     return start, sorted(events)
 
 
-def _size(t: data.TaskRow) -> float:
+def _size(t: data.TaskRecord) -> float:
     args = t.payload.get("args") or []
     return float(args[1]) if len(args) > 1 and isinstance(args[1], int | float) else 0.0
 
 
-def counts_figure(tasks: list[data.TaskRow]) -> go.Figure:
+def counts_figure(tasks: list[data.TaskRecord]) -> go.Figure:
     """Files released to processing and files processed, cumulated over wall-clock time."""
     _, events = _events(tasks)
     released = processed = 0
@@ -130,7 +131,7 @@ def counts_figure(tasks: list[data.TaskRow]) -> go.Figure:
     return fig
 
 
-def disk_figure(tasks: list[data.TaskRow]) -> go.Figure:
+def disk_figure(tasks: list[data.TaskRecord]) -> go.Figure:
     """Bytes of files released to processing and not yet processed (released, then unpinned
     as each one's processing succeeds) over wall-clock time. Files staged and waiting for a
     processing slot are not in the core's records, so this is a lower bound of the disk used."""

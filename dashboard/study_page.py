@@ -129,7 +129,7 @@ def trials_frame(trials: list[Trial]) -> pd.DataFrame:
     params = pd.DataFrame([t.params for t in trials], index=frame.index)
     for name in params.columns:
         frame[f"param {name}"] = _column(params[name])
-    frame["error"] = [data._last_line(t.error) for t in trials]
+    frame["error"] = [data.last_line(t.error) for t in trials]
     return frame
 
 

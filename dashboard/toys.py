@@ -12,6 +12,7 @@ import streamlit as st
 
 from dashboard import data
 from dashboard._common import engine, live, settings, when
+from idds.tasks import TaskState
 
 if TYPE_CHECKING:
     from toys import ScanResult
@@ -46,12 +47,12 @@ def render() -> None:
     live(lambda: _scan(name), active=active, key="toys-refresh")
 
 
-def _list_frame(rows: list[data.OwnerRow]) -> pd.DataFrame:
+def _list_frame(rows: list[data.OwnerRecord]) -> pd.DataFrame:
     return pd.DataFrame([
         {"name": r.name, "user": r.user, "state": r.state, "POI": r.spec.get("poi"),
          "CL": r.spec.get("cl"),
          "range": str(r.spec.get("range")), "batches": sum(r.tasks.values()),
-         "failed batches": r.tasks.get("failed", 0), "created (UTC)": when(r.created)}
+         "failed batches": r.tasks[TaskState.FAILED], "created (UTC)": when(r.created)}
         for r in rows
     ])  # fmt: skip
 

@@ -13,6 +13,7 @@ import streamlit as st
 
 from dashboard import data
 from dashboard._common import acting_settings, actor, engine, live, settings, when
+from idds.tasks import TaskState
 
 if TYPE_CHECKING:
     from dag import NodeInfo, WorkflowSpec
@@ -54,12 +55,12 @@ def render() -> None:
     live(lambda: _workflow(name), active=active, key="workflows-refresh")
 
 
-def _list_frame(rows: list[data.OwnerRow]) -> pd.DataFrame:
+def _list_frame(rows: list[data.OwnerRecord]) -> pd.DataFrame:
     return pd.DataFrame([
         {"name": r.name, "user": r.user, "state": r.state,
          "nodes in spec": len(r.spec.get("nodes", [])),
-         "tasks": sum(r.tasks.values()), "succeeded": r.tasks.get("succeeded", 0),
-         "failed": r.tasks.get("failed", 0), "created (UTC)": when(r.created)}
+         "tasks": sum(r.tasks.values()), "succeeded": r.tasks[TaskState.SUCCEEDED],
+         "failed": r.tasks[TaskState.FAILED], "created (UTC)": when(r.created)}
         for r in rows
     ])  # fmt: skip
 
@@ -177,7 +178,7 @@ def _nodes_frame(nodes: list[NodeInfo]) -> pd.DataFrame:
     return pd.DataFrame([
         {"node": n.path, "kind": n.kind, "state": n.state, "detail": n.detail,
          "attempt": n.attempt, "duration (s)": n.duration_s,
-         "output": _short(n.output), "error": data._last_line(n.error)}
+         "output": _short(n.output), "error": data.last_line(n.error)}
         for n in nodes
     ])  # fmt: skip
 

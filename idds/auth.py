@@ -76,6 +76,13 @@ def registered(conn: Connection) -> bool:
     return conn.execute(sa.select(users.c.id).limit(1)).first() is not None
 
 
+def has_users(engine: Engine) -> bool:
+    """Whether the database has registered users (tokens are then required): what a client
+    asks before it offers a sign-in."""
+    with reading(engine) as conn:
+        return registered(conn)
+
+
 def acting_user(engine: Engine, settings: Settings) -> Actor:
     """The user that ``settings`` act as (see the module's description).
 

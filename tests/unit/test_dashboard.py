@@ -80,6 +80,28 @@ def test_list_studies_counts_and_best(imported, engine):
     assert two.directions == ("minimize", "minimize")
 
 
+def test_the_list_and_the_cli_agree_that_a_pruned_trial_is_never_the_best(engine, capsys):
+    import dashboard
+    from idds.cli import main
+    from idds.records import Imported, NewOwner, Records
+    from idds.tasks import TaskSpec, TaskState
+
+    records = Records(engine)
+    spec = {"direction": "minimize", "proposer": "optuna:tpe", "max_points": 2}
+    owner_id = records.create(NewOwner(kind="study", name="p", spec=spec), user="alice")
+    done = [
+        Imported(spec=TaskSpec(number=n, kind="hpo.trial", payload={"callable": "m:f"}),
+                 state=TaskState.SUCCEEDED, result=result)
+        for n, result in enumerate([{"values": [5.0]}, {"values": [1.0], "pruned": True}])
+    ]  # fmt: skip
+    records.record_imported(owner_id, done)
+    (row,) = dashboard.list_studies(engine)
+    assert (row.name, row.done, row.best) == ("p", 2, 5.0)
+    main(["--db", engine.url.render_as_string(hide_password=False), "hpo", "list"])
+    line = next(r for r in capsys.readouterr().out.splitlines() if r.startswith("p "))
+    assert line.split()[-1] == "5", line
+
+
 def test_overview_helpers_count_owners_and_list_failures(imported, engine):
     import dashboard
 
