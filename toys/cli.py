@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
 from idds.cli import format_table
 from idds.config import Settings
 from idds.db import connect
+from idds.lifecycle import Lifecycle, add_commands
 from idds.records import Records
 from toys.spec import load_scan_file
 from toys.toyscan import KIND, ScanResult, ToyScan, load_scan
@@ -26,37 +28,19 @@ def toys() -> None:
 RESUME = ["toys", "resume"]
 
 
-@toys.command()
-@click.argument("spec_file", type=click.Path(dir_okay=False))
-@click.option("--name", help="Scan name (overrides the spec's).")
-@click.option("--no-progress", is_flag=True, help="No line per step.")
-@click.pass_obj
-def launch(settings: Settings, spec_file: str, name: str | None, no_progress: bool) -> None:
-    """Check the scan in SPEC_FILE (YAML or JSON), record it and run it."""
+def _build(settings: Settings, spec_file: str, options: dict[str, Any]) -> ToyScan:
     spec = load_scan_file(spec_file)
-    if name:
-        spec = type(spec).from_mapping({**spec.to_json(), "name": name}, source="--name")
-    scan = ToyScan(spec, settings=settings)
-    scan.create()
-    _run(scan, no_progress)
+    if options.get("name"):
+        spec = type(spec).from_mapping({**spec.to_json(), "name": options["name"]}, source="--name")
+    return ToyScan(spec, settings=settings)
 
 
-@toys.command()
-@click.argument("name")
-@click.option("--no-progress", is_flag=True, help="No line per step.")
-@click.pass_obj
-def resume(settings: Settings, name: str, no_progress: bool) -> None:
-    """Run scan NAME on from where it stopped."""
-    scan = load_scan(name, settings=settings)
-    if scan.state != "active":
-        click.echo(f"toy scan {name!r} is {scan.state}; nothing to resume")
-        _print(scan, scan.result())
-        return
-    _run(scan, no_progress)
+def _print_done(scan: ToyScan) -> None:
+    _print(scan, scan.result())
 
 
-def _run(scan: ToyScan, no_progress: bool) -> None:
-    result = scan.run(progress=not no_progress)
+def _run(scan: ToyScan, progress: bool) -> None:
+    result = scan.run(progress=progress)
     if scan.state == "cancelled":
         click.echo(f"toy scan {scan.name!r} was cancelled")
     elif scan.stopped_because:
@@ -120,29 +104,27 @@ def _print_points(result: ScanResult) -> None:
     click.echo(format_table(["poi", "toys", "obs", "-2s", "-1s", "exp", "+1s", "+2s"], rows))
 
 
-@toys.command("list")
-@click.pass_obj
-def list_(settings: Settings) -> None:
-    """Toy scans in the database, with their progress and observed limit."""
-    scans = Records(connect(settings.db_url)).owners(KIND)
-    if not scans:
-        click.echo("no toy scans")
-        return
-    table = []
-    for scan in scans:
+def _table(settings: Settings) -> tuple[list[str], list[list[object]]]:
+    table: list[list[object]] = []
+    for scan in Records(connect(settings.db_url)).owners(KIND):
         result = load_scan(scan.name, settings=settings).result()
         obs = result.limits["obs"]
         known = f"{obs.value:.4g} +- {obs.error:.2g}" if obs.value is not None else obs.status
         row = [len(result.points), result.toys, result.steps, known]
         table.append([scan.name, scan.user, str(scan.state), *row])
     headers = ["name", "user", "state", "points", "toys", "steps", "observed"]
-    click.echo(format_table(headers, table))
+    return headers, table
 
 
-@toys.command()
-@click.argument("name")
-@click.pass_obj
-def cancel(settings: Settings, name: str) -> None:
-    """Cancel scan NAME; a head running it stops its batches within seconds."""
-    n = load_scan(name, settings=settings).cancel()
-    click.echo(f"toy scan {name!r} cancelled ({n} batch(es) not run to the end)")
+add_commands(
+    toys,
+    Lifecycle(
+        noun="toy scan",
+        plural="toy scans",
+        build=_build,
+        load=lambda name, settings: load_scan(name, settings=settings),
+        run=_run,
+        print_done=_print_done,
+        table=_table,
+    ),
+)

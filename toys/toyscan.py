@@ -72,6 +72,7 @@ class ToyScan(OwnerHandle):
     kind = KIND
     noun = "toy scan"
     command = "toys"
+    task_noun = "a batch of toys"
 
     def __init__(
         self,
@@ -113,6 +114,9 @@ class ToyScan(OwnerHandle):
             AccessDenied: no user can be named (see :mod:`idds.auth`).
         """
         return self.create_owner(self.spec.to_json(), user=user, parent_id=parent_id)
+
+    def task_needs(self) -> dict[str, float]:
+        return {"CPU": 1.0}  # one batch of toys per CPU
 
     def run(self, *, progress: bool = True) -> ScanResult:
         """Run the scan step by step until its limits are known to the tolerance (or a cap
