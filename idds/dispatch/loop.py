@@ -29,7 +29,7 @@ from idds.errors import LeaseLost
 from idds.tasks import TaskState
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
 
     from sqlalchemy.engine import Connection, Engine
 
@@ -123,7 +123,7 @@ class Dispatcher:
 
     # --- the loop -------------------------------------------------------------------------
 
-    def run(self, owners: list[TaskOwner]) -> None:
+    def run(self, owners: Sequence[TaskOwner]) -> None:
         """Run until every owner is done; the caller holds their leases (:meth:`hold`).
 
         Raises:
@@ -142,7 +142,7 @@ class Dispatcher:
             self.ray.abandon()
             self.link.close(broken=False)
 
-    def start(self, owners: list[TaskOwner]) -> None:
+    def start(self, owners: Sequence[TaskOwner]) -> None:
         """Take charge of ``owners`` (the caller holds their leases): count their open
         tasks and note their specs, waiting out a database that is away. :meth:`run` does
         this first.
