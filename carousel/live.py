@@ -1,7 +1,7 @@
 """Live mode: the orchestrator with real processing tasks run through the scheduling core
 (one task per file, on Ray) and the tape emulator on an accelerated wall clock.
 
-A carousel is an owner row of kind ``carousel``; :class:`CarouselRun` is the
+A carousel is an owner of kind ``carousel`` (:class:`Carousel`); :class:`CarouselRun` is the
 :class:`~idds.dispatch.TaskOwner` the dispatcher drives. A file's processing is task number
 ``file``; its retries are the core's attempts, so a failed attempt is retried while the file
 stays on disk (it is never staged again).
@@ -12,10 +12,9 @@ from __future__ import annotations
 import random
 import time
 from collections import deque
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
-
-import sqlalchemy as sa
 
 from carousel.catalog import Catalog, build_catalog
 from carousel.clock import WallClock
@@ -25,13 +24,10 @@ from carousel.simulate import CampaignResult, collect
 from carousel.sizes import format_size
 from carousel.spec import CampaignSpec
 from carousel.tape import TapeEmulator
-from idds import auth
-from idds import owners as owners_mod
-from idds import tasks as tq
 from idds.config import Settings
-from idds.db import connect
 from idds.dispatch import Dispatcher, TaskOwner
-from idds.errors import IddsError, SpecError
+from idds.errors import Exists, SpecError
+from idds.handle import OwnerHandle
 from idds.owners import OwnerState
 from idds.tasks import TaskSpec, TaskState
 
@@ -50,6 +46,49 @@ def process_file(name: str, size: float, seconds: float, failure: float = 0.0) -
     if random.random() < failure:
         raise RuntimeError(f"processing of {name} failed")
     return {"file": name, "bytes": size}
+
+
+class Carousel(OwnerHandle):
+    """A carousel's record: created for one live run, which holds it to its end.
+
+    Args:
+        name: the carousel's name (its campaign's).
+        settings: database and Ray.
+    """
+
+    kind = KIND
+    noun = "carousel"
+    command = "carousel"
+
+    def __init__(self, name: str, *, settings: Settings) -> None:
+        self._name = name
+        self.settings = settings
+        self._engine = None
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    def create(self, spec: CampaignSpec, policy: str) -> int:
+        """Record the carousel, its campaign and policy; returns its id.
+
+        Raises:
+            Exists: a carousel of that name exists already (a carousel is not resumed).
+        """
+        try:
+            return self.create_owner({**spec.to_json(), "policy": policy})
+        except Exists:
+            raise Exists(f"a carousel named {self.name!r} exists; choose another name") from None
+
+    def record_result(self, result: CampaignResult, *, cancelled: bool) -> CampaignResult:
+        """Record how its run ended: the metrics (with the processing retries the core
+        counted, attempts beyond the first) and its final state. Returns the metrics."""
+        owner_id = self.owner_id
+        result = replace(result, processing_retries=self.records.retries(owner_id))
+        summary = result.summary()
+        state = OwnerState.CANCELLED if cancelled else OwnerState.FINISHED
+        self.records.update_spec(owner_id, lambda s: {**s, "result": summary}, state=state)
+        return result
 
 
 class _Queue(Processing):
@@ -185,15 +224,13 @@ def run_live(
         raise SpecError(f"speedup must be > 0, got {speedup}")
     catalog = build_catalog(spec)
     make_policy(spec, spec.policy(policy), catalog)  # bad input fails before anything is written
-    engine = connect(settings.db_url)
+    carousel = Carousel(spec.name, settings=settings)
     ensure_ray(settings.ray_address)
-    owner_id = _create(engine, spec, policy, auth.acting_user(engine, settings).name)
-    dispatcher = Dispatcher(engine, settings=settings, backoff_s=backoff_s)
-    if not dispatcher.hold(owner_id):
-        raise IddsError(f"carousel {spec.name!r} is held by another head")
+    owner_id = carousel.create(spec, policy)
+    dispatcher = Dispatcher(carousel.engine, settings=settings, backoff_s=backoff_s)
     pythonpath = [str(base_dir)] if base_dir else []
     started = time.perf_counter()
-    try:
+    with carousel.held(dispatcher, [owner_id]):
         run = CarouselRun(spec, policy, owner_id, speedup=speedup, catalog=catalog,
                           pythonpath=pythonpath, progress=progress)  # fmt: skip
         try:
@@ -201,39 +238,4 @@ def run_live(
         finally:
             run.close()
         result = collect(run.orchestrator, run.tape, time.perf_counter() - started)
-        result = _with_core_retries(engine, owner_id, result)
-        _finish(engine, owner_id, result, run.cancelled)
-    finally:
-        dispatcher.release(owner_id)
-    return result
-
-
-def _create(engine: sa.Engine, spec: CampaignSpec, policy: str, user: str) -> int:
-    stored = {**spec.to_json(), "policy": policy}
-    try:
-        with engine.begin() as conn:
-            return owners_mod.create(conn, KIND, spec.name, stored, user=user)
-    except sa.exc.IntegrityError:
-        raise SpecError(f"a carousel named {spec.name!r} exists; choose another name") from None
-
-
-def _with_core_retries(engine: sa.Engine, owner_id: int, result: CampaignResult) -> CampaignResult:
-    """The processing retries as the core counted them (attempts beyond the first)."""
-    from dataclasses import replace
-
-    with engine.connect() as conn:
-        extra = conn.execute(
-            sa.select(sa.func.coalesce(sa.func.sum(tq.tasks.c.attempt - 1), 0)).where(
-                tq.tasks.c.owner_id == owner_id
-            )
-        ).scalar_one()
-    return replace(result, processing_retries=int(extra))
-
-
-def _finish(engine: sa.Engine, owner_id: int, result: CampaignResult, cancelled: bool) -> None:
-    """Record the metrics on the carousel's row, and its final state."""
-    summary = result.summary()
-    with engine.begin() as conn:
-        owners_mod.update_spec(conn, owner_id, lambda s: {**s, "result": summary})
-        state = OwnerState.CANCELLED if cancelled else OwnerState.FINISHED
-        owners_mod.set_state(conn, owner_id, state)
+        return carousel.record_result(result, cancelled=run.cancelled)

@@ -4,10 +4,14 @@ HPO study or a toy-MC scan as a node (through hpo's public API)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from idds.config import path_inside
+from idds.errors import Exists
 from idds.payloads import current, load_callable
+
+if TYPE_CHECKING:
+    from idds.handle import OwnerHandle
 
 
 def with_files(inner: dict[str, Any], files: list[str]) -> dict[str, Any]:
@@ -40,7 +44,7 @@ def with_files(inner: dict[str, Any], files: list[str]) -> dict[str, Any]:
 
 def run_study(
     spec: str | dict[str, Any], name: str, db_url: str, work_dir: str, spec_dir: str,
-    user: str | None = None,
+    user: str | None = None, parent_id: int | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     """Run (or resume) an HPO study as a workflow node; its result is the best point.
 
@@ -48,6 +52,10 @@ def run_study(
         spec: a study spec file (relative to the workflow's directory) or a spec mapping;
             its name becomes ``name`` (``WORKFLOW.NODE``) so that each use is its own study.
         user: the workflow's owner, recorded as the study's.
+        parent_id: the workflow's owner id: the study is part of it.
+
+    Raises:
+        Exists: a study of that name is recorded that is not part of this workflow.
     """
     import hpo
     from idds.config import Settings
@@ -62,7 +70,9 @@ def run_study(
         found = hpo.load_study(name, settings=settings)
     except LookupError:
         found = hpo.Study(hpo.StudySpec.from_mapping(data), settings=settings, base_dir=base)
-        found.create(user=user)
+        found.create(user=user, parent_id=parent_id)
+    else:
+        _check_part(found, parent_id)
     found.optimize(progress=False)
     best = found.best
     return {
@@ -75,7 +85,7 @@ def run_study(
 
 def run_toys(
     spec: str | dict[str, Any], name: str, db_url: str, work_dir: str, spec_dir: str,
-    user: str | None = None,
+    user: str | None = None, parent_id: int | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     """Run (or resume) a toy-MC limit scan as a workflow node; its result is the limits.
 
@@ -83,10 +93,14 @@ def run_toys(
         spec: a scan spec file (relative to the workflow's directory) or a spec mapping
             (its ``workspace`` path relative to that directory); named ``name``.
         user: the workflow's owner, recorded as the scan's.
+        parent_id: the workflow's owner id: the scan is part of it.
 
     Returns:
         ``{"scan": name, "limits": {band: {"value", "error", "status"}}, "toys": N,
         "converged": bool}``.
+
+    Raises:
+        Exists: a scan of that name is recorded that is not part of this workflow.
     """
     from idds.config import Settings
     from toys import ToyScan, ToyScanSpec, load_scan, load_scan_file
@@ -102,10 +116,29 @@ def run_toys(
         scan = load_scan(name, settings=settings)
     except LookupError:
         scan = ToyScan(ToyScanSpec.from_mapping(data, base_dir=base), settings=settings)
-        scan.create(user=user)
+        scan.create(user=user, parent_id=parent_id)
+    else:
+        _check_part(scan, parent_id)
     result = scan.run(progress=False)
     limits = {
         band: {"value": lim.value, "error": lim.error, "status": lim.status}
         for band, lim in result.limits.items()
     }
     return {"scan": name, "limits": limits, "toys": result.toys, "converged": result.converged}
+
+
+def _check_part(found: OwnerHandle, parent_id: int | None) -> None:
+    """Check that the owner a node found under its name is part of the node's workflow (and
+    not, say, another user's study that was recorded under that name first).
+
+    Raises:
+        Exists: it is not.
+    """
+    record = found.record()
+    if parent_id is None or record.parent_id == parent_id:
+        return  # a node handed in before workflows recorded their parts does not say
+    workflow = found.records.owner_by_id(parent_id).name
+    raise Exists(
+        f"a {found.noun} named {found.name!r} exists already and is not part of workflow "
+        f"{workflow!r}: rename the workflow or the node"
+    )

@@ -11,17 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import sqlalchemy as sa
-
 from dag.engine import Engine, Node, NodeState
-from idds import tasks as tq
 from idds.dispatch import TaskOwner
 from idds.tasks import FINAL, TaskSpec, TaskState
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Connection
-
     from dag.workflow import Workflow
+    from idds.records import Records
 
 KIND = "dag-node"
 _NODE_STATE = {
@@ -45,21 +41,13 @@ class Record:
     site: str | None
 
 
-def records(conn: Connection, owner_id: int) -> dict[str, Record]:
+def records(store: Records, owner_id: int) -> dict[str, Record]:
     """Each node path's latest task."""
-    t = tq.tasks.c
-    rows = conn.execute(
-        sa.select(t.number, t.payload, t.state, t.result, t.error, t.attempt, t.started,
-                  t.finished, t.site)
-        .where(t.owner_id == owner_id)
-        .order_by(t.number)
-    )  # fmt: skip
     out: dict[str, Record] = {}
-    for r in rows:
-        out[r.payload["node"]] = Record(
-            r.number, TaskState(r.state), r.result, r.error, r.attempt, r.started, r.finished,
-            r.site,
-        )  # fmt: skip
+    for t in store.tasks(owner_id):
+        out[t.payload["node"]] = Record(
+            t.number, t.state, t.result, t.error, t.attempt, t.started, t.finished, t.site
+        )
     return out
 
 

@@ -17,13 +17,13 @@ import sys
 import time
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
-from idds import owners as owners_mod
-from idds.db import connect, db_now, reading, reason
-from idds.owners import OwnerState
+from idds.db import connect, reason
+from idds.owners import OwnerState, lease_alive
+from idds.records import OwnerRecord, Records
 
 if TYPE_CHECKING:
     from idds.config import Settings
@@ -89,27 +89,18 @@ class Server:
     def stop(self) -> None:
         self._stop = True
 
-    def free_owners(self) -> list[Any]:
+    def free_owners(self) -> list[OwnerRecord]:
         """Active owners of a kind this head can run, that no live head holds, oldest first.
 
-        An owner whose name extends another's (``GROUP.SEGMENT``, ``WORKFLOW.NODE``) is run by
-        that other owner, not on its own.
+        An owner that is part of another (a segmented study's segment, a workflow's study
+        node) is run by that other owner, not on its own.
         """
-        o = owners_mod.owners.c
-        with reading(self.engine) as conn:
-            now = conn.execute(sa.select(db_now())).scalar_one()
-            rows = conn.execute(
-                sa.select(o.id, o.kind, o.name, o.lease_holder, o.lease_expires)
-                .where(o.state == OwnerState.ACTIVE)
-                .order_by(o.id)
-            ).all()
-            parents = {r.name for r in conn.execute(
-                sa.select(o.name).where(o.kind.in_(["study-group", "workflow"]))
-            )}  # fmt: skip
+        records = Records(self.engine)
+        now = records.now()
         return [
-            r for r in rows
-            if r.kind in self.kinds and r.id not in self.children
-            and not _is_part(r.name, parents) and _free(r, now)
+            r for r in records.owners(list(self.kinds), state=OwnerState.ACTIVE, parent_id=None)
+            if r.id not in self.children
+            and not lease_alive(r.lease_holder, r.lease_expires, now)
         ]  # fmt: skip
 
     def _start_free(self) -> int:
@@ -123,7 +114,7 @@ class Server:
             started += 1
         return started
 
-    def _spawn(self, row: Any) -> None:
+    def _spawn(self, row: OwnerRecord) -> None:
         import ray
 
         address = self.settings.ray_address or ray.get_runtime_context().gcs_address
@@ -158,20 +149,3 @@ class Server:
             except subprocess.TimeoutExpired:
                 child.proc.kill()
         self.children.clear()
-
-
-def _is_part(name: str, parents: set[str]) -> bool:
-    head, dot, _ = name.rpartition(".")
-    while dot:
-        if head in parents:
-            return True
-        head, dot, _ = head.rpartition(".")
-    return False
-
-
-def _free(row: Any, now: float) -> bool:
-    if not row.lease_holder:
-        return True
-    if row.lease_expires is not None and row.lease_expires < now:
-        return True
-    return owners_mod.holder_is_dead(row.lease_holder)

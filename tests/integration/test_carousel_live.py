@@ -3,14 +3,15 @@ emulator on an accelerated wall clock (tens of files, seconds)."""
 
 from __future__ import annotations
 
-import sqlalchemy as sa
+import pytest
 
 from carousel.catalog import build_catalog
 from carousel.live import KIND, run_live
 from carousel.spec import CampaignSpec
-from idds import owners as owners_mod
-from idds import tasks as tq
 from idds.db import connect
+from idds.errors import Exists
+from idds.records import Records
+from idds.tasks import TaskState
 
 SPEC = {
     "name": "live-small",
@@ -30,17 +31,16 @@ def test_a_live_carousel_processes_every_file_once_through_the_core(settings):
     assert result.peak_bytes <= 14e9  # the buffer budget held in live mode too
     assert result.processing_retries > 0  # the core retried failed attempts ...
     engine = connect(settings.db_url)
-    with engine.connect() as conn:
-        owner = owners_mod.find(conn, KIND, "live-small")
-        rows = conn.execute(
-            sa.select(tq.tasks.c.number, tq.tasks.c.state, tq.tasks.c.attempt).where(
-                tq.tasks.c.owner_id == owner.id
-            )
-        ).all()
+    records = Records(engine)
+    owner = records.owner(KIND, "live-small")
+    rows = records.tasks(owner.id)
     assert owner.state == "finished" and owner.spec["result"]["lost"] == 0
-    assert sorted(r.number for r in rows) == list(range(20))  # one task per file
-    assert all(r.state == tq.TaskState.SUCCEEDED for r in rows)
+    assert owner.spec["result"]["processing_retries"] == result.processing_retries
+    assert [r.number for r in rows] == list(range(20))  # one task per file
+    assert all(r.state == TaskState.SUCCEEDED for r in rows)
     assert sum(r.attempt - 1 for r in rows) == result.processing_retries
+    with pytest.raises(Exists, match="a carousel named 'live-small' exists; choose another"):
+        run_live(spec, settings, speedup=6000)  # a carousel runs once: its name is taken
     engine.dispose()
 
 
@@ -74,11 +74,7 @@ def test_a_users_processing_callable_runs_once_per_staged_file(settings, tmp_pat
     result = run_live(spec, settings, speedup=6000, base_dir=tmp_path)
     assert result.files == 20 and not result.failed
     engine = connect(settings.db_url)
-    with engine.connect() as conn:
-        owner = owners_mod.find(conn, KIND, "live-callable")
-        results = conn.execute(
-            sa.select(tq.tasks.c.result).where(tq.tasks.c.owner_id == owner.id)
-        ).scalars()
-        names = sorted(r["name"] for r in results)
+    records = Records(engine)
+    names = sorted(t.result["name"] for t in records.tasks(records.owner(KIND, "live-callable").id))
     engine.dispose()
     assert names == sorted(build_catalog(spec).names)
