@@ -156,7 +156,8 @@ def test_tokens_name_users_once_users_are_registered(settings, tmp_path, capsys,
     code, out, _ = alice("users", "list")
     assert [line.split()[0] for line in out.splitlines()[2:]] == ["alice", "bob"]
     engine = connect(settings.db_url)
-    stored = [r.token_hash for r in engine.connect().execute(auth.users.select())]
+    with engine.connect() as conn:
+        stored = [r.token_hash for r in conn.execute(auth.users.select())]
     engine.dispose()
     assert alice_token not in stored and auth.hash_token(alice_token) in stored
 

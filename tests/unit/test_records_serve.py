@@ -39,3 +39,11 @@ def test_a_head_takes_free_active_owners_that_are_not_parts(engine, db_url, tmp_
             .values(lease_expires=0.0)
         )
     assert held in [r.id for r in server.free_owners()]
+
+
+def test_a_head_takes_a_detached_segmented_study(engine, db_url, tmp_path: Path):
+    records = Records(engine)
+    group = records.create(_new("study-group", "g", _new("study", "g.a")), user="bob")
+    server = Server(Settings(db_url=db_url, work_dir=tmp_path))
+    assert [r.id for r in server.free_owners()] == [group]
+    assert server.kinds["study-group"] == ["hpo", "resume"]
