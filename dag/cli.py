@@ -11,10 +11,12 @@ import click
 import yaml
 
 from dag.graph import text_graph, write_png
+from dag.spec import WorkflowSpec
 from dag.workflow import NodeInfo, Workflow, list_workflows, load_workflow
 from idds.cli import format_table
 from idds.config import Settings
 from idds.errors import NotFound, SpecError
+from idds.lifecycle import Lifecycle, add_commands
 
 
 @click.group("dag")
@@ -26,41 +28,12 @@ def dag() -> None:
 RESUME = ["dag", "resume"]
 
 
-@dag.command()
-@click.argument("spec_file", type=click.Path(dir_okay=False))
-@click.option(
-    "--set",
-    "sets",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Override a workflow parameter (VALUE read as YAML); repeatable.",
-)
-@click.option("--no-progress", is_flag=True, help="No progress bar.")
-@click.option("--detach", is_flag=True, help="Only record it: an `idds serve` head runs it.")
-@click.pass_obj
-def launch(
-    settings: Settings, spec_file: str, sets: tuple[str, ...], no_progress: bool, detach: bool
-) -> None:
-    """Create the workflow in SPEC_FILE (YAML or JSON) and run it."""
-    workflow = Workflow.from_file(spec_file, params=_parse_sets(sets), settings=settings)
-    workflow.create()
-    if detach:
-        click.echo(f"workflow {workflow.name!r} recorded; an `idds serve` head will run it")
-        return
-    _run(workflow, no_progress)
-
-
-@dag.command()
-@click.argument("name")
-@click.option("--no-progress", is_flag=True, help="No progress bar.")
-@click.pass_obj
-def resume(settings: Settings, name: str, no_progress: bool) -> None:
-    """Run workflow NAME on from where it stopped (or was suspended)."""
-    workflow = load_workflow(name, settings=settings)
-    if workflow.state in ("finished", "cancelled"):
-        click.echo(f"workflow {name!r} is {workflow.state}; nothing to resume")
-        return
-    _run(workflow, no_progress)
+def _build(settings: Settings, spec_file: str, options: dict[str, Any]) -> Workflow:
+    workflow = Workflow.from_file(spec_file, params=_parse_sets(options["sets"]), settings=settings)
+    if options.get("name"):
+        data = {**workflow.spec.to_mapping(), "name": options["name"]}
+        workflow = Workflow(WorkflowSpec.from_mapping(data, source="--name"), settings=settings)
+    return workflow
 
 
 @dag.command()
@@ -73,11 +46,11 @@ def retry(settings: Settings, name: str, nodes: tuple[str, ...], no_progress: bo
     workflow = load_workflow(name, settings=settings)
     again = workflow.retry(list(nodes) or None)
     click.echo(f"retrying {len(again)} node(s): {', '.join(again) or '-'}")
-    _run(workflow, no_progress)
+    _run(workflow, not no_progress)
 
 
-def _run(workflow: Workflow, no_progress: bool) -> None:
-    state = workflow.run(progress=not no_progress)
+def _run(workflow: Workflow, progress: bool) -> None:
+    state = workflow.run(progress=progress)
     nodes = workflow.nodes()
     counts: dict[str, int] = {}
     for n in nodes:
@@ -97,17 +70,13 @@ def _run(workflow: Workflow, no_progress: bool) -> None:
         raise SystemExit(1)
 
 
-@dag.command("list")
-@click.pass_obj
-def list_(settings: Settings) -> None:
-    """Workflows: state and task nodes by state."""
-    rows = [
+def _table(settings: Settings) -> tuple[list[str], list[list[object]]]:
+    rows: list[list[object]] = [
         [w["name"], w["user"], w["state"], sum(w["tasks"].values()),
          *(w["tasks"].get(s, 0) for s in ("running", "succeeded", "failed"))]
         for w in list_workflows(settings)
     ]  # fmt: skip
-    headers = ["workflow", "user", "state", "tasks", "running", "succeeded", "failed"]
-    click.echo(format_table(headers, rows))
+    return ["workflow", "user", "state", "tasks", "running", "succeeded", "failed"], rows
 
 
 @dag.command()
@@ -166,15 +135,6 @@ def logs(settings: Settings, name: str, node: str, attempt: int | None) -> None:
 @dag.command()
 @click.argument("name")
 @click.pass_obj
-def cancel(settings: Settings, name: str) -> None:
-    """Cancel workflow NAME; a head running it stops its nodes within seconds."""
-    n = load_workflow(name, settings=settings).cancel()
-    click.echo(f"workflow {name!r} cancelled ({n} task(s) cancelled)")
-
-
-@dag.command()
-@click.argument("name")
-@click.pass_obj
 def suspend(settings: Settings, name: str) -> None:
     """Release no new node of NAME (running ones finish); `idds dag resume` goes on."""
     load_workflow(name, settings=settings).suspend()
@@ -198,3 +158,28 @@ def _first_line(text: str | None) -> str:
 
 def graphviz_available() -> bool:
     return shutil.which("dot") is not None
+
+
+add_commands(
+    dag,
+    Lifecycle(
+        noun="workflow",
+        plural="workflows",
+        build=_build,
+        load=lambda name, settings: load_workflow(name, settings=settings),
+        run=_run,
+        print_done=lambda workflow: None,
+        table=_table,
+        # a suspended workflow goes on; a failed one ends again (`idds dag retry` reruns nodes)
+        resumable=frozenset({"active", "suspended", "failed"}),
+        launch_options=[
+            click.option(
+                "--set",
+                "sets",
+                multiple=True,
+                metavar="KEY=VALUE",
+                help="Override a workflow parameter (VALUE read as YAML); repeatable.",
+            )
+        ],
+    ),
+)
