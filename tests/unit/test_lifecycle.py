@@ -49,7 +49,7 @@ def test_a_taken_name_is_refused_before_ray_is_joined(tmp_path):
 def test_every_group_launches_detached_under_another_name(tmp_path):
     wf = tmp_path / "wf.yaml"
     wf.write_text(yaml.safe_dump({"name": "wf", "params": {"n": 1}, "nodes": [
-        {"name": "a", "command": ["sh", "-c", "printf '${n}' > output.json"]}]}))  # fmt: skip
+        {"name": "a", "command": ["sh", "-c", "printf '${params.n}' > output.json"]}]}))  # fmt: skip
     db = ["--db", f"sqlite:///{tmp_path / 'x.db'}", "--ray-address", "127.0.0.1:9"]
     launched = _idds(*db, "dag", "launch", "--detach", "--name", "wf2", "--set", "n=2", str(wf))
     assert launched.returncode == 0, launched.stderr
