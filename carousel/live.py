@@ -144,7 +144,7 @@ class CarouselRun(TaskOwner):
     def new_tasks(self, free: int) -> list[TaskSpec]:
         self.clock.catch_up()
         ready = self.queue.ready
-        out = []
+        out: list[TaskSpec] = []
         while ready and len(out) < free and not self.cancelled:
             out.append(self._task(ready.popleft()))
         return out
