@@ -7,9 +7,12 @@ through :class:`db_now`, as seconds since the epoch.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -120,11 +123,44 @@ def _create_engine(url: str) -> Engine:
         raise DatabaseError(f"cannot use database {redact(url)}: {exc}") from None
 
 
+#: The SQLite file each engine opened first, as (path, device, inode): see :func:`check_file`.
+_OPENED: weakref.WeakKeyDictionary[Engine, tuple[str, int, int]] = weakref.WeakKeyDictionary()
+
+
+def check_file(engine: Engine) -> None:
+    """Check that a SQLite engine's file is still the one it opened first: a file deleted or
+    replaced under a running head would take every result the head records after with it
+    (its connections write on to the unlinked file). One ``stat``; nothing for PostgreSQL.
+
+    Raises:
+        DatabaseError: the file is gone or is another file now.
+    """
+    opened = _OPENED.get(engine)
+    if opened is None:
+        return
+    path, dev, ino = opened
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        st = None
+    if st is None or (st.st_dev, st.st_ino) != (dev, ino):
+        what = "deleted" if st is None else "replaced by another file"
+        raise DatabaseError(
+            f"database file {path} was deleted or replaced while in use ({what}); stopping "
+            "before more results are written where nobody can read them"
+        )
+
+
 def _sqlite_engine(url: sa.URL) -> Engine:
     engine = sa.create_engine(url, connect_args={"timeout": 60})
+    path = url.database if url.database not in (None, "", ":memory:") else None
 
     @sa.event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, record: Any) -> None:
+        if path is not None and engine not in _OPENED:
+            with contextlib.suppress(OSError):  # the file is made by the first statement
+                st = os.stat(path)
+                _OPENED[engine] = (os.path.abspath(path), st.st_dev, st.st_ino)
         # Let SQLAlchemy's "begin" event emit BEGIN itself (see below).
         dbapi_conn.isolation_level = None
         cur = dbapi_conn.cursor()

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from idds import tasks as tq
+from idds.db import check_file
 from idds.tasks import TaskState
 
 if TYPE_CHECKING:
@@ -121,10 +122,14 @@ class CommitBuffer:
                 are dropped).
             accept: the result to record for an attempt's value.
             backoff_s: delay before a failed attempt's retry; doubles with each attempt.
+
+        Raises:
+            DatabaseError: the SQLite file was deleted or replaced under the head.
         """
         if not (self._ended or self._started or self._reports):
             return Committed([], [])
         reports = [(flights[t].claim, s, v) for t, s, v in self._reports if t in flights]
+        check_file(conn.engine)  # a deleted SQLite file would swallow every commit silently
         with conn.begin():
             self._mark_started(conn, flights)
             tq.add_reports(conn, reports)
