@@ -8,10 +8,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from gpu_sites.errors import SiteSpecError
+from idds.config import read_spec_file
 
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
 
@@ -137,10 +137,5 @@ def load_sites(path: str | Path) -> SitesSpec:
         SiteSpecError: the file is missing, not YAML, or does not validate.
     """
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise SiteSpecError(f"{path}: cannot read: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise SiteSpecError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from None
+    data = read_spec_file(path, SiteSpecError)
     return parse_sites(data, source=str(path))

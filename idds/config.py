@@ -89,22 +89,118 @@ def path_inside(base: str | Path, *parts: str) -> Path:
     return path
 
 
+#: The most values a spec file may hold once its YAML aliases are expanded, and the deepest
+#: it may nest: far above any real spec, far below what would exhaust memory or the stack.
+MAX_SPEC_VALUES = 100_000
+MAX_SPEC_DEPTH = 100
+
+
 def read_spec_file(path: Path, error: type[SpecError] = SpecError) -> object:
     """The data of a YAML or JSON spec file (JSON by its ``.json`` suffix).
 
+    A YAML file's node graph is measured before it is built: aliases count for the size of
+    what they point at, so an alias bomb is refused in milliseconds rather than expanded.
+
     Raises:
-        SpecError: (or ``error``) the file cannot be read or does not parse; one line.
+        SpecError: (or ``error``) the file cannot be read, does not parse, refers to itself,
+            nests deeper than ``MAX_SPEC_DEPTH`` or holds more than ``MAX_SPEC_VALUES``
+            values; one line naming the file.
     """
-    import json
-
-    import yaml
-
     try:
         text = Path(path).read_text()
     except OSError as exc:
         raise error(f"{path}: cannot read: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise error(f"{path}: cannot read: not UTF-8 text") from None
+    return parse_spec_text(text, f"{path}", json=Path(path).suffix == ".json", error=error)
+
+
+def parse_spec_text(
+    text: str, source: str, *, json: bool = False, error: type[SpecError] = SpecError
+) -> object:
+    """The data of YAML (or JSON) text, bounded as :func:`read_spec_file` says.
+
+    Raises:
+        SpecError: (or ``error``) one line starting with ``source``.
+    """
+    import json as json_module
+
+    import yaml
+
     try:
-        return json.loads(text) if Path(path).suffix == ".json" else yaml.safe_load(text)
-    except (yaml.YAMLError, json.JSONDecodeError) as exc:
+        if json:
+            data = json_module.loads(text)
+            _measure_data(data, 0)
+            return data
+        return _load_yaml(text)
+    except _TooLarge as exc:
+        raise error(f"{source}: refused: {exc}") from None
+    except RecursionError:
+        raise error(f"{source}: refused: nested deeper than {MAX_SPEC_DEPTH} levels") from None
+    except (yaml.YAMLError, json_module.JSONDecodeError) as exc:
         first = str(exc).strip().splitlines()[0]
-        raise error(f"{path}: does not parse: {first}") from None
+        raise error(f"{source}: does not parse: {first}") from None
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def _load_yaml(text: str) -> object:
+    import yaml
+
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _measure(node, {}, 0)
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def _measure(node: object, seen: dict[int, tuple[int, int] | None], depth: int) -> tuple[int, int]:
+    """(values, height) of ``node`` expanded; a node met again (an alias) is looked up."""
+    import yaml
+
+    key = id(node)
+    if key in seen:
+        known = seen[key]
+        if known is None:
+            raise _TooLarge("an alias refers to itself (a recursive structure)")
+        size, height = known
+    else:
+        if depth > MAX_SPEC_DEPTH:
+            raise _TooLarge(f"nested deeper than {MAX_SPEC_DEPTH} levels")
+        seen[key] = None
+        size, height = 1, 0
+        if isinstance(node, yaml.SequenceNode):
+            children = node.value
+        elif isinstance(node, yaml.MappingNode):
+            children = [part for pair in node.value for part in pair]
+        else:
+            children = []
+        for child in children:
+            child_size, child_height = _measure(child, seen, depth + 1)
+            size, height = size + child_size, max(height, child_height + 1)
+            _check(size, depth + height)
+        seen[key] = (size, height)
+    _check(size, depth + height)
+    return size, height
+
+
+def _measure_data(data: object, depth: int) -> None:
+    """JSON holds no aliases (its size is the file's), but may nest past what is sane."""
+    if depth > MAX_SPEC_DEPTH:
+        raise _TooLarge(f"nested deeper than {MAX_SPEC_DEPTH} levels")
+    children = data.values() if isinstance(data, dict) else data if isinstance(data, list) else ()
+    for child in children:
+        _measure_data(child, depth + 1)
+
+
+def _check(size: int, depth: int) -> None:
+    if size > MAX_SPEC_VALUES:
+        raise _TooLarge(f"more than {MAX_SPEC_VALUES:,} values once its aliases are expanded")
+    if depth > MAX_SPEC_DEPTH:
+        raise _TooLarge(f"nested deeper than {MAX_SPEC_DEPTH} levels")

@@ -132,6 +132,8 @@ def _read_workspace(path: Path) -> dict[str, Any]:
     except json.JSONDecodeError as exc:
         where = f"{exc.msg} (line {exc.lineno})"
         raise ToyScanError(f"workspace: {path} is not JSON: {where}") from None
+    except RecursionError:
+        raise ToyScanError(f"workspace: {path} nests too deeply") from None
     if not isinstance(data, dict):
         raise ToyScanError(f"workspace: {path} holds no JSON object")
     return data
