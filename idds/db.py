@@ -66,7 +66,8 @@ def connect(url: str, *, migrate: bool = True) -> Engine:
     """Open the database at ``url``, check that it answers and bring its schema to head.
 
     Raises:
-        DatabaseError: the URL is malformed, its driver is missing or the server does not answer.
+        DatabaseError: the URL is malformed, its driver is missing, the server does not answer
+            or a newer release of idds wrote the database.
     """
     engine = _create_engine(url)
     try:
@@ -77,6 +78,9 @@ def connect(url: str, *, migrate: bool = True) -> Engine:
     except sa.exc.DBAPIError as exc:
         engine.dispose()
         raise DatabaseError(f"cannot use database {redact(url)}: {reason(exc)}") from None
+    except DatabaseError:
+        engine.dispose()
+        raise
     return engine
 
 
@@ -171,6 +175,17 @@ def _sqlite_engine(url: sa.URL) -> Engine:
         cur.execute("PRAGMA foreign_keys=ON")
         cur.close()
 
+    @sa.event.listens_for(engine, "handle_error")
+    def _on_error(context: Any) -> None:
+        # A write refused by a read-only file (or folder): one line, not the driver's trace.
+        # The transaction is rolled back, so nothing is half-written.
+        if "readonly database" in str(context.original_exception):
+            where = os.path.abspath(path) if path else str(url)
+            raise DatabaseError(
+                f"database file {where} is read-only: nothing was written; make it (and its "
+                "folder) writable, or work on a copy"
+            ) from None
+
     @sa.event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
         # Writers take the lock up front, so two heads never deadlock upgrading a read lock.
@@ -233,9 +248,40 @@ def upgrade(engine: Engine) -> None:
                     # Two heads starting together must not both create the schema.
                     conn.execute(sa.text("SELECT pg_advisory_xact_lock(727274)"))
                 config.attributes["connection"] = conn
+                _check_known(conn, config)
                 command.upgrade(config, "head")
                 if sqlite and conn.exec_driver_sql("PRAGMA foreign_key_check").first():
                     raise DatabaseError("a migration left rows that refer to none")
         finally:
             if sqlite:
                 _pragma(conn, "foreign_keys=ON")
+
+
+def _check_known(conn: Connection, config: Any) -> None:
+    """Refuse a database whose schema revision this release does not know (a newer release
+    wrote it): Alembic would fail with a long trace, and going on could corrupt it.
+
+    Raises:
+        DatabaseError: the revision is unknown here.
+    """
+    from alembic.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    known = {r.revision for r in ScriptDirectory.from_config(config).walk_revisions()}
+    for revision in MigrationContext.configure(conn).get_current_heads():
+        if revision not in known:
+            raise DatabaseError(
+                f"database {conn.engine.url.render_as_string()} is "
+                f"at schema revision {revision!r}, which this release of idds ({_version()}) "
+                "does not know: a newer release wrote it; upgrade idds (pip install -U idds) "
+                "to use it"
+            )
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("idds")
+    except PackageNotFoundError:
+        return "unknown version"

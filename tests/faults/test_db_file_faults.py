@@ -4,6 +4,9 @@ rather than a traceback or a run that reports a best value whose results are gon
 
 from __future__ import annotations
 
+import os
+import shutil
+import sqlite3
 import subprocess
 import sys
 import time
@@ -59,3 +62,67 @@ def test_a_database_file_deleted_mid_run_stops_the_head(ray_address, tmp_path, f
     fault_figures(tried="SQLite file deleted after 10 of 40 evaluations",
                   refused=f"exit {done.returncode}, one line", seconds=f"{seconds:.2f}",
                   evaluations_after=runs - 10)  # fmt: skip
+
+
+def made_database(tmp_path: Path) -> Path:
+    db = tmp_path / "idds.db"
+    done, _ = idds(db, "hpo", "list")
+    assert done.returncode == 0, done.stderr
+    return db
+
+
+def test_a_database_from_a_newer_release_is_refused_in_one_line(tmp_path, fault_figures):
+    db = made_database(tmp_path)
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE alembic_version SET version_num = 'ffff_from_the_future'")
+    conn.close()
+    for words in (("hpo", "list"), ("toys", "list"), ("hpo", "show", "anything")):
+        done, seconds = idds(db, *words)
+        line = one_line_error(done)
+        assert done.returncode == 1, done.stderr
+        assert "ffff_from_the_future" in line
+        assert "newer release" in line
+        assert "upgrade idds" in line
+    fault_figures(tried="database of a newer release (unknown alembic revision)",
+                  refused=f"exit {done.returncode}, one line", seconds=f"{seconds:.2f}")  # fmt: skip
+
+
+def read_only(path: Path) -> None:
+    """Make ``path`` read-only, for root too where the file system allows (chattr +i)."""
+    path.chmod(0o444)
+    if os.access(path, os.W_OK) and shutil.which("chattr"):
+        subprocess.run(["chattr", "+i", str(path)], capture_output=True, check=False)
+    if os.access(path, os.W_OK):
+        pytest.skip("cannot make a file read-only for this user")
+
+
+@pytest.fixture
+def read_only_database(tmp_path):
+    db = made_database(tmp_path)
+    read_only(db)
+    yield db
+    if shutil.which("chattr"):
+        subprocess.run(["chattr", "-i", str(db)], capture_output=True, check=False)
+    db.chmod(0o644)
+
+
+def test_a_read_only_database_refuses_a_launch_in_one_line(read_only_database, tmp_path,
+                                                           ray_address, fault_figures):  # fmt: skip
+    spec = tmp_path / "study.yaml"
+    spec.write_text(yaml.safe_dump({
+        "name": "ro", "objective": "objectives:quadratic", "max_points": 4,
+        "space": {"x": {"type": "float", "low": -1.0, "high": 1.0}}, "pythonpath": [str(TESTS)],
+    }))  # fmt: skip
+    before = read_only_database.read_bytes()
+    done, seconds = idds(read_only_database, "hpo", "launch", str(spec), "--no-progress",
+                         ray_address=ray_address)  # fmt: skip
+    line = one_line_error(done)
+    assert done.returncode in (1, 2), done.stderr
+    assert "read-only" in line
+    assert read_only_database.read_bytes() == before
+    assert not (tmp_path / "idds-work").exists()
+    listed, _ = idds(read_only_database, "hpo", "list")  # reading still works
+    assert listed.returncode == 0, listed.stderr
+    assert "no studies" in listed.stdout
+    fault_figures(tried="hpo launch on a read-only database file",
+                  refused=f"exit {done.returncode}, one line", seconds=f"{seconds:.2f}")  # fmt: skip
