@@ -97,7 +97,8 @@ class PolicySpec(_Model):
 class CampaignSpec(_Model):
     """A whole campaign. ``buffer`` is the disk-buffer budget (``None``: unbounded)."""
 
-    name: str = Field("campaign", min_length=1, max_length=200)
+    #: Letters, digits and ``_.-`` as a study's (pydantic's Rust regex: ``$`` is the very end).
+    name: str = Field("campaign", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,199}$")
     seed: int = 1
     files: FilesSpec = FilesSpec()
     tape: TapeSpec = TapeSpec()

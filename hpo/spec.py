@@ -16,6 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from idds.config import read_spec_file
 from idds.errors import SpecError
 
+#: Pydantic matches ``Field(pattern=...)`` with Rust's regex, where ``$`` is the end of the
+#: text (not before a trailing newline, as Python's ``re`` has it).
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,199}$"
 
 
@@ -162,7 +164,7 @@ class StudySpec(_Strict):
     def _param_names(cls, value: dict[str, Any]) -> dict[str, Any]:
         seen: list[str] = []
         for key, param in value.items():
-            if not re.match(r"^[A-Za-z_][\w.\-]*$", key):
+            if not re.fullmatch(r"[A-Za-z_][\w.\-]*", key):
                 raise ValueError(f"parameter name {key!r} is not an identifier")
             for other in param.when:
                 if other not in seen:
@@ -213,8 +215,8 @@ class StudySpec(_Strict):
         base = self.model_dump(mode="json", exclude={"segments"}, exclude_none=True)
         out = {}
         for seg, fields in self.segments.items():
-            if not re.match(r"^[A-Za-z0-9][A-Za-z0-9_\-]*$", seg):
-                raise SpecError(f"segments.{seg}: not a segment name (letters, digits, _ -)")
+            if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_\-]*", seg):
+                raise SpecError(f"segments: {seg!r} is not a segment name (letters, digits, _ -)")
             if not isinstance(fields, dict) or {"name", "segments"} & set(fields):
                 raise SpecError(f"segments.{seg}: a mapping of study fields (not name/segments)")
             merged = {**base, **fields, "name": f"{self.name}.{seg}"}

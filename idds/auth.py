@@ -63,7 +63,7 @@ def check_user_name(name: str) -> str:
     Raises:
         SpecError: it is not (letters, digits and ``_.@+-``, up to 64).
     """
-    if not _USER_NAME.match(name):
+    if not _USER_NAME.fullmatch(name):
         raise SpecError(
             f"not a user name: {name!r} (letters, digits and _.@+-, starting with a letter or "
             "digit, up to 64)"

@@ -138,3 +138,88 @@ def test_read_spec_file_keeps_what_yaml_gives(tmp_path):
     assert read_spec_file(path) == data
     path.write_text("")
     assert read_spec_file(path) is None
+
+
+EXAMPLES = Path(__file__).parents[2] / "examples"
+SPACE = {"x": {"type": "float", "low": 0.0, "high": 1.0}}
+
+
+def _study(**over):
+    from hpo.spec import StudySpec
+
+    data = {"name": "s", "objective": "objectives:quadratic", "space": SPACE, **over}
+    return StudySpec.from_mapping(data)
+
+
+def _workflow(name="w", node="a"):
+    from dag.spec import WorkflowSpec
+
+    return WorkflowSpec.from_mapping({"name": name, "nodes": [{"name": node, "callable": "m:f"}]})
+
+
+def _toys(name):
+    from toys.spec import ToyScanSpec
+
+    data = {"name": name, "workspace": "low_count.json", "range": [0, 4]}
+    return ToyScanSpec.from_mapping(data, base_dir=EXAMPLES / "toys")
+
+
+def _campaign(name):
+    from carousel.spec import CampaignSpec
+
+    return CampaignSpec.from_mapping({"name": name})
+
+
+def _site(name):
+    from gpu_sites.spec import parse_sites
+
+    return parse_sites({"sites": [{"name": name, "kind": "local"}]})
+
+
+def _user(name):
+    from idds.auth import check_user_name
+
+    return check_user_name(name)
+
+
+NAMED = {
+    "user": _user,
+    "study": lambda name: _study(name=name),
+    "parameter": lambda name: _study(space={name: SPACE["x"]}),
+    "segment": lambda name: _study(segments={name: {"max_points": 3}}),
+    "workflow": lambda name: _workflow(name=name),
+    "node": lambda name: _workflow(node=name),
+    "toy scan": _toys,
+    "campaign": _campaign,
+    "site": _site,
+}
+
+
+@pytest.mark.parametrize("what", NAMED)
+def test_a_name_with_a_trailing_newline_is_refused_in_one_line(what):
+    make = NAMED[what]
+    make("ok1")  # the same name without it is fine
+    for bad in ("ok1\n", "ok1\n\n", "ok1\r\n", "\nok1", "ok 1"):
+        with pytest.raises(SpecError) as info:
+            make(bad)
+        assert str(info.value) and "\n" not in str(info.value), (bad, str(info.value))
+
+
+def _idds(capsys, *args):
+    from idds.cli import main
+
+    try:
+        main(list(args))
+        code = 0
+    except SystemExit as exc:
+        code = exc.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_idds_users_add_refuses_a_name_with_a_trailing_newline(tmp_path, capsys):
+    db = ["--db", f"sqlite:///{tmp_path / 'u.db'}"]
+    code, _, err = _idds(capsys, *db, "users", "add", "alice\n")
+    assert code == 2 and err.strip().count("\n") == 0 and "not a user name" in err
+    code, out, _ = _idds(capsys, *db, "users", "list")
+    assert code == 0 and "alice" not in out
