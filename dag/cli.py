@@ -52,9 +52,10 @@ def retry(settings: Settings, name: str, nodes: tuple[str, ...], no_progress: bo
 def _run(workflow: Workflow, progress: bool) -> None:
     state = workflow.run(progress=progress)
     nodes = workflow.nodes()
+    causes = _failure_causes(nodes)
     counts: dict[str, int] = {}
     for n in nodes:
-        if n.number is not None or n.state in ("skipped", "blocked"):
+        if n.number is not None or n.state in ("skipped", "blocked") or n in causes:
             counts[n.state] = counts.get(n.state, 0) + 1
     summary = ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
     click.echo(f"workflow {workflow.name!r} {state}: {summary}")
@@ -63,11 +64,22 @@ def _run(workflow: Workflow, progress: bool) -> None:
         if output is not None:
             click.echo(f"output: {json.dumps(output, default=str)[:2000]}")
     elif state == "failed":
-        for n in nodes:
-            if n.state == "failed" and n.number is not None:
-                click.echo(f"  {n.path} failed: {_first_line(n.error)}", err=True)
+        for n in causes:
+            reason = _first_line(n.error) or "no reason was recorded"
+            click.echo(f"  {n.path} failed: {reason}", err=True)
         click.echo(f"fix the cause, then `idds dag retry {workflow.name}`", err=True)
         raise SystemExit(1)
+
+
+def _failure_causes(nodes: list[NodeInfo]) -> list[NodeInfo]:
+    """The failed nodes whose failure is their own: task nodes, and nodes whose expression
+    failed (not the composites that failed because a part did)."""
+    failed = [n for n in nodes if n.state == "failed"]
+
+    def has_failed_part(n: NodeInfo) -> bool:
+        return any(p.path.startswith((f"{n.path}.", f"{n.path}[")) for p in failed)
+
+    return [n for n in failed if n.number is not None or not has_failed_part(n)]
 
 
 def _table(settings: Settings) -> tuple[list[str], list[list[object]]]:

@@ -13,14 +13,25 @@ mapping's key, never a Python attribute), and calls of a few pure functions (:da
 Names that start with ``_`` are refused. Nothing reaches builtins, modules, attributes of
 Python objects or the file system: ``__import__('os')``, ``open('/etc/passwd')`` and
 ``().__class__`` are errors when the expression is parsed, before anything runs.
+
+An expression is at most :data:`MAX_LENGTH` characters, nested at most :data:`MAX_DEPTH`
+deep (checked when it is parsed), and its evaluation has a :class:`Budget`: the nodes it
+evaluates, the size of every value it builds (checked before building where the size is known
+in advance: ``**``, ``*`` on a sequence, ``%`` widths) and its wall time. Going over is an
+:class:`ExpressionError` of one line, which fails the node that evaluated it.
 """
 
 from __future__ import annotations
 
 import ast
+import itertools
 import math
 import operator
-from collections.abc import Callable, Mapping
+import re
+import shlex
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from idds.errors import SpecError
@@ -32,10 +43,11 @@ class ExpressionError(SpecError):
 
 #: The functions an expression may call.
 FUNCTIONS: dict[str, Callable[..., Any]] = {
-    "len": len, "min": min, "max": max, "sum": sum, "abs": abs, "round": round,
+    "len": len, "min": min, "max": max, "sum": lambda *a: _sum(*a), "abs": abs, "round": round,
     "any": any, "all": all, "sorted": sorted, "range": lambda *a: _range(*a),
     "int": int, "float": float, "str": str, "bool": bool, "list": list,
     "sqrt": math.sqrt, "log": math.log, "exp": math.exp,
+    "shell_quote": lambda value: shlex.quote(_text(value)),
 }  # fmt: skip
 
 _BINARY: dict[type, Callable[[Any, Any], Any]] = {
@@ -58,8 +70,30 @@ _ALLOWED = (
     *_STRUCTURE, *_BINARY, *_UNARY, *_COMPARE,
 )  # fmt: skip
 #: Guards against values that would exhaust memory (``10 ** 10 ** 10``, ``"a" * 10**9``).
-_MAX_POWER = 1000
 MAX_ITEMS = 1_000_000
+#: The longest expression source, and the deepest nesting of its syntax tree.
+MAX_LENGTH = 4096
+MAX_DEPTH = 64
+#: A ``%`` conversion's flags, width and precision (``%-10.3f``, ``%*d``).
+_CONVERSION = re.compile(r"%[-#0 +]*(\*|\d*)(?:\.(\*|\d*))?")
+
+
+@dataclass(frozen=True)
+class Budget:
+    """What one evaluation may spend.
+
+    Attributes:
+        steps: syntax-tree nodes evaluated.
+        size: items of any value built (nested items counted), or bits of an integer.
+        seconds: wall time.
+    """
+
+    steps: int = 100_000
+    size: int = MAX_ITEMS
+    seconds: float = 2.0
+
+
+DEFAULT_BUDGET = Budget()
 
 
 class Expression:
@@ -73,25 +107,26 @@ class Expression:
         self.source = source.strip()
         if self.source.startswith("${") and self.source.endswith("}"):
             self.source = self.source[2:-1].strip()  # `${x}` where an expression is expected
-        try:
-            self._tree = ast.parse(self.source, mode="eval")
-        except SyntaxError as exc:
-            raise ExpressionError(f"expression {source!r} does not parse: {exc.msg}") from None
+        self._tree = _parse(self.source)
         self.names = frozenset(_check(self._tree, source))
 
-    def evaluate(self, names: Mapping[str, Any]) -> Any:
+    def evaluate(self, names: Mapping[str, Any], *, budget: Budget = DEFAULT_BUDGET) -> Any:
         """The expression's value, reading ``names`` (node outputs and parameters).
 
         Raises:
             ExpressionError: a name is missing, a key or index does not exist, a type is
-                wrong (e.g. ``"a" > 1``); the message names the expression.
+                wrong (e.g. ``"a" > 1``), a number overflows, or the evaluation goes over
+                ``budget``; one line that names the expression.
         """
+        where = f"in {_short(self.source)}"
         try:
-            return _Evaluator(names).visit(self._tree.body)
+            return _Evaluator(names, budget).visit(self._tree.body)
         except ExpressionError as exc:
-            raise ExpressionError(f"in {self.source!r}: {exc}") from None
-        except (TypeError, ValueError, KeyError, IndexError, ZeroDivisionError) as exc:
-            raise ExpressionError(f"in {self.source!r}: {type(exc).__name__}: {exc}") from None
+            raise ExpressionError(f"{where}: {exc}") from None
+        except (TypeError, ValueError, LookupError, ArithmeticError) as exc:
+            raise ExpressionError(f"{where}: {type(exc).__name__}: {_line(exc)}") from None
+        except (RecursionError, MemoryError) as exc:
+            raise ExpressionError(f"{where}: {type(exc).__name__}: too costly") from None
 
     def __repr__(self) -> str:
         return f"Expression({self.source!r})"
@@ -118,14 +153,67 @@ def _check(tree: ast.AST, source: str) -> set[str]:
     return names
 
 
+def _parse(source: str) -> ast.Expression:
+    """The syntax tree of ``source``, if it is not too long or too deeply nested."""
+    shown = _short(source)
+    too_deep = ExpressionError(f"expression {shown} is nested more than {MAX_DEPTH} deep")
+    if len(source) > MAX_LENGTH:
+        raise ExpressionError(f"expression {shown} is longer than {MAX_LENGTH} characters")
+    try:
+        tree = ast.parse(source, mode="eval")
+    except SyntaxError as exc:
+        if "nested" in str(exc.msg):  # the parser's own limit on parentheses
+            raise too_deep from None
+        raise ExpressionError(f"expression {shown} does not parse: {exc.msg}") from None
+    except (RecursionError, MemoryError):  # what the parser does with very deep nesting
+        raise too_deep from None
+    if _depth(tree) > MAX_DEPTH:
+        raise too_deep
+    return tree
+
+
+def _depth(tree: ast.AST) -> int:
+    """The deepest nesting of ``tree`` (without recursion: the tree may be very deep)."""
+    deepest, stack = 0, [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        stack += [(child, depth + 1) for child in ast.iter_child_nodes(node)]
+    return deepest
+
+
+def _short(source: str) -> str:
+    return repr(source if len(source) <= 80 else source[:77] + "...")
+
+
+def _line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else ""
+
+
 def _check_identifier(name: str, source: str) -> None:
     if name.startswith("_"):
         raise ExpressionError(f"expression {source!r}: names starting with '_' are not allowed")
 
 
 class _Evaluator(ast.NodeVisitor):
-    def __init__(self, names: Mapping[str, Any]) -> None:
+    def __init__(self, names: Mapping[str, Any], budget: Budget) -> None:
         self.names = names
+        self.budget = budget
+        self.steps = 0
+        self.deadline = time.monotonic() + budget.seconds
+        self.sizes: _Sizes = {}  # each value measured once
+
+    def visit(self, node: ast.AST) -> Any:
+        self.steps += 1
+        if self.steps > self.budget.steps:
+            raise ExpressionError(f"more than {self.budget.steps} steps")
+        if time.monotonic() > self.deadline:
+            raise ExpressionError(f"more than {self.budget.seconds:g} seconds")
+        value = super().visit(node)
+        if isinstance(node, _BUILDS):  # values read from outputs are not ours to measure
+            _check_value(value, self.budget.size, self.sizes)
+        return value
 
     def generic_visit(self, node: ast.AST) -> Any:  # every allowed node has a visit_ below
         raise ExpressionError(f"{type(node).__name__} is not allowed")
@@ -169,8 +257,11 @@ class _Evaluator(ast.NodeVisitor):
 
     def visit_BinOp(self, node: ast.BinOp) -> Any:
         left, right = self.visit(node.left), self.visit(node.right)
-        _check_size(node.op, left, right)
-        return _BINARY[type(node.op)](left, right)
+        _check_operands(node.op, left, right, self.budget.size, self.sizes)
+        value = _BINARY[type(node.op)](left, right)
+        if isinstance(value, list):  # `+` or `*` of lists: its size is known without a look
+            self.sizes[id(value)] = (_combined_size(left, right, self.sizes), value)
+        return value
 
     def visit_UnaryOp(self, node: ast.UnaryOp) -> Any:
         return _UNARY[type(node.op)](self.visit(node.operand))
@@ -194,6 +285,10 @@ class _Evaluator(ast.NodeVisitor):
         return fn(*args, **kwargs)
 
 
+#: The nodes that build new values (the others read or pass on values built already).
+_BUILDS = (ast.BinOp, ast.UnaryOp, ast.Call, ast.List, ast.Tuple, ast.Dict)
+
+
 def _range(*args: int) -> list[int]:
     r = range(*args)
     if len(r) > MAX_ITEMS:
@@ -201,13 +296,81 @@ def _range(*args: int) -> list[int]:
     return list(r)
 
 
-def _check_size(op: ast.operator, left: Any, right: Any) -> None:
-    if isinstance(op, ast.Pow) and isinstance(right, int | float) and abs(right) > _MAX_POWER:
-        raise ExpressionError(f"an exponent above {_MAX_POWER} is not allowed")
+def _sum(items: Any, start: Any = 0) -> Any:
+    """``sum``, in linear time for lists (the builtin copies the total at every item)."""
+    if not isinstance(start, list):
+        return sum(items, start)
+    sizes: _Sizes = {}
+    total, size = list(start), _size(start, sizes)
+    for item in items:
+        size += _size(item, sizes)
+        if size > MAX_ITEMS:
+            raise ExpressionError(f"a result longer than {MAX_ITEMS} is not allowed")
+        total += item
+    return total
+
+
+def _check_operands(op: ast.operator, left: Any, right: Any, limit: int, sizes: _Sizes) -> None:
+    """Refuse an operation whose result would be over ``limit``, before computing it."""
+    if isinstance(op, ast.Pow) and isinstance(left, int) and isinstance(right, int):
+        if right > 0 and abs(left) > 1 and (abs(left).bit_length() - 1) * right > limit:
+            raise ExpressionError(f"the exponent {right} makes a number of more than {limit} bits")
     if isinstance(op, ast.Mult):
         seq, n = (left, right) if isinstance(left, str | list) else (right, left)
-        if isinstance(seq, str | list) and isinstance(n, int) and len(seq) * n > MAX_ITEMS:
-            raise ExpressionError(f"a result longer than {MAX_ITEMS} is not allowed")
+        if isinstance(seq, str | list) and isinstance(n, int) and _size(seq, sizes) * n > limit:
+            raise ExpressionError(f"a result longer than {limit} is not allowed")
+    if isinstance(op, ast.Mod) and isinstance(left, str):
+        args = right if isinstance(right, list | tuple) else [right]
+        for width in _widths(left, args):
+            if width > limit:
+                raise ExpressionError(f"a '%' width or precision of {width} is over {limit}")
+
+
+def _combined_size(left: Any, right: Any, sizes: _Sizes) -> int:
+    if isinstance(right, int):
+        return _size(left, sizes) * right
+    if isinstance(left, int):
+        return _size(right, sizes) * left
+    return _size(left, sizes) + _size(right, sizes)
+
+
+def _widths(text: str, args: Sequence[Any]) -> list[int]:
+    """The widths and precisions of the ``%`` conversions in ``text`` (``*`` takes an arg)."""
+    found: list[int] = []
+    stars = iter(a for a in args if isinstance(a, int))
+    for match in _CONVERSION.finditer(text):
+        for part in match.groups():
+            if part == "*":
+                found.append(abs(next(stars, 0)))
+            elif part:
+                found.append(int(part))
+    return found
+
+
+def _check_value(value: Any, limit: int, sizes: _Sizes) -> None:
+    if isinstance(value, int) and value.bit_length() > limit:
+        raise ExpressionError(f"a number of more than {limit} bits is not allowed")
+    if isinstance(value, str | list | tuple | dict) and _size(value, sizes) > limit:
+        raise ExpressionError(f"a result longer than {limit} is not allowed")
+
+
+_SIZED = (str, list, tuple, dict)
+#: Sizes measured, by the id of the value (kept with it, so that the id is not reused).
+_Sizes = dict[int, tuple[int, Any]]
+
+
+def _size(value: Any, sizes: _Sizes) -> int:
+    """Items in ``value``, nested ones included (a list repeated by reference counts each
+    time, but is measured once)."""
+    if isinstance(value, str):
+        return len(value)
+    if not isinstance(value, list | tuple | dict):
+        return 1
+    if id(value) not in sizes:
+        items = list(value.values()) if isinstance(value, dict) else value
+        nested = itertools.compress(items, map(isinstance, items, itertools.repeat(_SIZED)))
+        sizes[id(value)] = (len(value) + sum(_size(v, sizes) for v in nested), value)
+    return sizes[id(value)][0]
 
 
 def _item(container: Any, key: Any) -> Any:

@@ -289,12 +289,16 @@ def node_reads(
 ) -> set[str]:
     """The node names a node reads (itself and through its sub-workflows)."""
     here = local | ({"item", "index"} if node.foreach is not None else set())
-    texts = [node.when, node.if_]
-    reads = set().union(*(_expression_reads(t, f"node {path}", here) for t in texts if t))
+    texts = {"when": node.when, "if": node.if_}
+    reads = set().union(
+        *(_expression_reads(t, f"node {path}", here, field) for field, t in texts.items() if t)
+    )
     if isinstance(node.foreach, str):
         reads |= _expression_reads(node.foreach, f"node {path} foreach", local)
-    for value in (node.args, node.command or [], node.params, node.study, node.toys):
-        reads |= _template_reads(value, f"node {path}", here)
+    fields = {"args": node.args, "command": node.command or [], "params": node.params,
+              "study": node.study, "toys": node.toys}  # fmt: skip
+    for field, value in fields.items():
+        reads |= _template_reads(value, f"node {path}", here, field)
     if isinstance(node.foreach, list):
         reads |= _template_reads(node.foreach, f"node {path}", local)
     if node.template is not None:
@@ -334,19 +338,19 @@ def _check_template_use(spec: WorkflowSpec, node: NodeSpec, path: str) -> None:
         raise SpecError(f"node {path}: template {node.template} needs {_names(missing)}")
 
 
-def _expression_reads(text: str, where: str, local: set[str]) -> set[str]:
+def _expression_reads(text: str, where: str, local: set[str], field: str = "") -> set[str]:
     try:
         names = set(Expression(text).names)
     except ExpressionError as exc:
-        raise SpecError(f"{where}: {exc}") from None
+        raise SpecError(f"{where}: {exc}{f' (in {field})' if field else ''}") from None
     return _node_names(names, where, local)
 
 
-def _template_reads(value: Any, where: str, local: set[str]) -> set[str]:
+def _template_reads(value: Any, where: str, local: set[str], field: str = "") -> set[str]:
     try:
         names = names_in(value)
     except ExpressionError as exc:
-        raise SpecError(f"{where}: {exc}") from None
+        raise SpecError(f"{where}: {exc}{f' (in {field})' if field else ''}") from None
     return _node_names(names, where, local)
 
 
