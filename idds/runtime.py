@@ -2,32 +2,57 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import time
+from typing import Any
 
 from idds.errors import IddsError
 
+log = logging.getLogger("idds.runtime")
 
-def ensure_ray(address: str | None = None) -> None:
-    """Connect this process to Ray once.
+
+def ensure_ray(address: str | None = None, *, tries: int = 3, backoff_s: float = 1.0) -> None:
+    """Connect this process to Ray once; a start that fails (a busy host: "node timed out
+    during startup") is tried again, ``tries`` times in all, with a doubling pause between.
 
     Args:
         address: a cluster to join (``host:port`` or ``auto``); ``None`` starts a local Ray on
             free ports (never the default port 6379, which other services may hold).
+        tries: how many times to try.
+        backoff_s: the first pause between tries.
 
     Raises:
-        IddsError: the cluster at ``address`` does not answer.
+        IddsError: Ray did not start, or the cluster at ``address`` did not answer, at any try
+            (one line).
     """
     import ray
 
     if ray.is_initialized():
         return
+    for attempt in range(1, tries + 1):
+        try:
+            _init(ray, address)
+            return
+        except Exception as exc:  # Ray raises a plain Exception when its node times out
+            lines = str(exc).strip().splitlines()
+            why = lines[0] if lines else type(exc).__name__
+            _shutdown(ray)  # a half-started Ray would make the next try fail at once
+        if attempt < tries:
+            log.info("starting Ray failed (%s); trying again", why)
+            time.sleep(backoff_s * 2 ** (attempt - 1))
+    raise IddsError(f"cannot start or join Ray at {address or 'local'} ({tries} tries): {why}")
+
+
+def _init(ray: Any, address: str | None) -> None:
     options = {"include_dashboard": False, "logging_level": logging.WARNING, "log_to_driver": False}
-    try:
-        if address:
-            ray.init(address=address, **options)  # type: ignore[arg-type]
-        else:
-            # "local": a new instance, never a cluster `ray start` left on this host
-            ray.init(address="local", _node_ip_address="127.0.0.1", **options)  # type: ignore[arg-type]
-    except (ConnectionError, RuntimeError, ValueError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise IddsError(f"cannot start or join Ray at {address or 'local'}: {first}") from None
+    if address:
+        ray.init(address=address, **options)
+    else:
+        # "local": a new instance, never a cluster `ray start` left on this host
+        ray.init(address="local", _node_ip_address="127.0.0.1", **options)
+
+
+def _shutdown(ray: Any) -> None:
+    with contextlib.suppress(Exception):
+        ray.shutdown()
