@@ -202,7 +202,8 @@ class Workflow(OwnerHandle):
         wrong = [p for p in chosen if p not in failed]
         if wrong:
             raise SpecError(f"not a failed task node: {', '.join(wrong)}")
-        self.records.resubmit(record.id, [recorded[p].number for p in chosen])
+        numbers = [recorded[p].number for p in chosen]
+        self.records.resubmit(record.id, numbers, continue_attempts=True)  # logs not reused
         return chosen
 
     # --- reading ----------------------------------------------------------------------------

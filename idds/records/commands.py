@@ -97,9 +97,15 @@ class Commands:
         with self.engine.begin() as conn:
             tq.submit(conn, owner_id, specs)
 
-    def resubmit(self, owner_id: int, numbers: Sequence[int]) -> list[int]:
+    def resubmit(
+        self, owner_id: int, numbers: Sequence[int], *, continue_attempts: bool = False
+    ) -> list[int]:
         """Queue tasks again as new tasks (same payload and resources, new numbers after the
-        owner's last); returns the new numbers, in the order of ``numbers``."""
+        owner's last); returns the new numbers, in the order of ``numbers``.
+
+        With ``continue_attempts``, a new task's attempts are numbered on from its old task's
+        last (each gets as many as its old task had), so that attempt numbers, and the log
+        files named after them, are never used twice."""
         t = tq.tasks.c
         with self.engine.begin() as conn:
             last = conn.execute(
@@ -120,6 +126,10 @@ class Commands:
                 for new, old in enumerate(numbers, start=(last or 0) + 1)
             ]  # fmt: skip
             tq.submit(conn, owner_id, specs)
+            if continue_attempts:
+                _continue_attempts(
+                    conn, owner_id, {s.number: rows[o] for s, o in zip(specs, numbers, strict=True)}
+                )
         return [s.number for s in specs]
 
     def record_imported(self, owner_id: int, done: Sequence[Imported]) -> None:
@@ -148,6 +158,26 @@ class Commands:
             owner_id = found.id if found else owners_mod.create(conn, kind, name, {})
             owners_mod.set_state(conn, owner_id, state)
         return int(owner_id)
+
+
+def _continue_attempts(conn: sa.Connection, owner_id: int, old_of: dict[int, Any]) -> None:
+    """Start each new task's attempts after its old task's last."""
+    a, t = tq.attempts.c, tq.tasks.c
+    ids = [row.id for row in old_of.values()]
+    first = dict(
+        conn.execute(
+            sa.select(a.task_id, sa.func.min(a.number))
+            .where(a.task_id.in_(ids))
+            .group_by(a.task_id)
+        ).all()
+    )
+    for new, old in old_of.items():
+        allowed = old.max_attempts - (first.get(old.id, old.attempt + 1) - 1)  # in its round
+        conn.execute(
+            sa.update(tq.tasks)
+            .where(t.owner_id == owner_id, t.number == new)
+            .values(attempt=old.attempt, max_attempts=old.attempt + max(allowed, 1))
+        )
 
 
 def _create(conn: sa.Connection, new: NewOwner, user: str | None, parent_id: int | None) -> int:
