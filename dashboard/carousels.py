@@ -41,7 +41,7 @@ def render() -> None:
     if not rows:
         st.info("No carousel yet: `idds carousel run campaign.yaml` runs one live.")
         return
-    st.dataframe(_list_frame(rows), hide_index=True)
+    st.dataframe(_list_frame(rows, data.shown_states(engine(), rows)), hide_index=True)
     _compare([r for r in rows if r.spec.get("result")])
     names = [r.name for r in rows]
     wanted = st.query_params.get("carousel")
@@ -52,11 +52,12 @@ def render() -> None:
     live(lambda: _carousel(name), active=active, key="carousel-refresh")
 
 
-def _list_frame(rows: list[data.OwnerRecord]) -> pd.DataFrame:
+def _list_frame(rows: list[data.OwnerRecord], states: dict[int, str]) -> pd.DataFrame:
     out = []
     for r in rows:
-        row = {"name": r.name, "user": r.user, "state": r.state, "policy": r.spec.get("policy"),
-               "buffer": r.spec.get("buffer"), "files processed": r.tasks[TaskState.SUCCEEDED],
+        row = {"name": r.name, "user": r.user, "state": states[r.id],
+               "policy": r.spec.get("policy"), "buffer": r.spec.get("buffer"),
+               "files processed": r.tasks[TaskState.SUCCEEDED],
                "failed": r.tasks[TaskState.FAILED], "created (UTC)": when(r.created)}  # fmt: skip
         result = r.spec.get("result") or {}
         row.update({label: result.get(key) for key, label in METRICS.items()})

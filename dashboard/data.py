@@ -14,6 +14,7 @@ from idds.records import Failure, OwnerRecord, Records, TaskRecord
 
 if TYPE_CHECKING:
     from idds.db import Engine
+    from idds.records.views import Shown
 
 #: Owner kinds shown as studies: a study, and a segmented study (a group of studies).
 STUDY_KINDS = (KIND, GROUP_KIND)
@@ -31,6 +32,8 @@ __all__ = [
     "owner_version",
     "owners_of",
     "recent_failures",
+    "shown_owner",
+    "shown_states",
     "study_version",
     "tasks_by_site",
     "tasks_of",
@@ -53,6 +56,7 @@ class StudyRow:
     best: float | None
     created: float
     user: str | None = None
+    lost: int = 0
 
 
 def list_studies(engine: Engine) -> list[StudyRow]:
@@ -68,23 +72,25 @@ def list_studies(engine: Engine) -> list[StudyRow]:
     records = Records(engine)
     studies = records.owners(STUDY_KINDS)
     bests = records.best(studies)
-    return [_study_row(o, bests.get(o.id)) for o in studies]
+    shown = records.shown(studies)
+    return [_study_row(o, bests.get(o.id), shown[o.id]) for o in studies]
 
 
-def _study_row(owner: OwnerRecord, best: TaskRecord | None) -> StudyRow:
+def _study_row(owner: OwnerRecord, best: TaskRecord | None, shown: Shown) -> StudyRow:
     return StudyRow(
         name=owner.name,
         kind=owner.kind,
-        state=str(owner.state),
+        state=shown.state,
         proposer=owner.spec.get("proposer"),
         directions=owner.directions,
         done=owner.done,
         max_points=owner.spec.get("max_points"),
-        running=owner.in_flight,
+        running=shown.running,
         failed=owner.failed,
         best=None if best is None else best.result["values"][0],
         created=owner.created,
         user=owner.user,
+        lost=shown.lost,
     )
 
 
@@ -156,3 +162,22 @@ def tasks_of(engine: Engine, kind: str, name: str) -> list[TaskRecord]:
     """
     records = Records(engine)
     return records.tasks(records.owner(kind, name).id)
+
+
+def shown_states(engine: Engine, owners_: list[OwnerRecord]) -> dict[int, str]:
+    """How each of ``owners_`` is shown, by id: its state, or ``stopped (no live head; resume
+    it)`` for an active one whose head is gone and whose lease lapsed (the one rule,
+    :meth:`Records.shown`)."""
+    return {oid: shown.state for oid, shown in Records(engine).shown(owners_).items()}
+
+
+def shown_owner(engine: Engine, kinds: tuple[str, ...], name: str) -> Shown:
+    """What to show of the owner ``name`` (its state; its tasks in flight, running or lost
+    with their head).
+
+    Raises:
+        NotFound: no owner of those kinds and that name.
+    """
+    records = Records(engine)
+    owner = records.owner(kinds, name)
+    return records.shown([owner])[owner.id]

@@ -58,6 +58,7 @@ def _frame(rows: list[data.StudyRow]) -> pd.DataFrame:
                 "directions": "/".join(r.directions),
                 "done": f"{r.done}/{r.max_points}",
                 "running": r.running,
+                "lost with their head": r.lost,
                 "failed": r.failed,
                 "best": r.best,
                 "created (UTC)": when(r.created),

@@ -20,6 +20,7 @@ from dashboard._common import acting_settings, actor, engine, live, settings
 from dashboard.plots import OPTUNA_FIGURES, StudyFigures, study_figures
 from hpo.study import best_of, pareto_front
 from idds.errors import IddsError
+from idds.records.views import LOST
 
 if TYPE_CHECKING:
     from hpo.study import Trial
@@ -75,10 +76,14 @@ def _body(url: str, name: str) -> None:
 
 def _metrics(study: hpo.Study, trials: list[Trial]) -> None:
     states = pd.Series([_state(t) for t in trials], dtype="object").value_counts()
+    shown = data.shown_owner(engine(), data.STUDY_KINDS, study.name)
     cols = st.columns(5)
-    cols[0].metric("State", study.state)
+    cols[0].metric("State", shown.state)
     cols[1].metric("Trials", f"{len(trials)}/{study.spec.max_points}")
-    cols[2].metric("Running", int(states.get("running", 0) + states.get("dispatched", 0)))
+    in_flight = int(states.get("running", 0) + states.get("dispatched", 0))
+    cols[2].metric("Running", 0 if shown.stopped else in_flight)
+    if shown.lost:
+        cols[2].caption(f"{shown.lost} {LOST}")
     cols[3].metric("Failed", int(states.get("failed", 0)))
     if len(study.spec.directions) == 1:
         best = best_of(trials, study.spec.directions[0])

@@ -37,7 +37,7 @@ def render() -> None:
     if not rows:
         st.info("No toy scan yet: `idds toys launch scan.yaml` starts one.")
         return
-    st.dataframe(_list_frame(rows), hide_index=True)
+    st.dataframe(_list_frame(rows, data.shown_states(engine(), rows)), hide_index=True)
     names = [r.name for r in rows]
     wanted = st.query_params.get("scan")
     index = names.index(wanted) if wanted in names else len(names) - 1
@@ -47,9 +47,9 @@ def render() -> None:
     live(lambda: _scan(name), active=active, key="toys-refresh")
 
 
-def _list_frame(rows: list[data.OwnerRecord]) -> pd.DataFrame:
+def _list_frame(rows: list[data.OwnerRecord], states: dict[int, str]) -> pd.DataFrame:
     return pd.DataFrame([
-        {"name": r.name, "user": r.user, "state": r.state, "POI": r.spec.get("poi"),
+        {"name": r.name, "user": r.user, "state": states[r.id], "POI": r.spec.get("poi"),
          "CL": r.spec.get("cl"),
          "range": str(r.spec.get("range")), "batches": sum(r.tasks.values()),
          "failed batches": r.tasks[TaskState.FAILED], "created (UTC)": when(r.created)}

@@ -45,7 +45,7 @@ def render() -> None:
     if not rows:
         st.info("No workflow yet: `idds dag launch workflow.yaml` starts one.")
         return
-    st.dataframe(_list_frame(rows), hide_index=True)
+    st.dataframe(_list_frame(rows, data.shown_states(engine(), rows)), hide_index=True)
     names = [r.name for r in rows]
     wanted = st.query_params.get("workflow")
     index = names.index(wanted) if wanted in names else len(names) - 1
@@ -55,9 +55,9 @@ def render() -> None:
     live(lambda: _workflow(name), active=active, key="workflows-refresh")
 
 
-def _list_frame(rows: list[data.OwnerRecord]) -> pd.DataFrame:
+def _list_frame(rows: list[data.OwnerRecord], states: dict[int, str]) -> pd.DataFrame:
     return pd.DataFrame([
-        {"name": r.name, "user": r.user, "state": r.state,
+        {"name": r.name, "user": r.user, "state": states[r.id],
          "nodes in spec": len(r.spec.get("nodes", [])),
          "tasks": sum(r.tasks.values()), "succeeded": r.tasks[TaskState.SUCCEEDED],
          "failed": r.tasks[TaskState.FAILED], "created (UTC)": when(r.created)}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 import yaml
@@ -17,6 +17,9 @@ from idds.errors import NotFound, SpecError
 from idds.lifecycle import Lifecycle, add_commands
 from idds.records import OwnerRecord, Records, TaskRecord
 from idds.tasks import TaskState
+
+if TYPE_CHECKING:
+    from idds.records.views import Shown
 
 
 @click.group("hpo")
@@ -68,18 +71,19 @@ def _table(settings: Settings) -> tuple[list[str], list[list[object]]]:
     records = Records(connect(settings.db_url))
     studies = records.owners(KIND)
     bests = records.best(studies)
+    shown = records.shown(studies)
     headers = ["name", "user", "state", "proposer", "done", "running", "failed", "best"]
-    return headers, [_summary(study, bests.get(study.id)) for study in studies]
+    return headers, [_summary(s, bests.get(s.id), shown[s.id]) for s in studies]
 
 
-def _summary(study: OwnerRecord, best: TaskRecord | None) -> list[object]:
+def _summary(study: OwnerRecord, best: TaskRecord | None, shown: Shown) -> list[object]:
     return [
         study.name,
         study.user,
-        study.state,
+        shown.state,
         study.spec.get("proposer"),
         f"{study.done}/{study.spec.get('max_points')}",
-        study.in_flight,
+        shown.in_flight,
         study.failed,
         "" if best is None else f"{best.result['values'][0]:.6g}",
     ]
@@ -105,14 +109,16 @@ def _show(study: Study, errors: bool) -> None:
     name = study.name
     spec = study.spec
     trials = study.trials
+    records = study.records
+    shown = records.shown([records.owner_by_id(study.owner_id)])[study.owner_id]
     click.echo(
-        f"study {name}: {study.state}, {'/'.join(spec.directions)} {spec.objective or spec.argv}, "
+        f"study {name}: {shown.state}, {'/'.join(spec.directions)} {spec.objective or spec.argv}, "
         f"proposer {spec.proposer}, {len(trials)}/{spec.max_points} points"
     )
     headers = ["trial", "state", "attempt", "site", "node", "duration", "value", "params"]
     if len(spec.directions) > 1:
         headers[6] = "values"
-    click.echo(format_table(headers, [_trial_row(t) for t in trials]))
+    click.echo(format_table(headers, [_trial_row(t, shown) for t in trials]))
     if errors:
         for t in trials:
             if t.state == TaskState.FAILED and t.error:
@@ -122,13 +128,13 @@ def _show(study: Study, errors: bool) -> None:
     _print_best(study)
 
 
-def _trial_row(t: Trial) -> list[object]:
+def _trial_row(t: Trial, shown: Shown) -> list[object]:
     duration = "" if t.duration_s is None else f"{t.duration_s:.2f}s"
     value = "" if t.values is None else ", ".join(f"{v:.6g}" for v in t.values)
     if t.values is not None and not t.feasible:
         value += " (infeasible)"
     params = ", ".join(f"{k}={_short(v)}" for k, v in t.params.items())
-    state = "pruned" if t.pruned else t.state
+    state = "pruned" if t.pruned else shown.task_state(t.state)
     return [t.number, state, t.attempt, t.site, t.node, duration, value, params]
 
 

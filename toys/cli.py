@@ -106,12 +106,15 @@ def _print_points(result: ScanResult) -> None:
 
 def _table(settings: Settings) -> tuple[list[str], list[list[object]]]:
     table: list[list[object]] = []
-    for scan in Records(connect(settings.db_url)).owners(KIND):
+    records = Records(connect(settings.db_url))
+    scans = records.owners(KIND)
+    shown = records.shown(scans)
+    for scan in scans:
         result = load_scan(scan.name, settings=settings).result()
         obs = result.limits["obs"]
         known = f"{obs.value:.4g} +- {obs.error:.2g}" if obs.value is not None else obs.status
         row = [len(result.points), result.toys, result.steps, known]
-        table.append([scan.name, scan.user, str(scan.state), *row])
+        table.append([scan.name, scan.user, shown[scan.id].state, *row])
     headers = ["name", "user", "state", "points", "toys", "steps", "observed"]
     return headers, table
 

@@ -14,9 +14,11 @@ from idds.records.views import (
     AttemptRecord,
     Failure,
     OwnerRecord,
+    Shown,
     TaskRecord,
     best_index,
     counts_for_best,
+    shown,
 )
 from idds.tasks import IN_FLIGHT, AttemptKind, TaskState, attempts, reports, tasks
 
@@ -125,6 +127,13 @@ class Reads:
         """The database clock (seconds), the one clock all heads compare times on."""
         with reading(self.engine) as conn:
             return float(conn.execute(sa.select(db_now())).scalar_one())
+
+    def shown(self, owners_: Sequence[OwnerRecord]) -> dict[int, Shown]:
+        """What the lists show of each of ``owners_``, by id: an active owner whose head is
+        gone and whose lease lapsed is ``stopped (no live head; resume it)``, its attempts in
+        flight ``lost with their head`` (:func:`~idds.records.views.shown`, the one rule)."""
+        now = self.now() if owners_ else 0.0
+        return {o.id: shown(o, lease_alive(o.lease_holder, o.lease_expires, now)) for o in owners_}
 
     # --- tasks -------------------------------------------------------------------------------
 

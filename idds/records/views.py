@@ -152,3 +152,52 @@ def pareto_indices(values: Sequence[Sequence[float]], directions: Sequence[str])
         return any(all(x <= y for x, y in zip(b, a, strict=True)) and b != a for b in keyed)
 
     return [i for i, k in enumerate(keyed) if not dominated(k)]
+
+
+# --- the one rule for what a list shows of an owner no live head runs ---------------------
+
+#: How an active owner is shown whose head is gone (killed, say) and whose lease has lapsed.
+STOPPED = "stopped (no live head; resume it)"
+#: How the attempts in flight of such an owner are shown: no head will record their results.
+LOST = "lost with their head"
+
+
+@dataclass(frozen=True)
+class Shown:
+    """What the lists and pages show of an owner: :func:`shown` computes it.
+
+    Attributes:
+        state: its state, or :data:`STOPPED`.
+        stopped: whether it is active with no live head while a head ran it (or left
+            attempts in flight).
+        running: its tasks in flight under a live head.
+        lost: its tasks in flight whose head is gone.
+    """
+
+    state: str
+    stopped: bool
+    running: int
+    lost: int
+
+    def task_state(self, state: TaskState | str) -> str:
+        """How a task of this owner in ``state`` is shown (:data:`LOST` where its head is
+        gone)."""
+        return LOST if self.stopped and state in IN_FLIGHT else str(state)
+
+    @property
+    def in_flight(self) -> str:
+        """The tasks in flight, as a list cell: ``2`` or ``2 lost with their head``."""
+        return f"{self.lost} {LOST}" if self.lost else str(self.running)
+
+
+def shown(owner: OwnerRecord, held: bool) -> Shown:
+    """What to show of ``owner``, given whether a live head holds its lease now (by the
+    database clock: :meth:`~idds.records.Records.held`). An active owner that no live head
+    holds is stopped if a head held it (its lease lapsed without a release: the head was
+    killed) or left attempts in flight; one that no head took yet (waiting for ``idds
+    serve``) is not."""
+    orphaned = owner.lease_holder is not None or owner.in_flight > 0
+    stopped = owner.state == OwnerState.ACTIVE and not held and orphaned
+    if not stopped:
+        return Shown(str(owner.state), False, owner.in_flight, 0)
+    return Shown(STOPPED, True, 0, owner.in_flight)

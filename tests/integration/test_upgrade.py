@@ -35,7 +35,8 @@ STUDIES = {
     "pareto": ("finished", "6/6", "0", None),
     "queued": ("active", "0/4", "0", None),
     "interrupted": ("active", "5/10", "0", 0.233221),
-    "killed": ("active", "3/10", "1", 0.0811774),
+    # its head was killed and its lease lapsed long ago: not shown running forever
+    "killed": ("stopped (no live head; resume it)", "3/10", "1 lost with their head", 0.0811774),
     "tuned.search": ("finished", "4/4", "0", 0.0198066),
 }
 #: The recorded trials of the studies stopped midway: number -> value
@@ -172,7 +173,7 @@ def test_studies_list_and_show_as_recorded(idds):
         n: ("succeeded", "1", pytest.approx(v, rel=1e-5)) for n, v in INTERRUPTED.items()}  # fmt: skip
     out = ok(idds, "hpo", "show", "killed")
     shown = trials(out)
-    assert shown[3][:2] == ("dispatched", "1")
+    assert shown[3][:2] == ("lost with their head", "1")
     assert {n: float(shown[n][2]) for n in KILLED} == pytest.approx(KILLED, rel=1e-5)
     out = ok(idds, "hpo", "show", "queued")
     assert "0/4 points" in out and trials(out) == {}
