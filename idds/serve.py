@@ -110,7 +110,14 @@ class Server:
                 break
             if self._not_before.get(row.id, 0.0) > time.monotonic():
                 continue
-            self._spawn(row)
+            try:
+                self._spawn(row)
+            except (sa.exc.DBAPIError, OSError):
+                raise
+            except Exception as exc:  # the owner's own data: fail it, go on with the others
+                why = fail_owner(self.engine, row.id, exc)
+                log.error("%s %r failed: %s", row.kind, row.name, why)
+                continue
             started += 1
         return started
 
@@ -119,7 +126,7 @@ class Server:
 
         address = self.settings.ray_address or ray.get_runtime_context().gcs_address
         argv = [
-            sys.executable, "-m", "idds", "--ray-address", address,
+            sys.executable, "-m", "idds.serve", str(row.id), "--ray-address", address,
             *self.kinds[row.kind], row.name, "--no-progress",
         ]  # fmt: skip
         # The URL (it may hold a password) goes in the environment: a command line is public.
@@ -149,3 +156,66 @@ class Server:
             except subprocess.TimeoutExpired:
                 child.proc.kill()
         self.children.clear()
+
+
+def fail_owner(engine: sa.Engine, owner_id: int, exc: BaseException) -> str:
+    """Record an owner failed, for an error running it raised that is its own (its recorded
+    spec refused, a bug its data runs into), so that no head runs it again and again.
+
+    Returns:
+        The reason, one line.
+    """
+    from idds.errors import IllegalTransition
+
+    lines = str(exc).strip().splitlines()
+    why = f"{type(exc).__name__}: {lines[0] if lines else ''}".rstrip(": ")
+    try:
+        Records(engine).set_state(owner_id, OwnerState.FAILED)
+    except IllegalTransition:  # cancelled or suspended meanwhile: it stays so
+        pass
+    return why
+
+
+def run_owner(owner_id: int, argv: list[str]) -> int:
+    """A child's main: run the owner's resume command (``argv``: ``idds`` arguments).
+
+    Errors of the platform (the database away, a lease lost, Ray not starting) end the
+    child, and the head tries the owner again later; any other error is the owner's own, and
+    the owner is recorded failed, with the reason as one line on stderr.
+
+    Returns:
+        The exit code.
+    """
+    import click
+
+    from idds.cli import cli
+    from idds.config import Settings
+    from idds.errors import IddsError, NotFound, SpecError
+
+    try:
+        cli.main(args=argv, standalone_mode=False)
+        return 0
+    except click.exceptions.Abort:
+        return 130
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except (sa.exc.DBAPIError, NotFound) as exc:
+        click.echo(f"error: {reason(exc) if isinstance(exc, sa.exc.DBAPIError) else exc}", err=True)
+        return 1
+    except IddsError as exc:
+        if not isinstance(exc, SpecError):
+            click.echo(f"error: {exc}", err=True)
+            return 1
+        error: Exception = exc
+    except Exception as exc:
+        error = exc
+    why = fail_owner(connect(Settings.from_env().db_url), owner_id, error)
+    click.echo(f"error: {why} (recorded failed: no head runs it again)", err=True)
+    return 1
+
+
+if __name__ == "__main__":  # what a head runs each owner in: python -m idds.serve ID ARGS...
+    sys.exit(run_owner(int(sys.argv[1]), sys.argv[2:]))

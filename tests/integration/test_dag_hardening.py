@@ -135,3 +135,34 @@ def test_a_head_whose_ray_does_not_start_says_so_and_holds_nothing(settings, tmp
     assert errors == [errors[-1]] and errors[-1].startswith("error: cannot start or join Ray")
     record = Records(connect(settings.db_url)).owner("workflow", "noray")
     assert record.state == "active" and record.lease_holder is None
+
+
+def test_a_serve_head_fails_a_poisoned_owner_once_and_runs_the_others(settings, tmp_path, capsys):
+    import hpo
+    from idds.records.commands import NewOwner
+    from idds.serve import Server
+
+    study = tmp_path / "study.json"
+    study.write_text(json.dumps({
+        "name": "good", "objective": "objectives:quadratic", "max_points": 3, "parallel": 1,
+        "space": {"x": {"type": "float", "low": -2.0, "high": 2.0}},
+        "proposer": "optuna:random", "seed": 1,
+        "pythonpath": [str(Path(__file__).parents[1])],
+    }))  # fmt: skip
+    db = ["--db", settings.db_url, "--ray-address", settings.ray_address]
+    assert _idds(capsys, *db, "hpo", "launch", str(study), "--detach")[0] == 0
+    poisoned = {"name": "poisoned", "nodes": [{"name": "a", "callable": "m:f", "parallel": 0}]}
+    records = Records(connect(settings.db_url))
+    records.create(NewOwner(kind="workflow", name="poisoned", spec=poisoned), user=None)
+
+    spawned = []
+
+    class Counting(Server):
+        def _spawn(self, row):
+            spawned.append(row.name)
+            super()._spawn(row)
+
+    Counting(settings, poll_s=0.3).serve(until_idle=True)
+    assert records.owner("workflow", "poisoned").state == "failed"
+    assert spawned.count("poisoned") == 1
+    assert hpo.load_study("good", settings=settings).state == "finished"
