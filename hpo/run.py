@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hpo.proposers import OptunaProposer, Point, make_proposer
 from hpo.spec import StudySpec, check_point
@@ -18,6 +18,13 @@ from idds.errors import SpecError
 from idds.records import best_index, counts_for_best
 from idds.tasks import FINAL, TaskSpec, TaskState
 
+if TYPE_CHECKING:
+    from pathlib import Path
+
+#: The most points asked of a proposer at once, whatever ``parallel`` says: a batch lives in
+#: memory (and in the proposer's working set) until it is handed in.
+MAX_ASK = 1000
+
 
 class StudyRun(TaskOwner):
     """A study as the dispatcher drives it: proposes points, hears their values."""
@@ -25,7 +32,7 @@ class StudyRun(TaskOwner):
     def __init__(self, study: Study, owner_id: int, *, progress: bool, position: int = 0) -> None:
         spec = study.spec
         self.owner_id = owner_id
-        self.parallel = spec.parallel
+        self.parallel = runnable_at_once(spec, getattr(study.settings, "sites", None))
         self.spec = spec
         self.cancelled = False
         self.stopped_because: str | None = None
@@ -122,12 +129,12 @@ class StudyRun(TaskOwner):
             return 0
         left = spec.max_points - self._created
         if spec.points_per_iteration is None:
-            return max(min(free, left), 0)
+            return max(min(free, left, MAX_ASK), 0)
         open_points = len(self._pending)
         floor = spec.min_unevaluated_points if spec.min_unevaluated_points is not None else 0
         if open_points > floor:
             return 0
-        return max(min(spec.points_per_iteration, left), 0)
+        return max(min(spec.points_per_iteration, left, MAX_ASK), 0)
 
     def _stop_reason(self) -> str | None:
         spec = self.spec
@@ -204,6 +211,35 @@ class StudyRun(TaskOwner):
     def close(self) -> None:
         if self._bar is not None:
             self._bar.close()
+
+
+def runnable_at_once(spec: StudySpec, sites: str | Path | None = None) -> int:
+    """How many evaluations of ``spec`` to keep in flight: ``parallel``, bounded by what can
+    run at once: the slots of the sites an evaluation may use where a sites file is given
+    (their pilots start on demand), else what the Ray cluster this process joined has for
+    the evaluation's CPUs and GPUs; :data:`MAX_ASK` where neither bounds it.
+    """
+    room = _sites_room(spec, sites) if sites else _cluster_room(spec)
+    return max(1, min(spec.parallel, room))
+
+
+def _sites_room(spec: StudySpec, sites: str | Path) -> int:
+    from gpu_sites import load_sites
+
+    allowed = spec.resources.sites
+    declared = load_sites(sites).sites
+    return sum(s.slots * s.max_pilots for s in declared if allowed is None or s.name in allowed)
+
+
+def _cluster_room(spec: StudySpec) -> int:
+    import ray
+
+    if not ray.is_initialized():
+        return MAX_ASK
+    have = ray.cluster_resources()
+    needs = {"CPU": spec.resources.cpus, "GPU": spec.resources.gpus}
+    rooms = [int(have.get(key, 0.0) / need) for key, need in needs.items() if need > 0]
+    return min(rooms) if rooms else MAX_ASK
 
 
 def payload_for(study: Study, number: int, params: dict[str, Any]) -> dict[str, Any]:

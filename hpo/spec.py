@@ -21,6 +21,16 @@ from idds.errors import SpecError
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,199}$"
 
 
+#: Bounds on counts: far above any real study, below what a database column or a
+#: sampler's arithmetic breaks on. ``parallel`` is bounded again, when a study runs, by
+#: what the cluster and the sites can run at once (:func:`hpo.run.runnable_at_once`).
+MOST_POINTS = 10**9
+MOST_PARALLEL = 10**6
+_MOST_INT = 2**53  # integers exact as floats, as samplers handle them
+_MOST_STEPS = 10**15
+MOST_GRID = 10**7  # a grid's points are listed in memory
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -55,6 +65,8 @@ class FloatParam(_Param):
         _check_range(self.low, self.high, self.log)
         if self.log and self.step is not None:
             raise ValueError("log and step cannot be used together")
+        if self.step is not None and not (self.high - self.low) / self.step <= _MOST_STEPS:
+            raise ValueError(f"step: more than {_MOST_STEPS:.0e} steps from low to high")
         return self
 
 
@@ -69,6 +81,9 @@ class IntParam(_Param):
 
     @model_validator(mode="after")
     def _check(self) -> IntParam:
+        if not -_MOST_INT <= self.low <= self.high <= _MOST_INT:
+            _check_range(self.low, self.high, self.log)
+            raise ValueError(f"low and high must lie within ±2**53 ({_MOST_INT})")
         _check_range(self.low, self.high, self.log)
         if self.log and self.step != 1:
             raise ValueError("log and step cannot be used together")
@@ -130,12 +145,12 @@ class StudySpec(_Strict):
     input_ds: list[str] | None = None
     space: dict[str, Param] = Field(default_factory=dict)
     direction: Direction | list[Direction] = "minimize"
-    constraints: int = Field(default=0, ge=0)
-    max_points: int = Field(default=100, gt=0)
-    parallel: int = Field(default=1, gt=0)
-    points_per_iteration: int | None = Field(default=None, gt=0)
-    min_unevaluated_points: int | None = Field(default=None, ge=0)
-    patience: int | None = Field(default=None, gt=0)
+    constraints: int = Field(default=0, ge=0, le=1000)
+    max_points: int = Field(default=100, gt=0, le=MOST_POINTS)
+    parallel: int = Field(default=1, gt=0, le=MOST_PARALLEL)
+    points_per_iteration: int | None = Field(default=None, gt=0, le=MOST_PARALLEL)
+    min_unevaluated_points: int | None = Field(default=None, ge=0, le=MOST_POINTS)
+    patience: int | None = Field(default=None, gt=0, le=MOST_POINTS)
     max_time: float | None = Field(default=None, gt=0)
     proposer: str = "optuna:tpe"
     proposer_options: dict[str, Any] = Field(default_factory=dict)
@@ -145,7 +160,7 @@ class StudySpec(_Strict):
     initial_points: list[dict[str, Any]] = Field(default_factory=list)
     warm_start: list[str] = Field(default_factory=list)
     segments: dict[str, dict[str, Any]] = Field(default_factory=dict)
-    max_attempts: int = Field(default=3, ge=1)
+    max_attempts: int = Field(default=3, ge=1, le=1000)
     retry_errors: bool = False
     timeout: float | None = Field(default=None, gt=0)
     resources: Resources = Resources()
@@ -201,6 +216,8 @@ class StudySpec(_Strict):
         if self.segments:
             self.segment_specs()  # each segment validates on its own
             return self
+        if self.proposer == "optuna:grid":
+            self._check_grid_size()
         make_proposer(self, self.seed)  # the proposer can handle this space and objectives
         self._check_pruner()
         return self
@@ -222,6 +239,20 @@ class StudySpec(_Strict):
             merged = {**base, **fields, "name": f"{self.name}.{seg}"}
             out[seg] = StudySpec.from_mapping(merged, source=f"segments.{seg}")
         return out
+
+    def _check_grid_size(self) -> None:
+        total = 1
+        for name, p in self.space.items():
+            if p.type == "categorical":
+                total *= len(p.choices)
+            elif p.type == "int" and not p.log:
+                total *= (p.high - p.low) // p.step + 1
+            elif p.type == "float" and p.step is not None:
+                total *= math.floor((p.high - p.low) / p.step) + 1
+            if total > MOST_GRID:
+                raise ValueError(
+                    f"proposer optuna:grid: more than {MOST_GRID:,} points (at space.{name})"
+                )
 
     def _check_pruner(self) -> None:
         from hpo.pruners import make_pruner

@@ -3,6 +3,7 @@ deep nesting, names with a trailing newline, parallelism past any cluster."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import textwrap
@@ -223,3 +224,32 @@ def test_idds_users_add_refuses_a_name_with_a_trailing_newline(tmp_path, capsys)
     assert code == 2 and err.strip().count("\n") == 0 and "not a user name" in err
     code, out, _ = _idds(capsys, *db, "users", "list")
     assert code == 0 and "alice" not in out
+
+
+def test_parallel_and_max_points_may_be_large_but_not_absurd():
+    spec = _study(parallel=1_000_000, max_points=10**9)
+    assert (spec.parallel, spec.max_points) == (1_000_000, 10**9)
+
+
+@pytest.mark.parametrize(
+    ("over", "message"),
+    [
+        ({"parallel": 10**6 + 1}, "parallel: Input should be less than or equal to 1000000"),
+        ({"max_points": 10**30}, "max_points: Input should be less than or equal to 1000000000"),
+        ({"max_attempts": 10**30}, "max_attempts: Input should be less than or equal to 1000"),
+        ({"constraints": 10**30}, "constraints: Input should be less than or equal to 1000"),
+        ({"space": {"x": {"type": "int", "low": 0, "high": 10**30}}}, "within ±2**53"),
+        (
+            {"space": {"x": {"type": "float", "low": 0, "high": 1e308, "step": 1e-308}}},
+            "step: more than 1e+15 steps",
+        ),
+        (
+            {"proposer": "optuna:grid", "space": {"x": {"type": "int", "low": 0, "high": 2**53}}},
+            "optuna:grid: more than 10,000,000 points (at space.x)",
+        ),
+    ],
+)
+def test_huge_numbers_are_one_line_errors(over, message):
+    with pytest.raises(SpecError, match=re.escape(message)) as info:
+        _study(**over)
+    assert "\n" not in str(info.value)
