@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
@@ -149,6 +150,7 @@ class _TooLarge(Exception):
 def _load_yaml(text: str) -> object:
     import yaml
 
+    _check_flow_depth(text)
     loader = yaml.SafeLoader(text)
     try:
         node = loader.get_single_node()
@@ -158,6 +160,30 @@ def _load_yaml(text: str) -> object:
         return loader.construct_document(node)
     finally:
         loader.dispose()
+
+
+def _check_flow_depth(text: str) -> None:
+    """Refuse deeply nested ``[`` and ``{`` before PyYAML's scanner, whose time grows with
+    the square of their depth, reads them (quoted strings and comments aside; a stray
+    bracket in a plain scalar counts, which ordinary specs are far from noticing)."""
+    if text.count("[") + text.count("{") <= MAX_SPEC_DEPTH:
+        return
+    depth = 0
+    for match in _FLOW.finditer(text):
+        bracket = match.group()
+        if bracket in "[{":
+            depth += 1
+            if depth > MAX_SPEC_DEPTH:
+                raise _TooLarge(f"nested deeper than {MAX_SPEC_DEPTH} levels")
+        elif bracket in "]}":
+            depth = max(depth - 1, 0)
+
+
+#: Brackets outside quoted strings and comments (those are matched and skipped): a quote
+#: opens a string, and ``#`` a comment, only where YAML says (not inside a plain word).
+_FLOW = re.compile(
+    r"""(?<![^\s\[{,:])(?:"(?:[^"\\]|\\.)*"|'(?:[^']|'')*')|(?<!\S)#[^\n]*|[\[\]{}]"""
+)
 
 
 def _measure(node: object, seen: dict[int, tuple[int, int] | None], depth: int) -> tuple[int, int]:

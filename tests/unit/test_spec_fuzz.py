@@ -16,10 +16,17 @@ KEYS = st.sampled_from([
     "loop", "body", "max", "until", "template", "templates", "params", "args", "output",
     "objective", "space", "type", "low", "high", "choices", "max_points", "parallel",
     "proposer", "direction", "workspace", "range", "toys", "files", "resources", "x",
+    "step", "seed", "max_attempts", "constraints", "patience", "sites", "slots",
 ])  # fmt: skip
+HUGE = (
+    st.integers(-(10**30), 10**30) | st.sampled_from([2**63, -(2**63) - 1, 10**9 + 1, 10**100])
+    | st.floats(allow_nan=True, allow_infinity=True) | st.sampled_from([1e308, -1e308, 5e-324])
+)  # fmt: skip
+NAME_VALUES = st.sampled_from(["ok1", "ok1\n", "ok1\r\n", "\nok1", "ok1\n\n", "a b", ""])
 SCALARS = (
     st.none() | st.booleans() | st.integers(-5, 10**6) | st.floats(allow_nan=True)
     | st.text(max_size=12) | st.sampled_from(["${a}", "a > 1", "m:f", "${", "__import__('os')"])
+    | HUGE | NAME_VALUES
 )  # fmt: skip
 DATA = st.recursive(
     SCALARS,
@@ -139,3 +146,85 @@ def test_near_valid_workflows_are_valid_or_one_line_error_naming_where(nodes, ou
         for n in ready:
             engine.finished(n.path, NodeState.SUCCEEDED, [1, 2])
     assert engine.done
+
+
+# --- hostile files: aliases, deep nesting, huge numbers, trailing newlines --------------
+
+#: (module, callable) of each spec file reader, and the top-level keys to put hostile values
+#: under (a workflow file's params are merged before validation; see the xfail below).
+FILE_LOADERS = [
+    ("dag.spec", "load_spec_file", KEYS.filter(lambda k: k != "params")),
+    ("hpo.spec", "load_spec_file", KEYS),
+    ("toys.spec", "load_scan_file", KEYS),
+    ("carousel.spec", "load_campaign_file", KEYS),
+    ("gpu_sites.spec", "load_sites", KEYS),
+]
+
+
+@st.composite
+def alias_text(draw, keys):
+    """YAML where each anchor holds ``width`` aliases of the one before: from harmless to a
+    bomb of ``width ** depth`` values in a few hundred bytes."""
+    width, depth = draw(st.integers(1, 12)), draw(st.integers(1, 12))
+    rows = ["&a0 [x]"] + [f"&a{i} [" + ", ".join([f"*a{i - 1}"] * width) + "]" for i in
+                          range(1, depth)]  # fmt: skip
+    key = draw(keys)
+    return f"name: w\n{key}: [{', '.join(rows)}]\n"
+
+
+@st.composite
+def deep_text(draw, keys):
+    depth = draw(st.integers(1, 3000))
+    opener, closer = draw(st.sampled_from([("[", "]"), ('{"a": ', "}")]))
+    return f'{{"name": "w", "{draw(keys)}": {opener * depth}1{closer * depth}}}'
+
+
+@st.composite
+def shaped_text(draw, keys):
+    """Near-valid specs with huge numbers and names that end in a newline."""
+    data = {"name": draw(NAME_VALUES), "objective": "m:f", "callable": "m:f"}
+    for key in draw(st.lists(keys, max_size=4)):
+        data[key] = draw(HUGE | NAME_VALUES)
+    data["nodes"] = [{"name": draw(NAME_VALUES), "callable": "m:f"}]
+    data["sites"] = [{"name": draw(NAME_VALUES), "kind": "local", "slots": draw(HUGE)}]
+    data["space"] = {draw(NAME_VALUES): {"type": "float", "low": draw(HUGE), "high": draw(HUGE)}}
+    import json
+
+    return json.dumps(data, allow_nan=True)
+
+
+@pytest.mark.parametrize(
+    ("module", "attr", "keys"), FILE_LOADERS, ids=[m for m, *_ in FILE_LOADERS]
+)
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_hostile_files_are_valid_or_one_line_error_quickly(module, attr, keys, data):
+    text = data.draw(alias_text(keys) | deep_text(keys) | shaped_text(keys), label="text")
+    _load_quickly(_parser(module, attr), text)
+
+
+@pytest.mark.xfail(
+    strict=True, raises=TypeError,
+    reason="dag.spec.load_spec_file merges params before validating that they are a mapping",
+)  # fmt: skip
+def test_workflow_file_with_params_not_a_mapping_is_one_line():
+    from dag.spec import load_spec_file
+
+    _load_quickly(load_spec_file, "name: w\nparams: [1]\nnodes: [{name: a, callable: 'm:f'}]\n")
+
+
+def _load_quickly(load, text):
+    import tempfile
+    import time
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "spec.yaml"
+        path.write_text(text)
+        start = time.monotonic()
+        try:
+            load(path)
+        except SpecError as exc:
+            message = str(exc)
+            assert message and "\n" not in message, message
+        assert time.monotonic() - start < 5.0
