@@ -206,7 +206,7 @@ def test_warm_start_from_an_earlier_study(sqlite_settings):
     assert len(second.trials) == 2  # the earlier points inform the proposer, not the count
     from hpo.run import StudyRun
 
-    run = StudyRun(second, second._owner_id(), progress=False)
+    run = StudyRun(second, second.owner_id, progress=False)
     told = run.proposer.study.trials
     assert len(told) == 6 + 2
     assert {t.params["x"] for t in told} >= {t.params["x"] for t in first.trials}
