@@ -8,13 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import click
-import yaml
 
 from dag.graph import text_graph, write_png
 from dag.spec import WorkflowSpec
 from dag.workflow import NodeInfo, Workflow, list_workflows, load_workflow
 from idds.cli import format_table
-from idds.config import Settings
+from idds.config import Settings, parse_spec_text
 from idds.errors import NotFound, SpecError
 from idds.lifecycle import Lifecycle, add_commands
 
@@ -159,7 +158,7 @@ def _parse_sets(sets: tuple[str, ...]) -> dict[str, Any]:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise SpecError(f"--set {item!r}: expected KEY=VALUE")
-        out[key] = yaml.safe_load(value)
+        out[key] = parse_spec_text(value, f"--set {key}")
     return out
 
 

@@ -220,9 +220,12 @@ def load_spec_file(path: str | Path, overrides: dict[str, Any] | None = None) ->
     path = Path(path)
     data = read_spec_file(path)
     if isinstance(data, dict):
+        for key, kind in (("params", dict), ("pythonpath", list)):
+            if not isinstance(data.get(key, kind()), kind):
+                raise SpecError(f"{path}: {key}: must be a {'mapping' if kind is dict else 'list'}")
         base = path.resolve().parent
         data = {**data, "params": {**data.get("params", {}), "spec_dir": str(base)}}
-        data["pythonpath"] = [str(base / p) for p in data.get("pythonpath", [])]
+        data["pythonpath"] = [str(base / str(p)) for p in data.get("pythonpath", [])]
         data = with_params(data, overrides or {}, source=str(path))
     return WorkflowSpec.from_mapping(data, source=str(path))
 

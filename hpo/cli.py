@@ -6,12 +6,11 @@ import json
 from typing import TYPE_CHECKING, Any
 
 import click
-import yaml
 
 from hpo.spec import load_spec_file
 from hpo.study import KIND, Study, Trial, load_study
 from idds.cli import format_table
-from idds.config import Settings
+from idds.config import Settings, parse_spec_text
 from idds.db import connect
 from idds.errors import NotFound, SpecError
 from idds.lifecycle import Lifecycle, add_commands
@@ -168,7 +167,7 @@ def enqueue(settings: Settings, name: str, assignments: tuple[str, ...]) -> None
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise SpecError(f"{item!r} is not KEY=VALUE")
-        point[key] = yaml.safe_load(value) if value else ""
+        point[key] = parse_spec_text(value, key) if value else ""
     study = load_study(name, settings=settings)
     if study.state != "active":
         raise SpecError(f"study {name!r} is {study.state}: an enqueued point would never run")

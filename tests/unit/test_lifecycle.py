@@ -57,3 +57,19 @@ def test_every_group_launches_detached_under_another_name(tmp_path):
     listed = _idds(*db, "dag", "list")
     assert "wf2" in listed.stdout and "active" in listed.stdout
     assert "no toy scans" in _idds(*db, "toys", "list").stdout
+
+
+def test_a_value_given_on_the_command_line_is_bounded_like_a_spec_file(tmp_path):
+    wf = tmp_path / "wf.yaml"
+    wf.write_text(yaml.safe_dump({"name": "wf", "params": {"n": 1}, "nodes": [
+        {"name": "a", "command": ["sh", "-c", "printf '${params.n}' > output.json"]}]}))  # fmt: skip
+    layers = ["&a0 [x,x,x,x,x,x,x,x,x,x]"]
+    layers += [f"&a{i} [{','.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 10)]
+    bomb = f"[{', '.join(layers)}]"
+    db = ["--db", f"sqlite:///{tmp_path / 'x.db'}", "--ray-address", "127.0.0.1:9"]
+    refused = _idds(*db, "dag", "launch", "--detach", "--set", f"n={bomb}", str(wf))
+    assert refused.returncode == 2
+    assert refused.stderr.strip().splitlines() == [
+        "error: --set n: refused: more than 100,000 values once its aliases are expanded"
+    ]
+    assert not (tmp_path / "x.db").exists()

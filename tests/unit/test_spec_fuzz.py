@@ -151,9 +151,9 @@ def test_near_valid_workflows_are_valid_or_one_line_error_naming_where(nodes, ou
 # --- hostile files: aliases, deep nesting, huge numbers, trailing newlines --------------
 
 #: (module, callable) of each spec file reader, and the top-level keys to put hostile values
-#: under (a workflow file's params are merged before validation; see the xfail below).
+#: under.
 FILE_LOADERS = [
-    ("dag.spec", "load_spec_file", KEYS.filter(lambda k: k != "params")),
+    ("dag.spec", "load_spec_file", KEYS),
     ("hpo.spec", "load_spec_file", KEYS),
     ("toys.spec", "load_scan_file", KEYS),
     ("carousel.spec", "load_campaign_file", KEYS),
@@ -203,10 +203,6 @@ def test_hostile_files_are_valid_or_one_line_error_quickly(module, attr, keys, d
     _load_quickly(_parser(module, attr), text)
 
 
-@pytest.mark.xfail(
-    strict=True, raises=TypeError,
-    reason="dag.spec.load_spec_file merges params before validating that they are a mapping",
-)  # fmt: skip
 def test_workflow_file_with_params_not_a_mapping_is_one_line():
     from dag.spec import load_spec_file
 
