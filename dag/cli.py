@@ -99,10 +99,12 @@ def show(settings: Settings, name: str, png: str | None, show_all: bool) -> None
     """Nodes of workflow NAME: state, attempts, duration, output; the graph as text."""
     workflow = load_workflow(name, settings=settings)
     nodes = workflow.nodes()
-    click.echo(f"workflow {name!r}: {workflow.state}\n")
+    record = workflow.record()
+    shown = workflow.records.shown([record])[record.id]
+    click.echo(f"workflow {name!r}: {shown.state}\n")
     click.echo(text_graph(workflow.spec))
     click.echo()
-    rows = [_row(n) for n in nodes]
+    rows = [_row(n, shown.task_state(n.state)) for n in nodes]
     limit = None if show_all else 200
     click.echo(format_table(["node", "kind", "state", "attempt", "duration", "output / detail"],
                             rows[:limit]))  # fmt: skip
@@ -115,7 +117,8 @@ def show(settings: Settings, name: str, png: str | None, show_all: bool) -> None
         click.echo(write_png(workflow.spec, nodes, Path(png)))
 
 
-def _row(n: NodeInfo) -> list[Any]:
+def _row(n: NodeInfo, state: str) -> list[Any]:
+    """A node's line in `idds dag show`; ``state`` as shown (lost where its head is gone)."""
     duration = f"{n.duration_s:.2f}s" if n.duration_s is not None else ""
     shown = n.detail
     if n.state == "succeeded" and n.number is not None:
@@ -124,7 +127,7 @@ def _row(n: NodeInfo) -> list[Any]:
         shown = _first_line(n.error)
     if len(shown) > 60:
         shown = shown[:57] + "..."
-    return ["  " * n.depth + n.path, n.kind, n.state, n.attempt or "",
+    return ["  " * n.depth + n.path, n.kind, state, n.attempt or "",
             duration, shown]  # fmt: skip
 
 

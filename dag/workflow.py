@@ -268,10 +268,12 @@ def load_workflow(name: str, *, settings: Settings | None = None) -> Workflow:
 def list_workflows(settings: Settings | None = None) -> list[dict[str, Any]]:
     """Every workflow: name, state, user, and its task nodes by state."""
     settings = settings or Settings.from_env()
-    found = Records(connect(settings.db_url)).owners(OWNER_KIND, parent_id=None)
+    records = Records(connect(settings.db_url))
+    found = records.owners(OWNER_KIND, parent_id=None)
+    shown = records.shown(found)
     return [
-        {"name": w.name, "state": str(w.state), "user": w.user,
-         "tasks": {str(s): n for s, n in w.tasks.items() if n}}
+        {"name": w.name, "state": shown[w.id].state, "user": w.user,
+         "tasks": {shown[w.id].task_state(s): n for s, n in w.tasks.items() if n}}
         for w in found
     ]  # fmt: skip
 

@@ -95,3 +95,21 @@ def test_the_dashboard_lists_show_the_study_stopped(engine, db_url, tmp_path):
     assert data.shown_states(engine, data.owners_of(engine, "study")) == {owner_id: STOPPED}
     shown = data.shown_owner(engine, data.STUDY_KINDS, "stale")
     assert (shown.stopped, shown.lost) == (True, 2)
+
+
+def test_a_workflow_whose_head_is_gone_lists_and_shows_stopped(engine, db_url, capsys):
+    from dag.workflow import Workflow
+
+    spec = {"name": "gone", "nodes": [{"name": "a", "command": ["sh", "-c", "sleep 60"]}]}
+    owner_id = Workflow(spec, settings=Settings(db_url=db_url)).create()
+    payload = {"node": "a", "command": ["sh", "-c", "sleep 60"]}
+    Records(engine).submit(owner_id, [TaskSpec(number=0, kind="dag.node", payload=payload)])
+    with engine.begin() as conn:
+        assert owners.acquire(conn, owner_id, "elsewhere:1:h", -5.0)
+        claims = tq.claim(conn, owner_id, 1, lease_seconds=30)
+        tq.start_attempts(conn, [(c, "local") for c in claims], head="elsewhere:1:h")
+    listed = _idds(capsys, db_url, "dag", "list")
+    assert STOPPED in listed
+    shown = _idds(capsys, db_url, "dag", "show", "gone")
+    assert f"workflow 'gone': {STOPPED}" in shown
+    assert LOST in shown
