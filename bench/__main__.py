@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import importlib
 import sys
+from pathlib import Path
 
 
 def main(argv: list[str]) -> None:
     if not argv or argv[0].startswith("-"):
-        sys.exit("usage: python -m bench NAME [--quick]   (benchmarks: overhead)")
+        names = sorted(p.stem for p in Path(__file__).parent.glob("[a-z]*.py"))
+        sys.exit(f"usage: python -m bench NAME [--quick]   (benchmarks: {', '.join(names)})")
     try:
         module = importlib.import_module(f"bench.{argv[0]}")
     except ModuleNotFoundError:
