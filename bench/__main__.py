@@ -9,7 +9,8 @@ from pathlib import Path
 
 def main(argv: list[str]) -> None:
     if not argv or argv[0].startswith("-"):
-        names = sorted(p.stem for p in Path(__file__).parent.glob("[a-z]*.py"))
+        here = Path(__file__).parent.glob("[a-z]*.py")
+        names = sorted(p.stem for p in here if "\ndef main(" in p.read_text())
         sys.exit(f"usage: python -m bench NAME [--quick]   (benchmarks: {', '.join(names)})")
     try:
         module = importlib.import_module(f"bench.{argv[0]}")
