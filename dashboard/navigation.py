@@ -12,11 +12,13 @@ import streamlit as st
 PAGES = Path(__file__).parent / "views"
 
 #: (script in views/, title, URL path, the module the capability needs) in menu order; the
-#: first is the home page.
+#: first is the home page. No module of the dashboard may be named like a capability package
+#: (toys, hpo, dag ...): Streamlit puts this directory first on sys.path, where it would
+#: shadow the package.
 PAGE_LIST = [
     ("overview.py", "Overview", "overview", None),
     ("studies.py", "Studies", "studies", "hpo"),
-    ("toys.py", "Toy scans", "toys", "toys"),
+    ("toy_scans.py", "Toy scans", "toys", "toys"),
     ("workflows.py", "Workflows", "workflows", "dag"),
     ("carousel.py", "Carousel", "carousel", "carousel.live"),
     ("sites.py", "Sites", "sites", "gpu_sites"),

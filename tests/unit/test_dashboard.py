@@ -267,3 +267,14 @@ def test_study_page_renders_on_each_database(imported, monkeypatch):
     assert not at.exception and not at.error
     assert "Study one" in [h.value for h in at.header]
     assert {m.label: m.value for m in at.metric}["Best (trial 2)"] == "1"
+
+
+def test_no_dashboard_module_shadows_a_package():
+    """Streamlit puts the dashboard's directory first on sys.path: a module there named like
+    a package (toys.py) would be imported in its place."""
+    from pathlib import Path
+
+    root = Path(__file__).parents[2]
+    packages = {p.parent.name for p in root.glob("*/__init__.py")}
+    modules = {p.stem for d in ("dashboard", "dashboard/views") for p in (root / d).glob("*.py")}
+    assert not modules & packages

@@ -1,5 +1,5 @@
 """The Toy scans page (a scan: ?scan=NAME)."""
 
-from dashboard.toys import render
+from dashboard.toy_scans import render
 
 render()
