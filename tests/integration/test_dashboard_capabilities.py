@@ -79,7 +79,7 @@ def test_overview_counts_every_kind(app):
 def test_toy_scan_page_draws_cls_with_bands_and_lists_limits(app, seeded):
     from toys import load_scan
 
-    at = _page(app, "toys.py")
+    at = _page(app, "toy_scans.py")
     result = load_scan("scan", settings=seeded).result()
     assert _metrics(at)["Points"] == str(len(result.points))
     figure = at.get("plotly_chart")[0].proto.spec
