@@ -103,7 +103,7 @@ class Workflow(OwnerHandle):
             IddsError: another live head runs it.
             AccessDenied: it is another user's suspended workflow.
         """
-        owner_id = self._owner_id_or_create()
+        owner_id = self.owner_id_or(self.create)
         if not self._reactivate(owner_id):
             return OwnerState.CANCELLED
         from idds.runtime import ensure_ray
@@ -207,12 +207,6 @@ class Workflow(OwnerHandle):
         return chosen
 
     # --- reading ----------------------------------------------------------------------------
-
-    def _owner_id_or_create(self) -> int:
-        try:
-            return self.owner_id
-        except NotFound:
-            return self.create()
 
     def nodes(self) -> list[NodeInfo]:
         """Every node instance so far, parents before their parts, with its record."""

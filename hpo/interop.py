@@ -14,11 +14,11 @@ from typing import Any
 
 import optuna
 from optuna.distributions import json_to_distribution
-from sqlalchemy.exc import ArgumentError
 
 from hpo.proposers import distributions
 from hpo.spec import StudySpec
 from hpo.study import Study, Trial
+from idds.db import check_url
 from idds.errors import SpecError
 from idds.records import Imported
 from idds.tasks import FINAL, TaskSpec, TaskState
@@ -33,8 +33,9 @@ def storage(url: str) -> optuna.storages.BaseStorage:
         backend = optuna.storages.journal.JournalFileBackend(path)  # type: ignore[attr-defined]
         return optuna.storages.JournalStorage(backend)
     try:
+        check_url(url)
         return optuna.storages.RDBStorage(url)
-    except (ArgumentError, ValueError, ImportError) as exc:
+    except (SpecError, ValueError, ImportError) as exc:
         raise SpecError(f"not an Optuna storage: {url!r} ({str(exc).splitlines()[0]})") from None
 
 

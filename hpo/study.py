@@ -202,7 +202,7 @@ class Study(OwnerHandle):
         for study in self.segments or [self]:
             study.check_objective()
         self.check_capacity()
-        self._owner_id_or_create()
+        self.owner_id_or(self.create)
         studies = self.segments or [self]
         dispatcher = Dispatcher(self.engine, settings=self.settings)
         for study in studies:
@@ -223,12 +223,6 @@ class Study(OwnerHandle):
 
     def task_needs(self) -> dict[str, float]:
         return {"CPU": self.spec.resources.cpus, "GPU": self.spec.resources.gpus}
-
-    def _owner_id_or_create(self) -> int:
-        try:
-            return self.owner_id
-        except NotFound:
-            return self.create()
 
     def enqueue(self, point: dict[str, Any]) -> dict[str, Any]:
         """Add a point to evaluate next (a head running the study picks it up in seconds).

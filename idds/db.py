@@ -84,6 +84,21 @@ def connect(url: str, *, migrate: bool = True) -> Engine:
     return engine
 
 
+def check_url(url: str) -> None:
+    """Check that ``url`` reads as a database URL of a known dialect (for another tool's
+    storage, too).
+
+    Raises:
+        SpecError: it does not; one line.
+    """
+    from idds.errors import SpecError
+
+    try:
+        sa.make_url(url).get_dialect()
+    except sa.exc.ArgumentError as exc:  # NoSuchModuleError too: an unknown dialect
+        raise SpecError(f"not a database URL ({str(exc).splitlines()[0]})") from None
+
+
 def made(url: str) -> bool:
     """Whether the database at ``url`` may exist already: False only for a SQLite file that
     does not (looking must not create it)."""

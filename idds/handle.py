@@ -6,7 +6,7 @@ their own logic (what tasks to hand in, what a result means) and share this.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -88,6 +88,14 @@ class OwnerHandle:
     def user(self) -> str | None:
         """The user who created it (None: recorded before owners had users)."""
         return self.record().user
+
+    def owner_id_or(self, create: Callable[[], int]) -> int:
+        """Its id, recording it first with ``create`` where it is not recorded yet (a run
+        creates its owner the first time and resumes it afterwards)."""
+        try:
+            return self.owner_id
+        except NotFound:
+            return create()
 
     def exists(self) -> bool:
         try:

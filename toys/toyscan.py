@@ -134,7 +134,7 @@ class ToyScan(OwnerHandle):
         from toys.run import ToyScanRun
 
         ensure_ray(self.settings.ray_address)
-        owner_id = self._owner_id_or_create()
+        owner_id = self.owner_id_or(self.create)
         parallel = self.spec.parallel or max(int(ray.cluster_resources().get("CPU", 1)), 1)
         dispatcher = Dispatcher(self.engine, settings=self.settings)
         with self.held(dispatcher, [owner_id]):
@@ -147,12 +147,6 @@ class ToyScan(OwnerHandle):
         return self.result()
 
     # --- reading --------------------------------------------------------------------------
-
-    def _owner_id_or_create(self) -> int:
-        try:
-            return self.owner_id
-        except NotFound:
-            return self.create()
 
     def _tasks(self, owner_id: int) -> list[TaskRecord]:
         return self.records.tasks(owner_id)
