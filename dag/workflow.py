@@ -16,13 +16,12 @@ from typing import Any
 from dag.engine import Engine, Node, NodeState
 from dag.run import KIND, Record, WorkflowRun, records, replay
 from dag.spec import WorkflowSpec, load_spec_file
+from idds.client import records_for
 from idds.config import Settings, path_inside
-from idds.db import connect
 from idds.dispatch import Dispatcher
 from idds.errors import IddsError, IllegalTransition, NotFound, SpecError
 from idds.handle import OwnerHandle
 from idds.owners import OwnerState
-from idds.records import Records
 from idds.tasks import FINAL, TaskSpec, TaskState
 
 OWNER_KIND = "workflow"
@@ -103,7 +102,12 @@ class Workflow(OwnerHandle):
             IddsError: another live head runs it.
             AccessDenied: it is another user's suspended workflow.
         """
-        owner_id = self.owner_id_or(self.create)
+        if self.remote:  # a head of the server runs it
+            owner_id = self.start_or_resume(self.create, self.spec.to_mapping())
+            if self._reactivate(owner_id):
+                return str(self.follow(progress=progress))
+            return OwnerState.CANCELLED
+        owner_id = self.start_or_resume(self.create, self.spec.to_mapping())
         if not self._reactivate(owner_id):
             return OwnerState.CANCELLED
         from idds.runtime import ensure_ray
@@ -247,22 +251,22 @@ def load_workflow(name: str, *, settings: Settings | None = None) -> Workflow:
         NotFound: no workflow of that name.
     """
     settings = settings or Settings.from_env()
-    engine = connect(settings.db_url)
+    found = records_for(settings)
     try:
-        row = Records(engine).owner(OWNER_KIND, name)
+        row = found.owner(OWNER_KIND, name)
     except NotFound:
         raise NotFound(f"no workflow named {name!r}") from None
     stored = {k: v for k, v in row.spec.items() if k != "suspended"}
     workflow = Workflow(WorkflowSpec.from_mapping(stored, source=f"workflow {name}"),
                         settings=settings)  # fmt: skip
-    workflow._engine = engine
+    workflow.attach(found)
     return workflow
 
 
 def list_workflows(settings: Settings | None = None) -> list[dict[str, Any]]:
     """Every workflow: name, state, user, and its task nodes by state."""
     settings = settings or Settings.from_env()
-    records = Records(connect(settings.db_url))
+    records = records_for(settings)
     found = records.owners(OWNER_KIND, parent_id=None)
     shown = records.shown(found)
     return [

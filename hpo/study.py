@@ -18,7 +18,7 @@ from idds.dispatch import Dispatcher
 from idds.errors import NotFound, SpecError
 from idds.handle import OwnerHandle
 from idds.payloads import load_callable
-from idds.records import NewOwner, Records, TaskRecord, best_index, counts_for_best, feasible
+from idds.records import NewOwner, TaskRecord, best_index, counts_for_best, feasible
 from idds.records import pareto_indices as _pareto_indices
 from idds.tasks import TaskState
 
@@ -162,6 +162,9 @@ class Study(OwnerHandle):
 
     # --- running ----------------------------------------------------------------------------
 
+    #: Recorded fields that change as it runs or with where it is run from.
+    RUNTIME_KEYS = frozenset({"initial_points", "pythonpath", "workdir", "spec_dir"})
+
     def create(self, *, user: str | None = None, parent_id: int | None = None) -> int:
         """Record the study (and its segments, in the same transaction); returns its id.
 
@@ -199,10 +202,14 @@ class Study(OwnerHandle):
         """
         from hpo.run import StudyRun
 
+        if self.remote:  # a head of the server runs it
+            self.start_or_resume(self.create, self._stored())
+            self.follow(progress=progress)
+            return
         for study in self.segments or [self]:
             study.check_objective()
         self.check_capacity()
-        self.owner_id_or(self.create)
+        self.start_or_resume(self.create, self._stored())
         studies = self.segments or [self]
         dispatcher = Dispatcher(self.engine, settings=self.settings)
         for study in studies:
@@ -378,12 +385,12 @@ def load_study(name: str, *, settings: Settings | None = None) -> Study:
     Raises:
         NotFound: no study of that name.
     """
-    from idds.db import connect
+    from idds.client import records_for
 
     settings = settings or Settings.from_env()
-    engine = connect(settings.db_url)
+    records = records_for(settings)
     try:
-        row = Records(engine).owner((KIND, GROUP_KIND), name)
+        row = records.owner((KIND, GROUP_KIND), name)
     except NotFound:
         raise NotFound(f"no study named {name!r}") from None
     stored = dict(row.spec)
@@ -392,7 +399,9 @@ def load_study(name: str, *, settings: Settings | None = None) -> Study:
     spec = StudySpec.from_mapping(stored, source=f"study {name}")
     study = Study(spec, settings=settings, base_dir=spec_dir, check_objective=False)
     study.workdir = workdir or study.workdir
-    study._engine = engine
+    study.attach(records)
+    for segment in study.segments:
+        segment.attach(records)
     return study
 
 

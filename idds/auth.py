@@ -107,13 +107,30 @@ def acting_user(engine: Engine, settings: Settings) -> Actor:
     return Actor(check_user_name(settings.user or getpass.getuser()))
 
 
+def token_user(engine: Engine, token: str) -> Actor | None:
+    """The user whose token ``token`` is (None: no user's)."""
+    with reading(engine) as conn:
+        row = conn.execute(
+            sa.select(users.c.name, users.c.admin).where(users.c.token_hash == hash_token(token))
+        ).first()
+    return None if row is None else Actor(row.name, bool(row.admin))
+
+
 def require(engine: Engine, settings: Settings, owner: OwnerRecord, action: str) -> Actor:
     """The acting user, where they may ``action`` the ``owner`` (its user, or an admin).
 
     Raises:
         AccessDenied: the owner is another user's and the acting user is no admin.
     """
-    actor = acting_user(engine, settings)
+    return check(acting_user(engine, settings), owner, action)
+
+
+def check(actor: Actor, owner: OwnerRecord, action: str) -> Actor:
+    """``actor``, where they may ``action`` the ``owner`` (its user, or an admin).
+
+    Raises:
+        AccessDenied: the owner is another user's and ``actor`` is no admin.
+    """
     if not actor.may_change(owner.user):
         raise AccessDenied(
             f"user {actor.name!r} may not {action} {owner.kind} {owner.name!r} of user "
@@ -125,7 +142,7 @@ def require(engine: Engine, settings: Settings, owner: OwnerRecord, action: str)
 # --- managing users ---------------------------------------------------------------------------
 
 
-def add_user(engine: Engine, settings: Settings, name: str, *, admin: bool = False) -> str:
+def add_user(engine: Engine, settings: Settings | Actor, name: str, *, admin: bool = False) -> str:
     """Register user ``name``; returns their token (shown once: only its hash is kept).
 
     The first user registered is an admin; later ones are added by an admin.
@@ -150,14 +167,14 @@ def add_user(engine: Engine, settings: Settings, name: str, *, admin: bool = Fal
     return token
 
 
-def renew_token(engine: Engine, settings: Settings, name: str) -> str:
+def renew_token(engine: Engine, settings: Settings | Actor, name: str) -> str:
     """A new token for ``name`` (their old one stops working); by an admin or that user.
 
     Raises:
         NotFound: no such user.
         AccessDenied: the acting user is neither.
     """
-    actor = acting_user(engine, settings)
+    actor = _acting(engine, settings)
     if not (actor.admin or actor.name == name):
         raise AccessDenied(f"user {actor.name!r} may not renew the token of user {name!r}")
     token = new_token_text()
@@ -170,7 +187,7 @@ def renew_token(engine: Engine, settings: Settings, name: str) -> str:
     return token
 
 
-def remove_user(engine: Engine, settings: Settings, name: str) -> None:
+def remove_user(engine: Engine, settings: Settings | Actor, name: str) -> None:
     """Unregister ``name`` (their work stays, theirs); by an admin, who cannot remove the
     last admin.
 
@@ -203,8 +220,14 @@ def new_token_text() -> str:
     return "idds_" + secrets.token_urlsafe(32)
 
 
-def _require_admin(engine: Engine, settings: Settings, what: str) -> Actor:
-    actor = acting_user(engine, settings)
+def _acting(engine: Engine, who: Settings | Actor) -> Actor:
+    """``who`` where it is an actor already (the server's request), else the user that
+    settings act as."""
+    return who if isinstance(who, Actor) else acting_user(engine, who)
+
+
+def _require_admin(engine: Engine, settings: Settings | Actor, what: str) -> Actor:
+    actor = _acting(engine, settings)
     if not actor.admin:
         raise AccessDenied(f"user {actor.name!r} may not {what}: only an admin may")
     return actor

@@ -31,6 +31,24 @@ class Settings:
             (``IDDS_DB_OUTAGE_S``).
         sites: the ``sites.yaml`` that declares the GPU sites tasks are placed on
             (``IDDS_SITES``); ``None`` runs every task on the Ray cluster this head joined.
+        url: the ``idds serve`` HTTP API to act through (``IDDS_URL``): the CLI, the SDK and
+            notebooks are then its clients, with ``token``, and never open the database.
+            ``None`` (embedded mode) opens ``db_url`` directly.
+        ca_bundle: a CA certificate file (PEM) that the server's TLS certificate is checked
+            against (``IDDS_CA_BUNDLE``); the system's CAs by default.
+        strip_env: more environment variables, comma-separated, that an evaluation's
+            environment is stripped of (``IDDS_STRIP_ENV``), besides the platform's, Ray's
+            and the database's credentials (:data:`idds.secrets.SECRET_NAMES`).
+        oidc_issuer: the OIDC issuer whose bearer tokens (JWT) the server accepts besides
+            its own tokens (``IDDS_OIDC_ISSUER``); ``None`` accepts only its own.
+        oidc_audience: the audience those tokens must be for (``IDDS_OIDC_AUDIENCE``).
+        oidc_jwks_url: where the issuer's signing keys are (``IDDS_OIDC_JWKS_URL``; found
+            through the issuer's discovery document by default).
+        oidc_user_claim: the claim that names the user (``IDDS_OIDC_USER_CLAIM``).
+        oidc_admin_group: members of this group (the ``groups`` claim) are admins
+            (``IDDS_OIDC_ADMIN_GROUP``).
+        open_logs: whether the server shows everyone the logs, tracebacks and errors of
+            others' work (``IDDS_OPEN_LOGS=1``); only their owner and admins by default.
     """
 
     db_url: str = DEFAULT_DB_URL
@@ -41,6 +59,15 @@ class Settings:
     token: str | None = field(default=None, repr=False)
     db_outage_s: float = 600.0
     sites: Path | None = None
+    url: str | None = None
+    ca_bundle: str | None = None
+    strip_env: str = ""
+    oidc_issuer: str | None = None
+    oidc_audience: str | None = None
+    oidc_jwks_url: str | None = None
+    oidc_user_claim: str = "preferred_username"
+    oidc_admin_group: str | None = None
+    open_logs: bool = False
 
     @property
     def db_url_safe(self) -> str:
@@ -73,6 +100,8 @@ def _convert(name: str, raw: str) -> object:
         if not value > 0:
             raise SpecError(f"{variable}: must be > 0, got {raw}")
         return value
+    if name == "open_logs":
+        return raw.strip().lower() in ("1", "true", "yes", "on")
     return raw
 
 

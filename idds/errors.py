@@ -9,7 +9,9 @@
     ├── NotFound (KeyError)      no owner (study, workflow, ...) of that name
     ├── IllegalTransition        a state change that the transition table forbids
     ├── LeaseLost                another head took over an owner this head held
-    └── AccessDenied             the acting user may not do that (or is not known)
+    ├── AccessDenied             the acting user may not do that (or is not known)
+    │   └── NotSignedIn          no identity, or one the server does not accept
+    └── ServiceError             the HTTP API did not answer, or answered what it should not
 """
 
 from __future__ import annotations
@@ -56,6 +58,14 @@ class LeaseLost(IddsError):
 
 class AccessDenied(IddsError):
     """The acting user may not do that to another user's work, or their token is unknown."""
+
+
+class NotSignedIn(AccessDenied):
+    """The request names no user, or its token (or OIDC bearer token) is not accepted."""
+
+
+class ServiceError(IddsError):
+    """The ``idds serve`` HTTP API (``IDDS_URL``) does not answer, or failed a request."""
 
 
 class IddsWarning(UserWarning):

@@ -41,6 +41,7 @@ class OwnerHandle:
     task_noun: ClassVar[str] = "a task"
     settings: Settings
     _engine: Engine | None = None
+    _records: Records | None = None
 
     @property
     def name(self) -> str:
@@ -52,14 +53,32 @@ class OwnerHandle:
         return self.kind
 
     @property
+    def remote(self) -> bool:
+        """Whether it is reached through the HTTP API (``IDDS_URL``: service mode)."""
+        return bool(self.settings.url)
+
+    @property
     def engine(self) -> Engine:
-        """The database (one engine per handle, made on first use)."""
+        """The database (one engine per handle, made on first use).
+
+        Raises:
+            IddsError: in service mode, where no database is opened.
+        """
+        if self.remote:
+            return self.records.engine
         if self._engine is None:
             self._engine = connect(self.settings.db_url)
         return self._engine
 
     @property
     def records(self) -> Records:
+        """Its records: the database's, or in service mode the HTTP API's."""
+        if self.remote:
+            if self._records is None:
+                from idds.client import RemoteRecords
+
+                self._records = RemoteRecords(self.settings)
+            return self._records
         return Records(self.engine)
 
     # --- reading -----------------------------------------------------------------------------
@@ -97,6 +116,31 @@ class OwnerHandle:
         except NotFound:
             return create()
 
+    def attach(self, records: Records) -> None:
+        """Read and change it through ``records`` (a loaded owner shares its loader's)."""
+        if self.remote:
+            self._records = records
+        else:
+            self._engine = records.engine
+        self._loaded = True
+
+    def start_or_resume(self, create: Callable[[], int], given: dict[str, Any]) -> int:
+        """Its id: created with ``create`` where it is not recorded; where it is, and this
+        handle was built from a spec (not loaded), it must be the same one and the acting
+        user's (:meth:`check_resumable`), so that two owners of one name never merge."""
+        try:
+            record = self.record()
+        except NotFound:
+            self._created = True
+            return create()
+        if not (self._loaded or self._created):
+            self.check_resumable(record.spec, given)
+        return record.id
+
+    #: Whether it was loaded as recorded (``load_*``), or created through this handle.
+    _loaded: bool = False
+    _created: bool = False
+
     def exists(self) -> bool:
         try:
             self.record()
@@ -126,12 +170,15 @@ class OwnerHandle:
             Exists: one of that kind and name exists already.
             AccessDenied: no user can be named (see :mod:`idds.auth`).
         """
-        user = user or auth.acting_user(self.engine, self.settings).name
+        if not self.remote:  # the server names the user in service mode
+            user = user or auth.acting_user(self.engine, self.settings).name
         new = NewOwner(kind=self.owner_kind, name=self.name, spec=spec, parts=parts or [])
         try:
             return self.records.create(new, user=user, parent_id=parent_id)
-        except Exists:
-            raise Exists(self._exists_message()) from None
+        except Exists as exc:
+            if "exists already" not in str(exc):  # a name kept for another owner's parts
+                raise
+            raise Exists(self._exists_message(str(exc))) from None
 
     def check_new(self) -> None:
         """Check, before any slower check, that its name is free.
@@ -139,14 +186,41 @@ class OwnerHandle:
         Raises:
             Exists: one of that kind and name exists already.
         """
-        if made(self.settings.db_url) and self.exists():
+        if (self.remote or made(self.settings.db_url)) and self.exists():
             raise Exists(self._exists_message())
 
-    def _exists_message(self) -> str:
-        return (
-            f"a {self.noun} named {self.name!r} exists already: resume it with "
-            f"`idds {self.command} resume {self.name}`, or choose another name"
-        )
+    def _exists_message(self, found: str | None = None) -> str:
+        user = self.user if found is None else None
+        whose = f" (user {user!r}'s)" if user else ""
+        first = found or f"a {self.noun} named {self.name!r} exists already{whose}"
+        hint = f"resume it with `idds {self.command} resume {self.name}`, or choose another name"
+        return f"{first}: {hint}"
+
+    def check_resumable(self, stored: dict[str, Any], given: dict[str, Any]) -> None:
+        """Check that running it again (its name recorded already) resumes the same thing:
+        the acting user may change it, and the spec given is the one recorded.
+
+        Args:
+            stored: the spec recorded.
+            given: the spec this run was given (keys that change as it runs, such as points
+                enqueued, are not compared: :attr:`RUNTIME_KEYS`).
+
+        Raises:
+            AccessDenied: it is another user's (who is no admin).
+            SpecError: a field differs (named, with both values).
+        """
+        self.require("resume")
+        for key in sorted(set(stored) | set(given)):
+            if key in self.RUNTIME_KEYS or stored.get(key) == given.get(key):
+                continue
+            raise SpecError(
+                f"a {self.noun} named {self.name!r} is recorded with another {key}: "
+                f"{_short(stored.get(key))} recorded, {_short(given.get(key))} given (choose "
+                f"another name, or resume it with `idds {self.command} resume {self.name}`)"
+            )
+
+    #: Spec keys that change while it runs, and are not compared on resuming.
+    RUNTIME_KEYS: ClassVar[frozenset[str]] = frozenset({"suspended", "result"})
 
     def task_needs(self) -> dict[str, float]:
         """What one of its tasks asks of the Ray cluster (``{"CPU": 1.0, "GPU": 0.0}``)."""
@@ -160,6 +234,8 @@ class OwnerHandle:
             SpecError: the cluster has fewer CPUs or GPUs than one task asks for (it would
                 wait forever).
         """
+        if self.remote:
+            return  # the server's heads run it, on the server's cluster
         import ray
 
         from idds.runtime import ensure_ray
@@ -183,7 +259,37 @@ class OwnerHandle:
             NotFound: it is not recorded.
             AccessDenied: they may not.
         """
+        if self.remote:
+            from idds.client import RemoteRecords
+
+            records = self.records
+            assert isinstance(records, RemoteRecords)
+            return auth.check(records.whoami(), self.record(), action)  # the server checks too
         return auth.require(self.engine, self.settings, self.record(), action)
+
+    def follow(self, *, progress: bool = True, poll_s: float = 1.0) -> OwnerState:
+        """In service mode: wait while a head of the server runs it (showing its tasks done),
+        and return the state it ended in.
+
+        Raises:
+            NotFound: it is not recorded.
+        """
+        import time
+
+        from tqdm.auto import tqdm
+
+        bar = tqdm(desc=self.name, unit="task", disable=not progress, leave=True)
+        try:
+            while True:
+                record = self.record()
+                bar.total = max(sum(record.tasks.values()), record.done) or None
+                bar.n = record.done
+                bar.set_postfix_str(str(record.state), refresh=True)
+                if record.state != OwnerState.ACTIVE:
+                    return record.state
+                time.sleep(poll_s)
+        finally:
+            bar.close()
 
     def cancel(self) -> int:
         """Cancel it: a head running it stops within seconds. Returns the tasks cancelled.
@@ -217,3 +323,8 @@ class OwnerHandle:
         finally:
             for owner_id in held:
                 dispatcher.release(owner_id)
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

@@ -49,8 +49,12 @@ def _init(ray: Any, address: str | None) -> None:
     if address:
         ray.init(address=address, **options)
     else:
-        # "local": a new instance, never a cluster `ray start` left on this host
-        ray.init(address="local", _node_ip_address="127.0.0.1", **options)
+        from idds import secrets
+
+        # "local": a new instance, never a cluster `ray start` left on this host; its
+        # workers inherit the environment it starts with, which holds no credentials
+        with secrets.hidden():
+            ray.init(address="local", _node_ip_address="127.0.0.1", **options)
 
 
 def _shutdown(ray: Any) -> None:

@@ -10,12 +10,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from idds.client import records_for
 from idds.config import Settings
-from idds.db import connect
 from idds.dispatch import Dispatcher
 from idds.errors import NotFound
 from idds.handle import OwnerHandle
-from idds.records import Records
 from idds.tasks import TaskState
 from toys import scan as scan_mod
 from toys.spec import ToyScanSpec, check_model, check_range
@@ -133,8 +132,12 @@ class ToyScan(OwnerHandle):
         from idds.runtime import ensure_ray
         from toys.run import ToyScanRun
 
+        if self.remote:  # a head of the server runs it
+            self.start_or_resume(self.create, self.spec.to_json())
+            self.follow(progress=progress)
+            return self.result()
         ensure_ray(self.settings.ray_address)
-        owner_id = self.owner_id_or(self.create)
+        owner_id = self.start_or_resume(self.create, self.spec.to_json())
         parallel = self.spec.parallel or max(int(ray.cluster_resources().get("CPU", 1)), 1)
         dispatcher = Dispatcher(self.engine, settings=self.settings)
         with self.held(dispatcher, [owner_id]):
@@ -176,12 +179,12 @@ def load_scan(name: str, *, settings: Settings | None = None) -> ToyScan:
         NotFound: no toy scan of that name.
     """
     settings = settings or Settings.from_env()
-    engine = connect(settings.db_url)
+    records = records_for(settings)
     try:
-        record = Records(engine).owner(KIND, name)
+        record = records.owner(KIND, name)
     except NotFound:
         raise NotFound(f"no toy scan named {name!r}") from None
     spec = ToyScanSpec.from_mapping(dict(record.spec), source=f"toy scan {name}")
     scan = ToyScan(spec, settings=settings, check=False)
-    scan._engine = engine
+    scan.attach(records)
     return scan

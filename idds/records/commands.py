@@ -50,14 +50,27 @@ class Commands:
         """Record an owner and its parts (each part's parent is the owner), in one
         transaction; returns the owner's id.
 
+        A name ``P.X`` where an owner ``P`` exists is kept for ``P``'s parts (a workflow's
+        study nodes, a segmented study's segments): only they may take it, so that nobody
+        takes a name a workflow will use before it does.
+
         Raises:
-            Exists: an owner of that kind and name (or one of its parts') exists already.
+            Exists: an owner of that kind and name (or one of its parts') exists already
+                (the message names its user), or the name is kept for another owner's parts.
         """
         try:
             with self.engine.begin() as conn:
+                _check_free(conn, new, parent_id)
                 return _create(conn, new, user, parent_id)
         except sa.exc.IntegrityError:
-            raise Exists(f"a {new.kind} named {new.name!r} exists already") from None
+            with self.engine.connect() as conn:
+                found = conn.execute(
+                    sa.select(owners_mod.owners.c.user_name).where(
+                        owners_mod.owners.c.kind == new.kind, owners_mod.owners.c.name == new.name
+                    )
+                ).first()
+            whose = f" (user {found.user_name!r}'s)" if found and found.user_name else ""
+            raise Exists(f"a {new.kind} named {new.name!r} exists already{whose}") from None
 
     def set_state(self, owner_id: int, state: OwnerState) -> bool:
         """Move an owner to ``state`` (a guarded update; see ``OWNER_TRANSITIONS``).
@@ -178,6 +191,34 @@ def _continue_attempts(conn: sa.Connection, owner_id: int, old_of: dict[int, Any
             .where(t.owner_id == owner_id, t.number == new)
             .values(attempt=old.attempt, max_attempts=old.attempt + max(allowed, 1))
         )
+
+
+def _check_free(conn: sa.Connection, new: NewOwner, parent_id: int | None) -> None:
+    """Refuse a name kept for another owner's parts, or a new owner whose parts' names
+    others took (see :meth:`Commands.create`)."""
+    o = owners_mod.owners.c
+    prefixes = [new.name[:i] for i, c in enumerate(new.name) if c == "." and i]
+    if prefixes:
+        found = conn.execute(
+            sa.select(o.id, o.kind, o.name, o.user_name).where(o.name.in_(prefixes))
+        ).first()
+        if found is not None and found.id != parent_id:
+            raise Exists(
+                f"the name {new.name!r} is kept for the parts of {found.kind} {found.name!r} "
+                f"(user {found.user_name!r}'s): choose a name without its prefix"
+            )
+    if parent_id is None:
+        prefix = new.name + "."
+        taken = conn.execute(
+            sa.select(o.kind, o.name, o.user_name)
+            .where(sa.func.substr(o.name, 1, len(prefix)) == prefix, o.parent_id.is_(None))
+            .limit(1)
+        ).first()
+        if taken is not None:
+            raise Exists(
+                f"{taken.kind} {taken.name!r} (user {taken.user_name!r}'s) is named like a part "
+                f"of {new.name!r}: choose another name"
+            )
 
 
 def _create(conn: sa.Connection, new: NewOwner, user: str | None, parent_id: int | None) -> int:

@@ -203,14 +203,15 @@ class Reads:
         o, t = owners.c, tasks.c
         with reading(self.engine) as conn:
             rows = conn.execute(
-                sa.select(o.kind, o.name, t.number, t.finished, t.site, t.error)
+                sa.select(o.kind, o.name, o.user_name, t.number, t.finished, t.site, t.error)
                 .join(owners, o.id == t.owner_id)
                 .where(t.state == TaskState.FAILED)
                 .order_by(t.finished.desc(), t.id.desc())
                 .limit(limit)
             ).all()
         return [
-            Failure(r.kind, r.name, r.number, r.finished, r.site, _last_line(r.error)) for r in rows
+            Failure(r.kind, r.name, r.number, r.finished, r.site, _last_line(r.error), r.user_name)
+            for r in rows
         ]
 
     def tasks_by_site(self) -> dict[str, dict[str, int]]:

@@ -113,6 +113,7 @@ class Failure:
     finished: float | None
     site: str | None
     reason: str
+    user: str | None = None
 
 
 # --- the one rule for "best" -----------------------------------------------------------------
