@@ -138,7 +138,14 @@ def _row(n: NodeInfo, state: str) -> list[Any]:
 @click.pass_obj
 def logs(settings: Settings, name: str, node: str, attempt: int | None) -> None:
     """stdout and stderr of NODE (its path, as `idds dag show` prints it) of workflow NAME."""
-    out, err, attempt = load_workflow(name, settings=settings).log_paths(node, attempt)
+    workflow = load_workflow(name, settings=settings)
+    if workflow.remote:
+        attempt, *texts = workflow.served_logs(workflow.node_number(node), attempt)
+        for label, text in zip(("stdout", "stderr"), texts, strict=True):
+            click.echo(f"--- {label} of {node}, attempt {attempt} (on the server) ---")
+            click.echo("(none)" if text is None else text)
+        return
+    out, err, attempt = workflow.log_paths(node, attempt)
     if not out.exists() and not err.exists():
         raise NotFound(f"no logs for {node}, attempt {attempt} (looked in {out.parent})")
     for label, path in (("stdout", out), ("stderr", err)):

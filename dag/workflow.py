@@ -226,6 +226,20 @@ class Workflow(OwnerHandle):
         replay(engine, recorded)
         return engine.output
 
+    def _node_record(self, path: str) -> Record:
+        record = records(self.records, self.owner_id).get(path)
+        if record is None:
+            raise NotFound(f"workflow {self.name!r} has no task node {path!r}")
+        return record
+
+    def node_number(self, path: str) -> int:
+        """The task number of task node ``path``.
+
+        Raises:
+            NotFound: it has no task node of that path.
+        """
+        return self._node_record(path).number
+
     def log_paths(self, path: str, attempt: int | None = None) -> tuple[Path, Path, int]:
         """stdout and stderr files of a node's attempt (the last by default).
 
@@ -236,9 +250,7 @@ class Workflow(OwnerHandle):
         from idds.commands import log_paths
 
         self.require("read the logs of")
-        record = records(self.records, self.owner_id).get(path)
-        if record is None:
-            raise NotFound(f"workflow {self.name!r} has no task node {path!r}")
+        record = self._node_record(path)
         attempt = attempt or max(record.attempt, 1)
         out, err = log_paths(self.workdir / _dir_name(path), attempt)
         return out, err, attempt

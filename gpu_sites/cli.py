@@ -15,8 +15,7 @@ from gpu_sites.site import make_site
 from gpu_sites.spec import SitesSpec, load_sites
 from gpu_sites.stats import read_stats
 from idds.cli import format_table
-from idds.db import connect
-from idds.records import Records
+from idds.client import records_for
 
 if TYPE_CHECKING:
     from idds.config import Settings
@@ -38,7 +37,7 @@ def sites() -> None:
 def list_sites(settings: Settings, sites_file: str) -> None:
     """The declared sites and whether each takes work."""
     spec = load_sites(sites_file)
-    drained = drained_sites(Records(connect(settings.db_url)))
+    drained = drained_sites(records_for(settings))
     rows = [
         (
             s.name, s.kind, s.slots, s.gpus_per_pilot, s.gpu_type or "-",
@@ -62,7 +61,7 @@ def status(settings: Settings, sites_file: str, by_owner: bool) -> None:
         from idds.runtime import ensure_ray
 
         ensure_ray(settings.ray_address)
-    records = Records(connect(settings.db_url))
+    records = records_for(settings)
     stats, now = read_stats(records, [s.name for s in spec.sites], spec.broker)
     drained = drained_sites(records)
     used = accounting.usage(records)
@@ -158,7 +157,7 @@ def drain(settings: Settings, sites_file: str, name: str, resume: bool) -> None:
     spec = load_sites(sites_file)
     if name not in {s.name for s in spec.sites}:
         raise SiteSpecError(f"no site named {name!r} in {sites_file}")
-    set_drained(Records(connect(settings.db_url)), name, not resume)
+    set_drained(records_for(settings), name, not resume)
     if resume:
         click.echo(f"site {name}: takes work again")
         return

@@ -10,11 +10,11 @@ import click
 from hpo.spec import load_spec_file
 from hpo.study import KIND, Study, Trial, load_study
 from idds.cli import format_table
+from idds.client import records_for
 from idds.config import Settings, parse_spec_text
-from idds.db import connect
 from idds.errors import NotFound, SpecError
 from idds.lifecycle import Lifecycle, add_commands
-from idds.records import OwnerRecord, Records, TaskRecord
+from idds.records import OwnerRecord, TaskRecord
 from idds.tasks import TaskState
 
 if TYPE_CHECKING:
@@ -67,7 +67,7 @@ def _print_best(study: Study) -> None:
 
 
 def _table(settings: Settings) -> tuple[list[str], list[list[object]]]:
-    records = Records(connect(settings.db_url))
+    records = records_for(settings)
     studies = records.owners(KIND)
     bests = records.best(studies)
     shown = records.shown(studies)
@@ -148,7 +148,14 @@ def _short(v: object) -> str:
 @click.pass_obj
 def logs(settings: Settings, name: str, trial: int, attempt: int | None) -> None:
     """Print the stdout and stderr of TRIAL of study NAME."""
-    out, err, attempt = load_study(name, settings=settings).log_paths(trial, attempt)
+    study = load_study(name, settings=settings)
+    if study.remote:
+        attempt, *texts = study.served_logs(trial, attempt)
+        for label, text in zip(("stdout", "stderr"), texts, strict=True):
+            click.echo(f"--- {label} of trial {trial}, attempt {attempt} (on the server) ---")
+            click.echo("(none)" if text is None else text, nl=text is None)
+        return
+    out, err, attempt = study.log_paths(trial, attempt)
     if not out.exists() and not err.exists():
         raise NotFound(f"no logs for trial {trial}, attempt {attempt} (looked in {out.parent})")
     for label, path in (("stdout", out), ("stderr", err)):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import Any
 
@@ -33,11 +34,18 @@ class _LazyGroup(click.Group):
 @click.group(cls=_LazyGroup)
 @click.option("--db", "db_url", envvar="IDDS_DB_URL", help="Database URL (SQLite file default).")
 @click.option("--ray-address", envvar="IDDS_RAY_ADDRESS", help="Join this Ray cluster.")
+@click.option(
+    "--url", envvar="IDDS_URL",
+    help="Act through this `idds serve` HTTP API (with IDDS_TOKEN), not on a database.",
+)  # fmt: skip
 @click.version_option(package_name="idds")
 @click.pass_context
-def cli(ctx: click.Context, db_url: str | None, ray_address: str | None) -> None:
+def cli(ctx: click.Context, db_url: str | None, ray_address: str | None, url: str | None) -> None:
     """iDDS: HPO studies, toy scans, workflows and data carousels on Ray."""
-    ctx.obj = Settings.from_env(db_url=db_url, ray_address=ray_address)
+    ctx.obj = Settings.from_env(db_url=db_url, ray_address=ray_address, url=url)
+
+
+_PEM = click.Path(exists=True, dir_okay=False)
 
 
 @cli.command()
@@ -56,22 +64,51 @@ def cli(ctx: click.Context, db_url: str | None, ray_address: str | None) -> None
     help="Seconds between looks for work no live head holds.",
 )
 @click.option("--until-idle", is_flag=True, help="Stop when nothing is left to run.")
+@click.option(
+    "--api", "api_at", default="127.0.0.1:8000", show_default=True, metavar="HOST:PORT",
+    help="Serve the HTTP API here (port 0: a free one; 'none': no API).",
+)  # fmt: skip
+@click.option(
+    "--tls-cert", type=click.Path(exists=True, dir_okay=False), help="HTTPS certificate (PEM)."
+)
+@click.option(
+    "--tls-key", type=click.Path(exists=True, dir_okay=False), help="Its private key (PEM)."
+)
 @click.pass_obj
-def serve(settings: Settings, max_owners: int, poll: float, until_idle: bool) -> None:
+def serve(
+    settings: Settings, max_owners: int, poll: float, until_idle: bool, api_at: str,
+    tls_cert: str | None, tls_key: str | None,
+) -> None:  # fmt: skip
     """Run, as a long-lived head, every active study, workflow and scan no live head holds
-    (those launched with --detach, and those whose head died)."""
+    (those launched with --detach or through the API, and those whose head died), and serve
+    the HTTP API (docs at /docs) that clients with IDDS_URL use."""
     import logging
 
+    from idds import auth, secrets
     from idds.serve import Server
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    from idds import auth
-
+    api = _api_server(api_at, tls_cert, tls_key)
+    secrets.strip()  # what this head starts gets the credentials it needs from it, not by
+    # inheriting them: evaluations never see them
     server = Server(settings, max_owners=max_owners, poll_s=poll)
     actor = auth.acting_user(server.engine, settings)  # a head, too, needs a known user
     kinds = ", ".join(sorted(server.kinds))
     click.echo(f"serving {settings.db_url_safe} ({kinds}) as user {actor.name!r}")
-    server.serve(until_idle=until_idle)
+    server.serve(until_idle=until_idle, api=api)
+
+
+def _api_server(api_at: str, tls_cert: str | None, tls_key: str | None) -> Any:
+    from idds.serve import ApiServer
+
+    if api_at == "none":
+        return None
+    host, sep, port = api_at.rpartition(":")
+    if not sep or not host or not port.isdigit() or int(port) > 65535:
+        raise SpecError(f"--api: give HOST:PORT (e.g. 127.0.0.1:8000), not {api_at!r}")
+    if bool(tls_cert) != bool(tls_key):
+        raise SpecError("--tls-cert and --tls-key go together")
+    return ApiServer(host, int(port), tls_cert, tls_key)
 
 
 @cli.command()
@@ -79,9 +116,13 @@ def serve(settings: Settings, max_owners: int, poll: float, until_idle: bool) ->
 def whoami(settings: Settings) -> None:
     """The user this command acts as (from IDDS_TOKEN, else IDDS_USER or the login name)."""
     from idds import auth
+    from idds.client import RemoteRecords
     from idds.db import connect
 
-    actor = auth.acting_user(connect(settings.db_url), settings)
+    if settings.url:
+        actor = RemoteRecords(settings).whoami()
+    else:
+        actor = auth.acting_user(connect(settings.db_url), settings)
     click.echo(f"{actor.name}{' (admin)' if actor.admin else ''}")
 
 
@@ -99,7 +140,10 @@ def users_add(settings: Settings, name: str, admin: bool) -> None:
     from idds import auth
     from idds.db import connect
 
-    token = auth.add_user(connect(settings.db_url), settings, name, admin=admin)
+    if settings.url:
+        token = _api(settings).post("/users", {"name": name, "admin": admin})["token"]
+    else:
+        token = auth.add_user(connect(settings.db_url), settings, name, admin=admin)
     click.echo(f"user {name!r} added; their token (shown only now): {token}")
 
 
@@ -111,7 +155,10 @@ def users_token(settings: Settings, name: str) -> None:
     from idds import auth
     from idds.db import connect
 
-    token = auth.renew_token(connect(settings.db_url), settings, name)
+    if settings.url:
+        token = _api(settings).post(f"/users/{name}/token", {})["token"]
+    else:
+        token = auth.renew_token(connect(settings.db_url), settings, name)
     click.echo(f"new token of {name!r} (shown only now): {token}")
 
 
@@ -123,7 +170,10 @@ def users_remove(settings: Settings, name: str) -> None:
     from idds import auth
     from idds.db import connect
 
-    auth.remove_user(connect(settings.db_url), settings, name)
+    if settings.url:
+        _api(settings).delete(f"/users/{auth.check_user_name(name)}")
+    else:
+        auth.remove_user(connect(settings.db_url), settings, name)
     click.echo(f"user {name!r} removed")
 
 
@@ -134,8 +184,24 @@ def users_list(settings: Settings) -> None:
     from idds import auth
     from idds.db import connect
 
-    rows = [[r.name, "yes" if r.admin else ""] for r in auth.list_users(connect(settings.db_url))]
+    if settings.url:
+        found: list[Any] = [_Row(**u) for u in _api(settings).get("/users")]
+    else:
+        found = auth.list_users(connect(settings.db_url))
+    rows = [[r.name, "yes" if r.admin else ""] for r in found]
     click.echo(format_table(["user", "admin"], rows) if rows else "no registered users")
+
+
+@dataclass
+class _Row:
+    name: str
+    admin: bool
+
+
+def _api(settings: Settings) -> Any:
+    from idds.client import Api
+
+    return Api(settings)
 
 
 def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:

@@ -267,6 +267,20 @@ class OwnerHandle:
             return auth.check(records.whoami(), self.record(), action)  # the server checks too
         return auth.require(self.engine, self.settings, self.record(), action)
 
+    def served_logs(self, number: int, attempt: int | None) -> tuple[int, str | None, str | None]:
+        """In service mode: a task's attempt's stdout and stderr, as the server keeps them
+        (its owner or an admin): ``(attempt, stdout, stderr)``, None for a file not written.
+
+        Raises:
+            AccessDenied: the acting user may not read them.
+        """
+        from idds.client import RemoteRecords
+
+        records = self.records
+        assert isinstance(records, RemoteRecords)
+        got = records.logs(self.owner_id, number, attempt)
+        return int(got["attempt"]), got["stdout"], got["stderr"]
+
     def follow(self, *, progress: bool = True, poll_s: float = 1.0) -> OwnerState:
         """In service mode: wait while a head of the server runs it (showing its tasks done),
         and return the state it ended in.

@@ -14,10 +14,11 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
@@ -64,12 +65,15 @@ class Server:
         self._stop = False
         self.engine = connect(settings.db_url)
 
-    def serve(self, *, until_idle: bool = False) -> None:
-        """Serve until SIGTERM/SIGINT (or, with ``until_idle``, until nothing is left to run)."""
+    def serve(self, *, until_idle: bool = False, api: ApiServer | None = None) -> None:
+        """Serve until SIGTERM/SIGINT (or, with ``until_idle``, until nothing is left to run),
+        and the HTTP API with it where ``api`` is given."""
         from idds.runtime import ensure_ray
 
         ensure_ray(self.settings.ray_address)
         signal.signal(signal.SIGTERM, lambda *_: self.stop())
+        if api is not None:
+            api.start(self.settings, frozenset(self.kinds))
         try:
             while not self._stop:
                 self._reap()
@@ -84,6 +88,8 @@ class Server:
         except KeyboardInterrupt:
             pass
         finally:
+            if api is not None:
+                api.stop()
             self._stop_children()
 
     def stop(self) -> None:
@@ -131,6 +137,8 @@ class Server:
         ]  # fmt: skip
         # The URL (it may hold a password) goes in the environment: a command line is public.
         env = {**os.environ, "IDDS_DB_URL": self.settings.db_url}
+        if self.settings.token:
+            env["IDDS_TOKEN"] = self.settings.token
         log.info("running %s %r", row.kind, row.name)
         proc = subprocess.Popen(argv, env=env)  # its output is this head's output
         self.children[row.id] = _Child(row.id, row.name, row.kind, proc)
@@ -156,6 +164,62 @@ class Server:
             except subprocess.TimeoutExpired:
                 child.proc.kill()
         self.children.clear()
+
+
+@dataclass
+class ApiServer:
+    """The HTTP API (:mod:`idds.api`) on uvicorn, in a thread of the head.
+
+    Attributes:
+        host: the address to listen on (loopback by default).
+        port: the port (0: a free one; :attr:`port` is set once it listens).
+        tls_cert: the server's certificate (PEM) for HTTPS; plain HTTP without.
+        tls_key: its private key (PEM).
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    _server: Any = None
+    _thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"{'https' if self.tls_cert else 'http'}://{self.host}:{self.port}"
+
+    def start(self, settings: Settings, kinds: frozenset[str]) -> None:
+        """Start serving; returns once it listens.
+
+        Raises:
+            IddsError: it did not start (the port is taken, a bad certificate ...).
+        """
+        import uvicorn
+
+        from idds.api import make_app
+        from idds.errors import IddsError
+
+        config = uvicorn.Config(
+            make_app(settings, kinds=kinds), host=self.host, port=self.port,
+            ssl_certfile=self.tls_cert, ssl_keyfile=self.tls_key, log_level="warning",
+            access_log=False,
+        )  # fmt: skip
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, name="idds-api", daemon=True)
+        self._thread.start()
+        while not self._server.started:
+            if not self._thread.is_alive():
+                raise IddsError(f"the HTTP API did not start on {self.host}:{self.port}")
+            time.sleep(0.05)
+        if self.port == 0:
+            self.port = self._server.servers[0].sockets[0].getsockname()[1]
+        log.info("HTTP API on %s (docs: %s/docs)", self.url, self.url)
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=10)
 
 
 def fail_owner(engine: sa.Engine, owner_id: int, exc: BaseException) -> str:

@@ -8,10 +8,9 @@ from typing import Any
 import click
 
 from idds.cli import format_table
+from idds.client import records_for
 from idds.config import Settings
-from idds.db import connect
 from idds.lifecycle import Lifecycle, add_commands
-from idds.records import Records
 from toys.spec import load_scan_file
 from toys.toyscan import KIND, ScanResult, ToyScan, load_scan
 
@@ -106,7 +105,7 @@ def _print_points(result: ScanResult) -> None:
 
 def _table(settings: Settings) -> tuple[list[str], list[list[object]]]:
     table: list[list[object]] = []
-    records = Records(connect(settings.db_url))
+    records = records_for(settings)
     scans = records.owners(KIND)
     shown = records.shown(scans)
     for scan in scans:
