@@ -85,3 +85,21 @@ def kills_worker(params: dict) -> float:
     if params["x"] > 0:
         os.kill(os.getpid(), 9)
     return quadratic(params)
+
+
+def no_secrets(params: dict) -> float:
+    """Fails where its environment holds a credential of the platform, Ray or a database."""
+    from idds.secrets import SECRET_NAMES
+
+    found = sorted(n for n in SECRET_NAMES | {"EXTRA_SECRET"} if n in os.environ)
+    if found:
+        raise RuntimeError(f"the evaluation sees {', '.join(found)}")
+    return quadratic(params)
+
+
+def leaks_to_stderr(params: dict) -> float:
+    """Prints a secret to stderr and fails: its error and logs are its owner's only."""
+    import sys
+
+    print("api_key=TOPSECRET-123", file=sys.stderr)
+    raise RuntimeError("failed with api_key=TOPSECRET-123")
