@@ -11,6 +11,7 @@ errors the embedded mode raises (:class:`~idds.errors.AccessDenied`,
 from __future__ import annotations
 
 import getpass
+import ssl
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -64,10 +65,12 @@ class Api:
         if settings.token:
             headers["Authorization"] = f"Bearer {settings.token}"
         self.url = str(settings.url).rstrip("/")
+        verify: ssl.SSLContext | bool = True
+        if settings.ca_bundle:  # a server whose certificate no system CA signed
+            verify = ssl.create_default_context(cafile=settings.ca_bundle)
         self.http = httpx.Client(
-            base_url=self.url + "/api/v1", headers=headers, timeout=60,
-            verify=settings.ca_bundle or True,
-        )  # fmt: skip
+            base_url=self.url + "/api/v1", headers=headers, timeout=60, verify=verify
+        )
 
     def get(self, path: str, **params: Any) -> Any:
         return self._send("GET", path, params=_params(params))

@@ -45,7 +45,9 @@ class Service:
 
     def http(self, user: str | None) -> httpx.Client:
         headers = {"Authorization": f"Bearer {self.tokens[user]}"} if user else {}
-        return httpx.Client(base_url=self.url + "/api/v1", headers=headers, timeout=30, verify=False)
+        return httpx.Client(
+            base_url=self.url + "/api/v1", headers=headers, timeout=30, verify=False
+        )
 
     def stop(self) -> None:
         self.proc.terminate()

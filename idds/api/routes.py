@@ -301,6 +301,8 @@ def stamp(
     records: Recs, who: Actor, owner_id: Annotated[int | None, Query(ge=1, le=OWNER_ID)] = None
 ) -> list[Any]:
     """A fingerprint of what is recorded (of everything, or of one owner)."""
+    if owner_id is not None:
+        records.owner_by_id(owner_id)  # 404 for none
     return [v if v is None or isinstance(v, int | float | str) else str(v)
             for v in records.stamp(owner_id)]  # fmt: skip
 

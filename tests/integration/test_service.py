@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 import yaml
+from service import start_service
 
 import hpo
 from idds.cli import main
 from idds.config import Settings
 from idds.errors import AccessDenied, Exists, NotSignedIn, SpecError
-from service import start_service
 
 TESTS = Path(__file__).parents[1]
 HIDDEN = "(hidden: only its owner or an admin reads errors and logs)"
@@ -132,3 +132,55 @@ def test_the_cli_acts_through_the_server(service, tmp_path, capsys, monkeypatch)
     assert "bob" in idds("users", "list")
     assert "token" in idds("users", "add", "carol")
     assert not Path("/nonexistent/dir/never.db").exists()
+
+
+def _self_signed(tmp_path: Path) -> tuple[str, str]:
+    """A certificate for 127.0.0.1 signed by its own key (PEM files)."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name)
+        .public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )  # fmt: skip
+    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ))  # fmt: skip
+    return str(cert_file), str(key_file)
+
+
+def test_the_api_serves_https_with_a_certificate(ray_address, tmp_path, monkeypatch):
+    import dataclasses
+
+    from idds.client import RemoteRecords
+    from idds.errors import ServiceError
+
+    for var in ("IDDS_TOKEN", "IDDS_USER", "IDDS_URL"):
+        monkeypatch.delenv(var, raising=False)
+    cert, key = _self_signed(tmp_path)
+    settings = Settings(db_url=f"sqlite:///{tmp_path / 'idds.db'}", ray_address=ray_address,
+                        work_dir=tmp_path / "work")  # fmt: skip
+    svc = start_service(settings, tmp_path / "serve.log", tls=(cert, key))
+    try:
+        assert svc.url.startswith("https://")
+        trusted = dataclasses.replace(svc.settings("bob"), ca_bundle=cert)
+        assert RemoteRecords(trusted).whoami().name == "bob"
+        with pytest.raises(ServiceError, match="does not answer"):  # not the system's CAs
+            RemoteRecords(svc.settings("bob")).whoami()
+    finally:
+        svc.stop()
