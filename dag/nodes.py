@@ -1,5 +1,6 @@
 """What some workflow nodes run on a Ray worker: a node that declares output files, and an
-HPO study or a toy-MC scan as a node (through hpo's public API)."""
+HPO study or a toy-MC scan as a node, which the workflow's head creates and runs (through
+hpo's and toys' public APIs) while its worker waits (:mod:`dag.parts`)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from idds.errors import Exists
 from idds.payloads import current, load_callable
 
 if TYPE_CHECKING:
+    from idds.config import Settings
     from idds.handle import OwnerHandle
 
 
@@ -42,11 +44,40 @@ def with_files(inner: dict[str, Any], files: list[str]) -> dict[str, Any]:
     return {"value": value, "files": {name: str(p) for name, p in paths.items()}}
 
 
-def run_study(
-    spec: str | dict[str, Any], name: str, db_url: str, work_dir: str, spec_dir: str,
+def await_part(kind: str, name: str, spec: str | dict[str, Any], spec_dir: str) -> Any:
+    """A study or toy-scan node, on its worker: ask the workflow's head to run the study (or
+    scan) ``name`` as a part of the workflow, and wait until it ended; its result is the
+    node's. The worker holds no credential: the head creates and runs the part.
+
+    Raises:
+        RuntimeError: the part failed or was cancelled.
+    """
+    import time
+
+    import ray
+
+    from idds.payloads import channel
+
+    question = {"part": kind, "name": name, "spec": spec, "spec_dir": spec_dir}
+    while True:
+        answer = ray.get(channel().ask.remote(current["token"], question))
+        if "error" in answer:
+            raise RuntimeError(answer["error"])
+        state = answer["value"]["state"]
+        if state == "finished":
+            return answer["value"]["result"]
+        if state != "active":
+            why = answer["value"].get("why") or ""
+            raise RuntimeError(f"{name}: {state}{': ' + why if why else ''}")
+        time.sleep(1.0)
+
+
+def open_study(
+    spec: str | dict[str, Any], name: str, settings: Settings, spec_dir: str,
     user: str | None = None, parent_id: int | None = None,
-) -> dict[str, Any]:  # fmt: skip
-    """Run (or resume) an HPO study as a workflow node; its result is the best point.
+) -> Any:  # fmt: skip
+    """The HPO study of a workflow node, created as part of the workflow where it is not
+    recorded yet (a head's side: it holds the database).
 
     Args:
         spec: a study spec file (relative to the workflow's directory) or a spec mapping;
@@ -58,9 +89,7 @@ def run_study(
         Exists: a study of that name is recorded that is not part of this workflow.
     """
     import hpo
-    from idds.config import Settings
 
-    settings = Settings(db_url=db_url, work_dir=Path(work_dir))
     if isinstance(spec, str):
         loaded, base = hpo.load_spec_file(Path(spec_dir) / spec)
         data = {**loaded.to_json(), "name": name}
@@ -73,21 +102,26 @@ def run_study(
         found.create(user=user, parent_id=parent_id)
     else:
         _check_part(found, parent_id)
-    found.optimize(progress=False)
+    return found
+
+
+def study_result(found: Any) -> dict[str, Any]:
+    """A study node's result: its best point."""
     best = found.best
     return {
-        "study": name,
+        "study": found.name,
         "best_value": None if best is None else best.value,
         "best_params": None if best is None else best.params,
         "n_trials": len(found.trials),
     }
 
 
-def run_toys(
-    spec: str | dict[str, Any], name: str, db_url: str, work_dir: str, spec_dir: str,
+def open_scan(
+    spec: str | dict[str, Any], name: str, settings: Settings, spec_dir: str,
     user: str | None = None, parent_id: int | None = None,
-) -> dict[str, Any]:  # fmt: skip
-    """Run (or resume) a toy-MC limit scan as a workflow node; its result is the limits.
+) -> Any:  # fmt: skip
+    """The toy-MC limit scan of a workflow node, created as part of the workflow where it is
+    not recorded yet (a head's side).
 
     Args:
         spec: a scan spec file (relative to the workflow's directory) or a spec mapping
@@ -95,17 +129,11 @@ def run_toys(
         user: the workflow's owner, recorded as the scan's.
         parent_id: the workflow's owner id: the scan is part of it.
 
-    Returns:
-        ``{"scan": name, "limits": {band: {"value", "error", "status"}}, "toys": N,
-        "converged": bool}``.
-
     Raises:
         Exists: a scan of that name is recorded that is not part of this workflow.
     """
-    from idds.config import Settings
     from toys import ToyScan, ToyScanSpec, load_scan, load_scan_file
 
-    settings = Settings(db_url=db_url, work_dir=Path(work_dir))
     base = Path(spec_dir)
     if isinstance(spec, str):
         data = {**load_scan_file(base / spec).to_json(), "name": name}
@@ -119,12 +147,18 @@ def run_toys(
         scan.create(user=user, parent_id=parent_id)
     else:
         _check_part(scan, parent_id)
-    result = scan.run(progress=False)
+    return scan
+
+
+def scan_result(scan: Any) -> dict[str, Any]:
+    """A toy-scan node's result: ``{"scan": name, "limits": {band: {"value", "error",
+    "status"}}, "toys": N, "converged": bool}``."""
+    result = scan.result()
     limits = {
         band: {"value": lim.value, "error": lim.error, "status": lim.status}
         for band, lim in result.limits.items()
     }
-    return {"scan": name, "limits": limits, "toys": result.toys, "converged": result.converged}
+    return {"scan": scan.name, "limits": limits, "toys": result.toys, "converged": result.converged}
 
 
 def _check_part(found: OwnerHandle, parent_id: int | None) -> None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from dag.engine import Engine, Node, NodeState
+from dag.parts import Parts
 from idds.dispatch import TaskOwner
 from idds.tasks import FINAL, TaskSpec, TaskState
 
@@ -88,6 +89,7 @@ class WorkflowRun(TaskOwner):
         self.engine = Engine(workflow.spec)
         self.cancelled = False
         self.suspended = False
+        self.parts = Parts(workflow)
         self._failed = 0
         self._path_of: dict[int, str] = {}
         self._queue: list[Node] = []
@@ -128,11 +130,17 @@ class WorkflowRun(TaskOwner):
 
     def on_cancel(self) -> None:
         self.cancelled = True
+        self.parts.cancel()
+
+    def on_question(self, number: int, question: Any) -> Any:
+        """A study or toy-scan node's worker asks about its part (:mod:`dag.parts`)."""
+        return self.parts.answer(question)
 
     def on_spec(self, spec: dict[str, Any]) -> None:
         self.suspended = bool(spec.get("suspended"))
 
     def close(self) -> None:
+        self.parts.close()
         if self._bar is not None:
             self._bar.close()
 

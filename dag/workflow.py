@@ -299,15 +299,13 @@ def _payload(workflow: Workflow, node: Node, workdir: str) -> dict[str, Any]:
             inner["container"] = spec.container
         if spec.timeout or workflow.spec.defaults.timeout:
             inner["timeout_s"] = spec.timeout or workflow.spec.defaults.timeout
-    elif spec.kind in ("study", "toys"):
-        owner = workflow.record()  # the node's study or scan is part of it, and its owner's
+    elif spec.kind in ("study", "toys"):  # the head runs it; the worker waits (dag.parts)
         inner = {
-            "callable": f"dag.nodes:run_{spec.kind}", "workdir": workdir,
+            "callable": "dag.nodes:await_part", "workdir": workdir,
             "kwargs": {
-                "spec": node.inputs[spec.kind], "name": f"{workflow.name}.{node.path}",
-                "db_url": workflow.settings.db_url, "work_dir": str(workflow.settings.work_dir),
+                "kind": spec.kind, "name": f"{workflow.name}.{node.path}",
+                "spec": node.inputs[spec.kind],
                 "spec_dir": workflow.spec.params.get("spec_dir", "."),
-                "user": owner.user, "parent_id": owner.id,
             },
         }  # fmt: skip
     else:

@@ -131,16 +131,8 @@ class Server:
         import ray
 
         address = self.settings.ray_address or ray.get_runtime_context().gcs_address
-        argv = [
-            sys.executable, "-m", "idds.serve", str(row.id), "--ray-address", address,
-            *self.kinds[row.kind], row.name, "--no-progress",
-        ]  # fmt: skip
-        # The URL (it may hold a password) goes in the environment: a command line is public.
-        env = {**os.environ, "IDDS_DB_URL": self.settings.db_url}
-        if self.settings.token:
-            env["IDDS_TOKEN"] = self.settings.token
         log.info("running %s %r", row.kind, row.name)
-        proc = subprocess.Popen(argv, env=env)  # its output is this head's output
+        proc = spawn_head(self.settings, row.id, row.kind, row.name, address, self.kinds)
         self.children[row.id] = _Child(row.id, row.name, row.kind, proc)
 
     def _reap(self) -> None:
@@ -164,6 +156,28 @@ class Server:
             except subprocess.TimeoutExpired:
                 child.proc.kill()
         self.children.clear()
+
+
+def spawn_head(
+    settings: Settings, owner_id: int, kind: str, name: str, ray_address: str,
+    kinds: dict[str, list[str]] | None = None,
+) -> subprocess.Popen[bytes]:  # fmt: skip
+    """Start a child head that runs owner ``name`` (its capability's ``resume`` command, found
+    in ``kinds`` or the ``idds.resume`` entry points), joined to the Ray at ``ray_address``.
+
+    The database URL (it may hold a password) and the token go in its environment, from
+    ``settings``: a command line is public, and a payload goes to workers.
+    """
+    words = (kinds or resumers())[kind]
+    argv = [
+        sys.executable, "-m", "idds.serve", str(owner_id), "--ray-address", ray_address,
+        *words, name, "--no-progress",
+    ]  # fmt: skip
+    env = {**os.environ, "IDDS_DB_URL": settings.db_url,
+           "IDDS_WORK_DIR": str(settings.work_dir)}  # fmt: skip
+    if settings.token:
+        env["IDDS_TOKEN"] = settings.token
+    return subprocess.Popen(argv, env=env)  # its output is this head's output
 
 
 @dataclass
