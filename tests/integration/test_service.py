@@ -184,3 +184,40 @@ def test_the_api_serves_https_with_a_certificate(ray_address, tmp_path, monkeypa
             RemoteRecords(svc.settings("bob")).whoami()
     finally:
         svc.stop()
+
+
+@pytest.mark.pg
+def test_no_password_is_recorded_or_sent_to_workers(pg_url, ray_address, tmp_path, monkeypatch):
+    """A workflow with a study node, run by the server on a database URL that holds a
+    password: no table holds it (the nodes' payloads included)."""
+    import sqlalchemy as sa
+    from conftest import _pg_reset
+
+    from dag import Workflow
+    from idds.db import connect
+
+    reason = _pg_reset()
+    if reason:
+        pytest.skip(reason)
+    for var in ("IDDS_TOKEN", "IDDS_USER", "IDDS_URL", "IDDS_DB_URL"):
+        monkeypatch.delenv(var, raising=False)
+    secret = "pw-SECRET-42"  # the server trusts this host: any password connects
+    url = sa.make_url(pg_url).set(password=secret).render_as_string(hide_password=False)
+    settings = Settings(db_url=url, ray_address=ray_address, work_dir=tmp_path / "work")
+    svc = start_service(settings, tmp_path / "serve.log")
+    try:
+        study = {"objective": "objectives:quadratic", "pythonpath": [str(TESTS)],
+                 "max_points": 3, "proposer": "optuna:random", "seed": 1,
+                 "space": {"x": {"type": "float", "low": -2.0, "high": 2.0}}}  # fmt: skip
+        wf = Workflow({"name": "wf-pw", "nodes": [{"name": "search", "study": study}]},
+                      settings=svc.settings("alice"))  # fmt: skip
+        assert wf.run() == "finished"
+        assert hpo.load_study("wf-pw.search", settings=svc.settings("bob")).user == "alice"
+    finally:
+        svc.stop()
+    engine = connect(pg_url)
+    with engine.connect() as conn:
+        tables = sa.inspect(conn).get_table_names()
+        dump = "".join(str(conn.execute(sa.text(f'SELECT * FROM "{t}"')).all()) for t in tables)
+    engine.dispose()
+    assert "wf-pw.search" in dump and secret not in dump
