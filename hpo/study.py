@@ -231,6 +231,9 @@ class Study(OwnerHandle):
     def task_needs(self) -> dict[str, float]:
         return {"CPU": self.spec.resources.cpus, "GPU": self.spec.resources.gpus}
 
+    def expected_tasks(self) -> int | None:
+        return None if self.segments else self.spec.max_points
+
     def enqueue(self, point: dict[str, Any]) -> dict[str, Any]:
         """Add a point to evaluate next (a head running the study picks it up in seconds).
 

@@ -267,6 +267,10 @@ class OwnerHandle:
             return auth.check(records.whoami(), self.record(), action)  # the server checks too
         return auth.require(self.engine, self.settings, self.record(), action)
 
+    def expected_tasks(self) -> int | None:
+        """How many tasks it will have run when it ends, where known (a progress bar's total)."""
+        return None
+
     def served_logs(self, number: int, attempt: int | None) -> tuple[int, str | None, str | None]:
         """In service mode: a task's attempt's stdout and stderr, as the server keeps them
         (its owner or an admin): ``(attempt, stdout, stderr)``, None for a file not written.
@@ -296,7 +300,8 @@ class OwnerHandle:
         try:
             while True:
                 record = self.record()
-                bar.total = max(sum(record.tasks.values()), record.done) or None
+                known = sum(record.tasks.values())
+                bar.total = max(self.expected_tasks() or 0, known, record.done) or None
                 bar.n = record.done
                 bar.set_postfix_str(str(record.state), refresh=True)
                 if record.state != OwnerState.ACTIVE:
