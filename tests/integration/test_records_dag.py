@@ -6,10 +6,13 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import pytest
+
 import hpo
-from dag import Workflow, list_workflows
+from dag import Workflow, list_workflows, load_workflow
 from idds import auth
 from idds.db import connect
+from idds.errors import Exists, NotFound
 from idds.records import Records
 
 TESTS = Path(__file__).parents[1]
@@ -51,9 +54,9 @@ def test_a_study_node_does_not_adopt_another_users_study_of_its_name(settings):
     squatter.create()
     wf = Workflow({"name": "tune", "nodes": [{"name": "search", "study": _study()}]},
                   settings=bob)  # fmt: skip
-    assert wf.run() == "failed"
-    node = {n.path: n for n in wf.nodes()}["search"]
-    last = node.error.strip().splitlines()[-1]
-    assert "a study named 'tune.search' exists already and is not part of workflow 'tune'" in last
+    with pytest.raises(Exists, match="'tune.search' .*mallory.* is named like a part of 'tune'"):
+        wf.run()  # refused before anything is recorded
+    with pytest.raises(NotFound):
+        load_workflow("tune", settings=bob)
     found = hpo.load_study("tune.search", settings=mallory)
     assert found.user == "mallory" and found.trials == []  # nothing ran in it

@@ -81,7 +81,7 @@ def test_a_segment_name_taken_writes_nothing(settings):
     )  # fmt: skip
     from idds.errors import NotFound, SpecError
 
-    with pytest.raises(SpecError, match="exists already"):
+    with pytest.raises(SpecError, match="'grp.a' .*is named like a part of 'grp'"):
         group.create()
     with pytest.raises(NotFound, match="no study named 'grp'"):
         hpo.load_study("grp", settings=settings)

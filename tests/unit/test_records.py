@@ -63,10 +63,15 @@ def test_a_name_is_taken_once_and_parts_know_their_parent(engine):
     records = Records(engine)
     parts = [NewOwner(kind="study", name=f"g.{i}", spec=STUDY_SPEC) for i in range(2)]
     group = records.create(NewOwner(kind="study-group", name="g", spec={}, parts=parts), user="a")
-    with pytest.raises(Exists, match="exists already"):
+    with pytest.raises(Exists, match="kept for the parts of study-group 'g'"):
         records.create(NewOwner(kind="study", name="g.1", spec={}), user="b")
+    with pytest.raises(Exists, match="kept for the parts"):  # a name of a part to be
+        records.create(NewOwner(kind="workflow", name="g.2", spec={}), user="b")
+    records.create(NewOwner(kind="study", name="h.1", spec={}), user="b")
+    with pytest.raises(Exists, match="'h.1' .*named like a part of 'h'"):  # taken first
+        records.create(NewOwner(kind="workflow", name="h", spec={}), user="a")
     assert [o.name for o in records.owners(parent_id=group)] == ["g.0", "g.1"]
-    assert [o.name for o in records.owners(parent_id=None)] == ["g"]
+    assert [o.name for o in records.owners(parent_id=None)] == ["g", "h.1"]
     with pytest.raises(NotFound):
         records.owner("study", "nope")
 

@@ -21,7 +21,7 @@ def test_a_head_takes_free_active_owners_that_are_not_parts(engine, db_url, tmp_
     workflow = records.create(_new("workflow", "wf", _new("study", "wf.node")), user="bob")
     lone = records.create(_new("study", "lone"), user="bob")
     # a dotted name alone does not make an owner a part: only its parent does
-    dotted = records.create(_new("study", "wf.mine"), user="carol")
+    dotted = records.create(_new("study", "other.mine"), user="carol")
     held = records.create(_new("study", "held"), user="bob")
     with engine.begin() as conn:  # a live head elsewhere holds it
         assert owners_mod.acquire(conn, held, "elsewhere:1:head", 60.0)

@@ -129,7 +129,7 @@ def test_a_scan_is_recorded_once_under_its_parent_and_loads_by_name(engine, tmp_
     scan = ToyScan(_spec(name="flow.scan"), settings=settings, check=False)
     scan_id = scan.create(user="alice", parent_id=flow)
     with pytest.raises(Exists, match=r"`idds toys resume flow.scan`"):
-        scan.create(user="alice")
+        scan.create(user="alice", parent_id=flow)
     assert not issubclass(Exists, ToyScanError)  # spec errors and a taken name differ
     loaded = load_scan("flow.scan", settings=settings)
     assert (loaded.owner_id, loaded.state, loaded.user) == (scan_id, "active", "alice")
