@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import json
 import uuid
 from typing import TYPE_CHECKING, Any
 
@@ -58,7 +59,7 @@ def figure_bundle(figure: go.Figure) -> dict[str, Any]:
     """
     title = _title(figure)
     bundle: dict[str, Any] = {
-        PLOTLY_MIME: figure.to_plotly_json(),
+        PLOTLY_MIME: json.loads(figure.to_json()),  # plotly's encoder: numpy arrays too
         "text/plain": f"<figure {title!r}>" if title else "<figure>",
     }
     png = static_png(figure)

@@ -1,6 +1,6 @@
 """Every command example of the docs runs: each docs/examples/*.sh (the pages include them)
 runs with bash in a copy of the examples, on a SQLite file of its own and the session's Ray,
-and must exit 0 without a traceback."""
+and must exit 0 without a traceback; and the site builds with warnings as errors."""
 
 from __future__ import annotations
 
@@ -36,3 +36,15 @@ def test_the_docs_example_runs(script, ray_address, tmp_path):
     out = run.stdout + run.stderr
     assert run.returncode == 0, out
     assert "Traceback" not in out, out
+
+
+def test_the_site_builds_with_warnings_as_errors(tmp_path):
+    pytest.importorskip(
+        "mkdocs", reason="the docs extra is not installed (pip install -e '.[docs]')"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    run = subprocess.run(["mkdocs", "build", "--strict", "--site-dir", str(tmp_path / "site")],
+                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert (tmp_path / "site" / "benchmarks" / "quality.png").is_file()  # bench/results' figures
+    assert "hpo.Study" in (tmp_path / "site" / "reference" / "hpo" / "index.html").read_text()
