@@ -140,7 +140,8 @@ class LiveStudy:
         from IPython.display import HTML, display
 
         self._handles = [display(HTML(study_html(self.study)), display_id=True)]
-        if len(self.study.spec.directions) == 1 and not self.study.segments:
+        shown = self._handles[0] is not None  # None: not in IPython, the summary was printed
+        if shown and len(self.study.spec.directions) == 1 and not self.study.segments:
             # A raw MIME bundle, not a plotly figure: a figure displays itself (its
             # _ipython_display_) and ignores the handle, so it would land in the running cell.
             self._handles.append(display({"text/plain": ""}, raw=True, display_id=True))
