@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 __all__ = ["Figure", "figure_bundle", "png_html", "png_of", "static_png"]
 
 PLOTLY_MIME = "application/vnd.plotly.v1+json"
+_DRAWN = {"scatter", "scattergl", "bar"}
 
 
 class Figure:
@@ -95,8 +96,11 @@ def static_png(figure: go.Figure) -> str | None:
     """The figure's scatter and bar traces drawn with matplotlib, as a base64 PNG.
 
     Returns:
-        The PNG, or None without matplotlib.
+        The PNG, or None without matplotlib or without a trace it can draw (a parallel
+        coordinates plot, a contour: those show only where plotly runs).
     """
+    if not any(trace.type in _DRAWN for trace in figure.data):
+        return None
     try:
         import matplotlib
 
@@ -115,7 +119,8 @@ def static_png(figure: go.Figure) -> str | None:
     for axis, setter in ((layout.xaxis, ax.set_xscale), (layout.yaxis, ax.set_yscale)):
         if axis.type == "log":
             setter("log")
-    if any(getattr(trace, "name", None) for trace in figure.data):
+    named = sum(1 for trace in figure.data if getattr(trace, "name", None))
+    if 0 < named <= 12:  # a legend of more names hides the plot
         ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -131,7 +136,7 @@ def _draw(ax: Axes, trace: Any) -> None:
             ax.barh([str(v) for v in y], x, label=label)
         else:
             ax.bar([str(v) for v in x], y, label=label)
-    elif trace.type in ("scatter", "scattergl"):
+    elif trace.type in _DRAWN:
         mode = trace.mode or "lines+markers"
         style = ("o" if "markers" in mode else "") + ("-" if "lines" in mode else "")
         ax.plot(x, y, style or "o", ms=4, label=label)

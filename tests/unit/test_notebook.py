@@ -30,6 +30,12 @@ def test_a_figure_bundle_carries_plotly_html_a_png_and_text():
     assert Figure(_figure())._repr_mimebundle_().keys() == bundle.keys()
 
 
+def test_a_figure_matplotlib_cannot_draw_has_no_png_rather_than_empty_axes():
+    fig = go.Figure(go.Parcoords(dimensions=[{"label": "x", "values": [1, 2]}]))
+    bundle = figure_bundle(fig)
+    assert "image/png" not in bundle and "<script" in bundle["text/html"]
+
+
 def test_a_workflow_not_yet_created_shows_its_graph_as_text(tmp_path):
     settings = Settings(db_url=f"sqlite:///{tmp_path / 'idds.db'}", work_dir=str(tmp_path))
     wf = Workflow({"name": "nb-flow", "nodes": [{"name": "a", "callable": "m:f"},
