@@ -54,7 +54,7 @@ def result_html(result: ScanResult, *, title: str = "") -> str:
     table = (f"<table style='{_STYLE}'><tr><th>limit</th><th>{_e(result.poi)}</th>"
              f"<th>status</th></tr>{rows}</table>")  # fmt: skip
     state = "converged" if result.converged else f"not yet to ± {result.tolerance:g}"
-    line = (f"{result.toys} toys in {len(result.points)} points, {result.steps} steps; "
+    line = (f"{result.toys} toys in {len(result.points)} points, {result.steps} step(s); "
             f"limits {state}")  # fmt: skip
     return f"<div>{line}{table}{_figure(result, title)}</div>"
 
