@@ -94,3 +94,36 @@ def test_every_idds_command_in_the_docs_exists(where, argv):
             options = {o for p in command.params for o in p.opts + p.secondary_opts}
             assert word.split("=")[0] in options, f"{where}: idds {' '.join(argv)}: no {word}"
     assert not isinstance(command, click.Group), f"{where}: idds {' '.join(argv)}: no command"
+
+
+def _yaml_blocks() -> list[tuple[str, str]]:
+    found = []
+    for page in sorted(DOCS.rglob("*.md")):
+        for m in re.finditer(r"```yaml\n(.*?)```", page.read_text(), re.S):
+            if not m[1].startswith("--8<--"):
+                found.append((str(page.relative_to(ROOT)), m[1]))
+    return found
+
+
+@pytest.mark.parametrize(("page", "text"), _yaml_blocks(), ids=lambda v: v[:40])
+def test_every_spec_in_the_docs_validates(page, text):
+    """A sites file, a study, a workflow or a toy scan shown on a page is one the platform
+    accepts (the annotated reference spec of a study, with its `{...}` placeholders, aside)."""
+    import yaml
+
+    from dag import WorkflowSpec
+    from gpu_sites import parse_sites
+    from hpo import StudySpec
+    from toys import ToyScanSpec
+
+    data = yaml.safe_load(text)
+    if not isinstance(data, dict) or "{...}" in text:
+        return
+    if "sites" in data:
+        parse_sites(data, source=page)
+    elif "nodes" in data:
+        WorkflowSpec.from_mapping(data)
+    elif "workspace" in data:
+        ToyScanSpec.from_mapping(data, source=page, base_dir=ROOT / "examples" / "toys")
+    elif "objective" in data or "command" in data:
+        StudySpec.from_mapping(data)
