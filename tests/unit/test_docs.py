@@ -69,7 +69,7 @@ def _commands() -> list[tuple[str, list[str]]]:
         text = re.sub(r"\\\n", " ", text)
         for line in text.splitlines():
             line = re.sub(r"(^|\s)#.*", "", line)
-            for m in re.finditer(r"(?:^|[\s(|;&])idds((?:\s+[^\s|;&)]+)*)", line):
+            for m in re.finditer(r"(?:^|[\s(|;&])idds(?=\s|$)((?:\s+[^\s|;&)]+)*)", line):
                 found.append((where, shlex.split(m[1])))
     return found
 
