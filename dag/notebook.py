@@ -23,6 +23,9 @@ if TYPE_CHECKING:
 __all__ = ["workflow_html"]
 
 _STYLE = "border-collapse:collapse;font-size:90%"
+#: Up to this many node instances the graph is drawn instance by instance (SVG); above it,
+#: the spec's structure is shown as text (graphviz would take long and draw a wall of boxes).
+GRAPH_NODES = 100
 
 
 def workflow_html(workflow: Workflow, *, rows: int = 30) -> str:
@@ -43,7 +46,7 @@ def workflow_html(workflow: Workflow, *, rows: int = 30) -> str:
         return f"<div>{head} · not created yet<br>{graph}</div>"
     nodes = workflow.nodes()
     counts = ", ".join(f"{n} {s}" for s, n in sorted(Counter(n.state for n in nodes).items()))
-    svg = svg_graph(workflow.spec, nodes)
+    svg = svg_graph(workflow.spec, nodes) if len(nodes) <= GRAPH_NODES else None
     graph = svg if svg is not None else f"<pre>{_e(text_graph(workflow.spec))}</pre>"
     return (f"<div>{head} · {_e(state)} · {len(nodes)} nodes: {_e(counts)}<br>{graph}"
             f"{_table(nodes, rows)}</div>")  # fmt: skip
