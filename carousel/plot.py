@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from carousel.simulate import HOUR, TB, CampaignResult
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 def plot_occupancy(results: list[CampaignResult], path: str | Path, title: str = "") -> Path:
@@ -13,6 +17,17 @@ def plot_occupancy(results: list[CampaignResult], path: str | Path, title: str =
     Returns:
         The path written.
     """
+    import matplotlib.pyplot as plt
+
+    fig = occupancy_figure(results, title)
+    path = Path(path)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def occupancy_figure(results: list[CampaignResult], title: str = "") -> Figure:
+    """The figure :func:`plot_occupancy` writes (a matplotlib figure; the caller closes it)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -36,7 +51,4 @@ def plot_occupancy(results: list[CampaignResult], path: str | Path, title: str =
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return fig

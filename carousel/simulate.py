@@ -49,6 +49,11 @@ class CampaignResult:
     trace_t: list[float] = field(repr=False, default_factory=list)
     trace_bytes: list[float] = field(repr=False, default_factory=list)
 
+    def _repr_html_(self) -> str:
+        from carousel.notebook import campaign_html
+
+        return campaign_html(self)
+
     def summary(self) -> dict[str, float | int | str]:
         """The figures a person reads, in TB and hours."""
         return {

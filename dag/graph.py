@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from dag.spec import FlowSpec, NodeSpec, WorkflowSpec
 
@@ -68,12 +68,27 @@ def write_png(spec: WorkflowSpec, nodes: Sequence[NodeInfo], path: Path) -> str:
 
     Large workflows are drawn by node spec (instances counted), not instance by instance.
     """
+    dot = _digraph(spec, nodes)
+    if isinstance(dot, str):
+        return f"no PNG: {dot}"
+    dot.render(outfile=str(path), format="png", cleanup=True)
+    return f"graph written to {path}"
+
+
+def svg_graph(spec: WorkflowSpec, nodes: Sequence[NodeInfo]) -> str | None:
+    """The node instances, coloured by state, as SVG text (None without graphviz)."""
+    dot = _digraph(spec, nodes)
+    return None if isinstance(dot, str) else dot.pipe(format="svg", encoding="utf-8")
+
+
+def _digraph(spec: WorkflowSpec, nodes: Sequence[NodeInfo]) -> Any:
+    """The graphviz graph of the first 500 instances, or why there is none."""
     try:
         import graphviz
     except ImportError:
-        return "no PNG: the graphviz Python package is not installed (pip install graphviz)"
+        return "the graphviz Python package is not installed (pip install graphviz)"
     if shutil.which("dot") is None:
-        return "no PNG: graphviz's `dot` program is not installed (apt-get install graphviz)"
+        return "graphviz's `dot` program is not installed (apt-get install graphviz)"
     dot = graphviz.Digraph(spec.name, graph_attr={"rankdir": "LR"})
     for node in nodes[:500]:
         colour = _COLOURS.get(node.state, "white")
@@ -81,8 +96,7 @@ def write_png(spec: WorkflowSpec, nodes: Sequence[NodeInfo], path: Path) -> str:
         parent = _parent(node.path)
         if parent:
             dot.edge(parent, node.path, style="dashed")
-    dot.render(outfile=str(path), format="png", cleanup=True)
-    return f"graph written to {path}"
+    return dot
 
 
 def _parent(path: str) -> str | None:

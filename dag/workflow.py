@@ -212,6 +212,11 @@ class Workflow(OwnerHandle):
 
     # --- reading ----------------------------------------------------------------------------
 
+    def _repr_html_(self) -> str:
+        from dag.notebook import workflow_html
+
+        return workflow_html(self)
+
     def nodes(self) -> list[NodeInfo]:
         """Every node instance so far, parents before their parts, with its record."""
         recorded = records(self.records, self.owner_id)

@@ -1,5 +1,8 @@
 """Jupyter: a study's rich HTML (``Study._repr_html_``) and a live view of a running study.
 
+The live view redraws in place, in the cell that called :func:`watch`, and its history figure
+carries a PNG too, so a saved notebook shows it on GitHub (:mod:`idds.notebook`).
+
 ``study.optimize()`` in a notebook shows tqdm's notebook progress bar (``tqdm.auto``; it needs
 ``ipywidgets``, and falls back to a text bar without it). To keep working while a study runs::
 
@@ -19,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from hpo.study import best_of, pareto_front
 from idds.errors import NotFound
+from idds.notebook import figure_bundle
 from idds.records import best_index
 
 if TYPE_CHECKING:
@@ -136,8 +140,11 @@ class LiveStudy:
         from IPython.display import HTML, display
 
         self._handles = [display(HTML(study_html(self.study)), display_id=True)]
-        if len(self.study.spec.directions) == 1 and not self.study.segments:
-            self._handles.append(display(HTML(""), display_id=True))
+        shown = self._handles[0] is not None  # None: not in IPython, the summary was printed
+        if shown and len(self.study.spec.directions) == 1 and not self.study.segments:
+            # A raw MIME bundle, not a plotly figure: a figure displays itself (its
+            # _ipython_display_) and ignores the handle, so it would land in the running cell.
+            self._handles.append(display({"text/plain": ""}, raw=True, display_id=True))
         return self
 
     def refresh(self) -> None:
@@ -156,7 +163,8 @@ class LiveStudy:
             except NotFound:
                 trials = []
             if trials:
-                self._handles[1].update(history_figure(self.study, trials))
+                bundle = figure_bundle(history_figure(self.study, trials))
+                self._handles[1].update(bundle, raw=True)
         self.refreshes += 1
 
     def start(self, *, run: bool = True) -> LiveStudy:

@@ -65,8 +65,9 @@ _PEM = click.Path(exists=True, dir_okay=False)
 )
 @click.option("--until-idle", is_flag=True, help="Stop when nothing is left to run.")
 @click.option(
-    "--api", "api_at", default="127.0.0.1:8000", show_default=True, metavar="HOST:PORT",
-    help="Serve the HTTP API here (port 0: a free one; 'none': no API).",
+    "--api", "api_at", metavar="HOST:PORT",
+    help="Serve the HTTP API here (127.0.0.1:8000 by default, none with --until-idle; port 0: "
+    "a free one; 'none': no API).",
 )  # fmt: skip
 @click.option(
     "--tls-cert", type=click.Path(exists=True, dir_okay=False), help="HTTPS certificate (PEM)."
@@ -76,8 +77,8 @@ _PEM = click.Path(exists=True, dir_okay=False)
 )
 @click.pass_obj
 def serve(
-    settings: Settings, max_owners: int, poll: float, until_idle: bool, api_at: str,
-    tls_cert: str | None, tls_key: str | None,
+    settings: Settings, max_owners: int, poll: float, until_idle: bool,
+    api_at: str | None, tls_cert: str | None, tls_key: str | None,
 ) -> None:  # fmt: skip
     """Run, as a long-lived head, every active study, workflow and scan no live head holds
     (those launched with --detach or through the API, and those whose head died), and serve
@@ -88,7 +89,7 @@ def serve(
     from idds.serve import Server
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    api = _api_server(api_at, tls_cert, tls_key)
+    api = _api_server(api_at or ("none" if until_idle else "127.0.0.1:8000"), tls_cert, tls_key)
     secrets.strip()  # what this head starts gets the credentials it needs from it, not by
     # inheriting them: evaluations never see them
     server = Server(settings, max_owners=max_owners, poll_s=poll)

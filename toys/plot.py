@@ -7,12 +7,23 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from matplotlib.figure import Figure
+
     from toys.toyscan import ScanResult
 
 
 def plot_cls(result: ScanResult, path: str | Path, *, cl: float, poi: str, title: str) -> None:
     """Write the observed CLs (with its toy errors), the expected median and the 1 and 2
     sigma bands against the POI, and the ``1 - CL`` line, as a PNG at ``path``."""
+    import matplotlib.pyplot as plt
+
+    fig = cls_figure(result, cl=cl, poi=poi, title=title)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def cls_figure(result: ScanResult, *, cl: float, poi: str, title: str) -> Figure:
+    """The figure :func:`plot_cls` writes (a matplotlib figure; the caller closes it)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -40,5 +51,4 @@ def plot_cls(result: ScanResult, path: str | Path, *, cl: float, poi: str, title
     ax.set_title(title)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    return fig

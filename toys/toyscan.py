@@ -36,6 +36,8 @@ class ScanResult:
         toys: toys thrown in all (both hypotheses).
         batches: batches by state.
         steps: steps run.
+        cl: the confidence level of the limits.
+        poi: the parameter of interest's name.
     """
 
     points: dict[float, scan_mod.Point]
@@ -44,6 +46,8 @@ class ScanResult:
     toys: int
     batches: dict[str, int]
     steps: int
+    cl: float = 0.95
+    poi: str = "POI"
 
     @property
     def converged(self) -> bool:
@@ -51,6 +55,11 @@ class ScanResult:
         return all(
             lim.status == "ok" and lim.error <= self.tolerance for lim in self.limits.values()
         )
+
+    def _repr_html_(self) -> str:
+        from toys.notebook import result_html
+
+        return result_html(self)
 
 
 class ToyScan(OwnerHandle):
@@ -151,6 +160,11 @@ class ToyScan(OwnerHandle):
 
     # --- reading --------------------------------------------------------------------------
 
+    def _repr_html_(self) -> str:
+        from toys.notebook import scan_html
+
+        return scan_html(self)
+
     def _tasks(self, owner_id: int) -> list[TaskRecord]:
         return self.records.tasks(owner_id)
 
@@ -169,6 +183,8 @@ class ToyScan(OwnerHandle):
             toys=scan_mod.total_toys(points),
             batches=batches,
             steps=steps,
+            cl=self.spec.cl,
+            poi=self.spec.poi or "POI",
         )
 
 

@@ -242,19 +242,21 @@ def test_watch_follows_a_study_until_it_is_no_longer_active(imported, monkeypatc
         def __init__(self, obj):
             self.shown = [obj]
 
-        def update(self, obj):
+        def update(self, obj, raw=False):
             self.shown.append(obj)
 
     handles = []
     monkeypatch.setattr("IPython.display.display",
-                        lambda obj, display_id=False: handles.append(Handle(obj)) or handles[-1])  # fmt: skip
+                        lambda obj, raw=False, display_id=False: handles.append(Handle(obj)) or handles[-1])  # fmt: skip
     live = watch(hpo.load_study("one", settings=imported), run=False, interval=0.1)
     live.wait(timeout=30)
     assert not live.running and live.error is None and live.refreshes >= 1
     summary, history = (h.shown[-1] for h in handles)
     assert "<b>Study one</b>" in summary.data and "4/4 trials" in summary.data
-    assert list(history.data[0].y) == [3.0, 1.0, 2.0]  # the succeeded trials' values
-    assert list(history.data[1].y) == [3.0, 1.0, 1.0]  # and the best so far
+    traces = history["application/vnd.plotly.v1+json"]["data"]  # a MIME bundle, PNG and all
+    assert list(traces[0]["y"]) == [3.0, 1.0, 2.0]  # the succeeded trials' values
+    assert list(traces[1]["y"]) == [3.0, 1.0, 1.0]  # and the best so far
+    assert "image/png" in history
 
 
 def test_study_page_renders_on_each_database(imported, monkeypatch):
