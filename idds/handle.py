@@ -252,6 +252,20 @@ class OwnerHandle:
                     "--ray-address)"
                 )
 
+    def actor(self) -> auth.Actor:
+        """The user acting on it (a known one: a token where users are registered).
+
+        Raises:
+            AccessDenied: no user can be named.
+        """
+        if self.remote:
+            from idds.client import RemoteRecords
+
+            records = self.records
+            assert isinstance(records, RemoteRecords)
+            return records.whoami()
+        return auth.acting_user(self.engine, self.settings)
+
     def require(self, action: str) -> auth.Actor:
         """The acting user, where they may ``action`` this owner (its user, or an admin).
 

@@ -68,6 +68,7 @@ def add_commands(group: click.Group, life: Lifecycle) -> None:
 
     def resume(settings: Settings, name: str, no_progress: bool) -> None:
         owner = life.load(name, settings)
+        owner.actor()  # a known user (a token where users are registered) runs it on
         if owner.state not in life.resumable:
             click.echo(f"{life.noun} {name!r} is {owner.state}; nothing to resume")
             life.print_done(owner)

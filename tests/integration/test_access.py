@@ -137,6 +137,8 @@ def test_tokens_name_users_once_users_are_registered(settings, tmp_path, capsys,
     assert code == 1 and "only an admin may" in err
 
     assert bob("hpo", "launch", str(spec), "--detach")[0] == 0
+    code, _, err = nobody("hpo", "resume", "bobs", "--no-progress")  # a head needs a user too
+    assert code == 1 and "set IDDS_TOKEN" in err
     code, _, err = carol("hpo", "cancel", "bobs")
     _one_line_error(err, "'carol' may not cancel study 'bobs' of user 'bob'")
     with pytest.raises(AccessDenied):
