@@ -7,6 +7,7 @@ number (plain lists: the simulator reads them millions of times).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -41,6 +42,11 @@ class Catalog:
     @property
     def total_bytes(self) -> float:
         return float(sum(self.sizes))
+
+    @cached_property
+    def index(self) -> dict[str, int]:
+        """Each file's number by its name."""
+        return {name: f for f, name in enumerate(self.names)}
 
     def dataset_files(self) -> list[list[int]]:
         """The files of each dataset, in file-number order."""
