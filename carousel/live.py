@@ -20,10 +20,12 @@ from carousel.catalog import Catalog, build_catalog
 from carousel.clock import WallClock
 from carousel.orchestrator import Orchestrator, Processing
 from carousel.policies import make_policy
+from carousel.rucio import RucioDM, RucioSite
 from carousel.simulate import CampaignResult, collect
 from carousel.sizes import format_size
 from carousel.spec import CampaignSpec
 from carousel.tape import TapeEmulator
+from carousel.tapeplayer import TapePlayer
 from idds.config import Settings
 from idds.dispatch import Dispatcher, TaskOwner
 from idds.errors import Exists, SpecError
@@ -111,6 +113,8 @@ class CarouselRun(TaskOwner):
         speedup: simulated seconds per wall-clock second for the tape and processing times.
         pythonpath: where a user's processing callable is imported from.
         progress: show a progress bar of files processed (with the bytes on disk).
+        rucio: stage through this Rucio (the tape emulator plays its transfers where
+            ``rucio.player`` says so); ``None``: the tape emulator is the data management.
     """
 
     def __init__(
@@ -123,6 +127,7 @@ class CarouselRun(TaskOwner):
         catalog: Catalog | None = None,
         pythonpath: list[str] | None = None,
         progress: bool = False,
+        rucio: RucioSite | None = None,
     ) -> None:
         self.spec, self.owner_id, self.speedup = spec, owner_id, speedup
         self.parallel = spec.processing.slots
@@ -132,8 +137,12 @@ class CarouselRun(TaskOwner):
         self.queue = _Queue()
         chosen = make_policy(spec, spec.policy(policy), self.catalog)
         buffer = spec.buffer if chosen.uses_buffer else None
+        self.rucio, self.dm, self.player = rucio, self._dm(rucio), None
+        if rucio is not None and rucio.player:
+            self.player = TapePlayer(self.tape, self.catalog, rucio.client, rse=rucio.rse)
+        self._next_poll = 0.0
         self.orchestrator = Orchestrator(
-            self.catalog, self.tape, chosen, self.queue, self.clock, buffer
+            self.catalog, self.dm, chosen, self.queue, self.clock, buffer
         )
         self.pythonpath = pythonpath or []
         self.cancelled = False
@@ -141,8 +150,24 @@ class CarouselRun(TaskOwner):
         self._bar = _progress_bar(spec.name, len(self.catalog)) if progress else None
         self.orchestrator.start()
 
-    def new_tasks(self, free: int) -> list[TaskSpec]:
+    def _dm(self, rucio: RucioSite | None) -> TapeEmulator | RucioDM:
+        if rucio is None:
+            return self.tape
+        return RucioDM(self.catalog, rucio.client, rse=rucio.rse, source=rucio.source,
+                       account=rucio.account, max_stuck=1 if rucio.player else 3)  # fmt: skip
+
+    def _tick(self) -> None:
+        """Run the emulator's events due; poll Rucio when its interval has passed."""
         self.clock.catch_up()
+        if self.rucio is None or time.monotonic() < self._next_poll:
+            return
+        self._next_poll = time.monotonic() + self.rucio.poll_s
+        if self.player is not None:
+            self.player.pump()
+        self.dm.poll()
+
+    def new_tasks(self, free: int) -> list[TaskSpec]:
+        self._tick()
         ready = self.queue.ready
         out: list[TaskSpec] = []
         while ready and len(out) < free and not self.cancelled:
@@ -165,14 +190,14 @@ class CarouselRun(TaskOwner):
         )
 
     def on_final(self, number: int, state: TaskState, result: Any, error: str | None) -> None:
-        self.clock.catch_up()
+        self._tick()
         self.orchestrator.on_processed(number, state is TaskState.SUCCEEDED)
         if self._bar is not None:
             self._bar.update(1)
             self._bar.set_postfix(disk=format_size(self.orchestrator.on_disk), refresh=False)
 
     def done(self) -> bool:
-        self.clock.catch_up()
+        self._tick()
         return self.cancelled or self.orchestrator.finished
 
     def on_cancel(self) -> None:
@@ -199,6 +224,7 @@ def run_live(
     base_dir: Path | None = None,
     backoff_s: float = 1.0,
     progress: bool = False,
+    rucio: RucioSite | None = None,
 ) -> CampaignResult:
     """Create carousel ``spec.name`` and run it through the core to its end.
 
@@ -210,6 +236,7 @@ def run_live(
         base_dir: the campaign file's directory (a user's callable is imported from there).
         backoff_s: the core's delay before a failed processing attempt's retry.
         progress: show a progress bar.
+        rucio: stage through this Rucio instead of the tape emulator alone.
 
     Returns:
         Its metrics (times in simulated seconds); the processing retries are the core's.
@@ -232,10 +259,17 @@ def run_live(
     started = time.perf_counter()
     with carousel.held(dispatcher, [owner_id]):
         run = CarouselRun(spec, policy, owner_id, speedup=speedup, catalog=catalog,
-                          pythonpath=pythonpath, progress=progress)  # fmt: skip
+                          pythonpath=pythonpath, progress=progress, rucio=rucio)  # fmt: skip
         try:
             dispatcher.run([run])
         finally:
             run.close()
         result = collect(run.orchestrator, run.tape, time.perf_counter() - started)
+        if isinstance(run.dm, RucioDM):
+            result = replace(result, dm_stats=_rucio_stats(run.dm))
         return carousel.record_result(result, cancelled=run.cancelled)
+
+
+def _rucio_stats(dm: RucioDM) -> dict[str, float]:
+    return {"polls": dm.polls, "poll_calls": dm.poll_calls,
+            "calls_per_file_poll": dm.calls_per_file_poll}  # fmt: skip

@@ -19,6 +19,7 @@ Release deletes the file's rule; a dataset rule is deleted when its last file is
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from carousel.catalog import Catalog
@@ -43,6 +44,29 @@ class RuleClient(Protocol):
 def _split(did: str) -> dict[str, str]:
     scope, _, name = did.partition(":")
     return {"scope": scope, "name": name}
+
+
+@dataclass
+class RucioSite:
+    """Where a live carousel stages through Rucio.
+
+    Attributes:
+        client: a Rucio client (``rucio.client.Client``) for the carousel's account.
+        rse: the disk buffer's RSE.
+        source: the tape RSE expression to stage from.
+        account: the client's account.
+        poll_s: wall-clock seconds between two polls of Rucio.
+        player: FTS, CTA and the conveyor played by the tape emulator
+            (:class:`carousel.tapeplayer.TapePlayer`) with this client: where Rucio has no
+            transfer system of its own (tests, benchmarks).
+    """
+
+    client: Any
+    rse: str
+    source: str
+    account: str = "root"
+    poll_s: float = 0.5
+    player: Any = None
 
 
 class RucioDM(DataManagement):
@@ -88,6 +112,9 @@ class RucioDM(DataManagement):
         self._stuck: dict[int, int] = {}
         self._seen_stuck: set[int] = set()
         self._dataset_size = [len(fs) for fs in catalog.dataset_files()]
+        self.polls = 0  # poll cycles with files in flight
+        self.poll_calls = 0  # Rucio calls those cycles made
+        self.polled_files = 0  # files in flight, summed over those cycles
 
     # --- requests --------------------------------------------------------------------------
 
@@ -132,6 +159,8 @@ class RucioDM(DataManagement):
         """Read the buffer's replicas and the stuck rules in bulk; report what changed."""
         if not self._in_flight:
             return
+        self.polls += 1
+        self.polled_files += sum(len(fs) for fs in self._in_flight.values())
         available = self._available()
         for f in sorted(available):
             if self._state[f] is FileState.REQUESTED:
@@ -151,6 +180,7 @@ class RucioDM(DataManagement):
         out: set[int] = set()
         for i in range(0, len(datasets), self.chunk):
             dids = [_split(self.catalog.dataset_names[d]) for d in datasets[i : i + self.chunk]]
+            self.poll_calls += 1
             replicas = self.client.list_replicas(
                 dids, rse_expression=self.rse, all_states=True, resolve_archives=False
             )
@@ -164,6 +194,7 @@ class RucioDM(DataManagement):
     def _stuck_files(self) -> set[int]:
         filters = {"account": self.account, "state": "S", "rse_expression": self.rse}
         out: set[int] = set()
+        self.poll_calls += 1
         for rule in self.client.list_replication_rules(filters):
             members = self._members.get(rule["id"])
             if not members:
@@ -172,6 +203,7 @@ class RucioDM(DataManagement):
                 out |= members
                 continue
             index = self.catalog.index
+            self.poll_calls += 1
             for lock in self.client.list_replica_locks(rule["id"]):
                 f = index.get(f"{lock['scope']}:{lock['name']}")
                 if lock["state"] == "STUCK" and f in members:
@@ -214,3 +246,8 @@ class RucioDM(DataManagement):
 
     def state(self, file: int) -> FileState:
         return self._state[file]
+
+    @property
+    def calls_per_file_poll(self) -> float:
+        """Rucio calls per file in flight per poll cycle, over the run so far."""
+        return self.poll_calls / self.polled_files if self.polled_files else 0.0

@@ -48,6 +48,7 @@ class CampaignResult:
     wall_s: float
     trace_t: list[float] = field(repr=False, default_factory=list)
     trace_bytes: list[float] = field(repr=False, default_factory=list)
+    dm_stats: dict[str, float] = field(default_factory=dict)  # the data management's calls
 
     def summary(self) -> dict[str, float | int | str]:
         """The figures a person reads, in TB and hours."""

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import pytest
 from carousel_conformance import DataManagementConformance, Recorder, campaign
-from rucio_server import BUFFER, TAPE, bootstrap, register, rucio_server, unique_scope
+from rucio_server import rucio_server
 
 from carousel.catalog import build_catalog
 from carousel.clock import SimClock
 from carousel.dm import FileState
 from carousel.rucio import RucioDM
+from carousel.rucioserver import BUFFER, TAPE, bootstrap, register, unique_scope
 from carousel.tape import TapeEmulator
 from carousel.tapeplayer import TapePlayer
 
@@ -109,3 +110,26 @@ def test_release_deletes_the_rule(rucio_server):
     assert dm.state(6) is FileState.RELEASED
     # Rucio expires a deleted rule at once; its judge-cleaner daemon removes it later.
     assert client.get_replication_rule(rule)["expires_at"] is not None
+
+
+@pytest.mark.slow
+def test_a_live_carousel_stages_through_rucio_and_processes_every_file_once(rucio_server, settings):
+    from carousel.live import run_live
+    from carousel.rucio import RucioSite
+    from carousel.spec import CampaignSpec
+
+    spec = CampaignSpec.from_mapping(
+        {"name": unique_scope("live"), "files": {"count": 20, "datasets": 3},
+         "tape": {"cartridges": 4, "cartridges_per_dataset": 2, "drives": 2, "read_failure": 0},
+         "processing": {"slots": 4, "time_s": 600}, "buffer": "14GB"}
+    )  # fmt: skip
+    client = rucio_server.client()
+    bootstrap(client, spec.name)
+    register(client, build_catalog(spec))
+    site = RucioSite(client, rse=BUFFER, source=TAPE, poll_s=0.2, player=True)
+    result = run_live(spec, settings, speedup=6000, rucio=site)
+    assert result.files == 20 and not result.lost and not result.failed
+    assert result.peak_bytes <= 14e9
+    assert result.dm_stats["polls"] > 0
+    rules = list(client.list_replication_rules({"scope": spec.name}))
+    assert rules and all(r["expires_at"] is not None for r in rules)  # every rule let go
