@@ -8,6 +8,11 @@ anchors are the ``dataset-level`` baseline and the ``sliding-window`` policy (4 
 Metrics: ``peak_disk_tb``, ``disk_tb_hours``, ``makespan_h``, ``staged_to_processed_p95_h``,
 ``sim_s_100k_files``, and for the sweep the same per slot count.
 
+The live row runs the campaign (scaled down) through the core on Ray, staging through a real
+Rucio server (``carousel.rucioserver``; the tape emulator plays FTS and the conveyor):
+``files_per_s`` handled by the orchestrator and ``rucio_calls_per_file_poll`` (target at most
+0.1); skipped, saying why, where the server cannot be started.
+
     python -m bench carousel [--quick] [--out DIR]
 """
 
@@ -127,6 +132,58 @@ def event_queue(n: int) -> list[tuple[str, str, float]]:
     return out
 
 
+def rucio_live(spec: CampaignSpec, files: int) -> dict[str, float] | str:
+    """The campaign scaled to ``files``, file-level at a quarter of its bytes, run live with
+    staging through a real Rucio server; its figures, or why it did not run."""
+    import tempfile
+
+    from carousel import rucioserver as rs
+    from carousel.live import run_live
+    from carousel.rucio import RucioSite
+    from idds.config import Settings
+
+    why = rs.missing()
+    if why:
+        return why
+    scaled = spec.scaled(files).replace(name=rs.unique_scope("bench"))
+    catalog = build_catalog(scaled)
+    scaled = scaled.replace(buffer=catalog.total_bytes / 4)
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            server = rs.start(Path(tmp))
+        except RuntimeError as error:
+            return str(error).splitlines()[0]
+        try:
+            client = server.client()
+            rs.bootstrap(client, scaled.name)
+            rs.register(client, catalog)
+            site = RucioSite(client, rse=rs.BUFFER, source=rs.TAPE, poll_s=0.5, player=True)
+            settings = Settings(db_url=f"sqlite:///{tmp}/bench.db")
+            r = run_live(scaled, settings, speedup=36000.0, rucio=site)
+        finally:
+            rs.stop(server)
+    simulated = Simulation(scaled, "file-level", catalog).run()
+    return {"files": files, "files_per_s": files / r.wall_s, "wall_s": r.wall_s,
+            "rucio_calls_per_file_poll": r.dm_stats["calls_per_file_poll"],
+            "polls": r.dm_stats["polls"], "lost": len(r.lost), "makespan_h": r.makespan_s / HOUR,
+            "sim_makespan_h": simulated.makespan_s / HOUR}  # fmt: skip
+
+
+def _live_md(live: dict[str, float] | str) -> list[str]:
+    if isinstance(live, str):
+        return ["## Live, staging through a real Rucio server", "", f"Not run: {live}"]
+    headers = ["files", "files/s handled", "Rucio calls per file per poll", "polls",
+               "makespan h (live / simulated)", "lost"]  # fmt: skip
+    cells = [f"{live['files']:.0f}", f"{live['files_per_s']:.2f}",
+             f"{live['rucio_calls_per_file_poll']:.3f} (target <= 0.1; per-file polling: 1)",
+             f"{live['polls']:.0f}", f"{live['makespan_h']:.3g} / {live['sim_makespan_h']:.3g}",
+             f"{live['lost']:.0f}"]  # fmt: skip
+    return ["## Live, staging through a real Rucio server (file-level, buffer 1/4 of the bytes)",
+            "", markdown_table(headers, [cells]), "",
+            "Processing ran on this machine's Ray CPUs, not the campaign's slots: the live "
+            "makespan is not comparable with the simulated one."]  # fmt: skip
+
+
 def _noop(_: object) -> None:
     return None
 
@@ -174,6 +231,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench carousel")
     parser.add_argument("--quick", action="store_true", help="2,000 files; a short sweep.")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--no-rucio", action="store_true", help="Skip the live Rucio row.")
     args = parser.parse_args(argv)
     events = 20_000 if args.quick else 300_000
     queue = event_queue(events)  # first: nothing else in memory yet
@@ -184,6 +242,7 @@ def main(argv: list[str] | None = None) -> None:
     results, buffer = policies(spec, catalog)
     timings = speed(spec, 5000 if args.quick else 100_000, buffer)
     points = sweep(spec, catalog, [500, 2000] if args.quick else [500, 1000, 2000, 4000, 8000])
+    live = "--no-rucio given" if args.no_rucio else rucio_live(spec, 40 if args.quick else 200)
     rows = []
     for r in results:
         rows += [row(_system(r.policy), _config(r), m, v, UNITS[m]) for m, v in _values(r).items()]
@@ -197,9 +256,15 @@ def main(argv: list[str] | None = None) -> None:
             extra = f", slots={p['slots']}"
             rows += [row(_system(r.policy), _config(r, extra), m, v, UNITS[m])
                      for m, v in _values(r).items()]  # fmt: skip
+    if not isinstance(live, str):
+        config = f"file-level live, real Rucio, files={live['files']:.0f}"
+        rows += [row("idds", config, "files_per_s", live["files_per_s"], "files/s"),
+                 row("idds", config, "rucio_calls_per_file_poll",
+                     live["rucio_calls_per_file_poll"], "calls")]  # fmt: skip
     args.out.mkdir(parents=True, exist_ok=True)
     plot_occupancy(results, args.out / "carousel.png", title=f"{spec.name}: disk occupancy")
     markdown = _markdown(spec, results, timings, points, files, queue, events)
+    markdown += "\n\n" + "\n".join(_live_md(live))
     save("carousel", rows, markdown, args.out)
     print(markdown)
 

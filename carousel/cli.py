@@ -22,7 +22,11 @@ def carousel() -> None:
     """Data carousels: staging from tape, file by file, under a disk buffer."""
 
 
-def _load(path: str, files: int | None, buffer: str | None) -> CampaignSpec:
+def _load(
+    path: str, files: int | None, buffer: str | None, policies: list[str] | None = None
+) -> CampaignSpec:
+    """The campaign, scaled and with its buffer overridden, checked under ``policies``
+    (those it lists by default)."""
     spec = load_campaign_file(path)
     if files is not None:
         if files < 1:
@@ -32,8 +36,9 @@ def _load(path: str, files: int | None, buffer: str | None) -> CampaignSpec:
         size = None if buffer == "unbounded" else parse_size(buffer, "--buffer")
         spec = spec.replace(buffer=size)
     catalog = build_catalog(spec)
-    for policy in spec.policies:
-        make_policy(spec, policy, catalog)  # the campaign must fit its own buffer
+    chosen = [spec.policy(n) for n in policies] if policies else spec.policies
+    for policy in chosen:
+        make_policy(spec, policy, catalog)  # the campaign must fit its buffer under each
     return spec
 
 
@@ -51,12 +56,15 @@ def simulate_cmd(
     png: str | None,
 ) -> None:  # fmt: skip
     """Simulate CAMPAIGN under each policy: disk, makespan, latency, drives."""
-    spec = _load(campaign, files, buffer)
-    for name in policies:
-        spec.policy(name)  # an unknown name fails before anything runs
+    spec = _load(campaign, files, buffer, list(policies))
     results = simulate(spec, list(policies) or None)
     click.echo(format_table(_HEADERS, [_row(r) for r in results]))
     for r in results:
+        if r.policy == "dataset-level" and spec.buffer is not None and r.peak_bytes > spec.buffer:
+            click.echo(
+                f"dataset-level: requests every dataset at once, so it does not keep to the "
+                f"buffer of {format_size(spec.buffer)}: it needs {format_size(r.peak_bytes)}"
+            )
         if r.lost:
             click.echo(f"{r.policy}: {len(r.lost)} file(s) lost: {', '.join(r.lost[:5])}")
     from carousel.plot import plot_occupancy
@@ -94,8 +102,7 @@ def _row(r: CampaignResult) -> list[object]:
 @_files_option
 def plan_cmd(campaign: str, buffers: str | None, policy: str, files: int | None) -> None:
     """Makespan, peak disk and disk-hours of CAMPAIGN against buffer size."""
-    spec = _load(campaign, files, None)
-    spec.policy(policy)
+    spec = _load(campaign, files, None, [policy])
     catalog = build_catalog(spec)
     sizes = parse_size_list(buffers) if buffers else buffer_ladder(spec, catalog)
     rows = plan(spec, sizes, policy=policy, catalog=catalog)
@@ -137,7 +144,7 @@ def run_cmd(
     """Run CAMPAIGN live: processing tasks through the core on Ray, tape emulated."""
     from carousel.live import run_live
 
-    spec = _load(campaign, files, buffer)
+    spec = _load(campaign, files, buffer, [policy])
     if name:
         spec = spec.replace(name=name)
     base = Path(campaign).resolve().parent
