@@ -165,3 +165,71 @@ def _cluster_cpus() -> float:
     import ray
 
     return float(ray.cluster_resources().get("CPU", 0.0))
+
+
+_format = click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
+                       show_default=True)  # fmt: skip
+
+
+@carousel.command("list")
+@_format
+@click.pass_obj
+def list_cmd(settings: Settings, fmt: str) -> None:
+    """The carousels recorded: state, policy, buffer and their metrics."""
+    import json
+
+    from carousel.store import list_carousels
+
+    rows = list_carousels(settings)
+    if fmt == "json":
+        click.echo(json.dumps([{k: v for k, v in r.to_json().items() if k != "timeline"}
+                               for r in rows], indent=1))  # fmt: skip
+        return
+    table = [[r.name, r.state, r.policy, _buffer(r.buffer), r.files,
+              _metric(r.result, "peak_disk_tb"), _metric(r.result, "makespan_h"),
+              r.result.get("lost", "")] for r in rows]  # fmt: skip
+    click.echo(format_table(["name", "state", "policy", "buffer", "files", "peak TB",
+                             "makespan h", "lost"], table))  # fmt: skip
+
+
+@carousel.command("show")
+@click.argument("name")
+@_format
+@click.pass_obj
+def show_cmd(settings: Settings, name: str, fmt: str) -> None:
+    """Carousel NAME: its metrics, disk curve and per-file timeline."""
+    import json
+
+    from carousel.store import load_carousel
+
+    info = load_carousel(name, settings)
+    if fmt == "json":
+        click.echo(json.dumps(info.to_json(), indent=1))
+        return
+    click.echo(f"carousel {info.name!r}: {info.state}, {info.policy}, buffer "
+               f"{_buffer(info.buffer)}, {info.files} files")  # fmt: skip
+    for key, value in info.result.items():
+        click.echo(f"  {key}: {value:.4g}" if isinstance(value, float) else f"  {key}: {value}")
+    if info.disk_bytes:
+        peak = max(info.disk_bytes)
+        click.echo(f"disk curve: {len(info.disk_t)} samples, peak {format_size(peak)}")
+    rows = [[n, *(_hours(t.get(k)) for k in ("requested", "staged", "processed", "released"))]
+            for n, t in list(info.timeline.items())[:20]]  # fmt: skip
+    if rows:
+        click.echo(format_table(["file", "requested h", "staged h", "processed h",
+                                 "released h"], rows))  # fmt: skip
+        if len(info.timeline) > 20:
+            click.echo(f"... {len(info.timeline) - 20} more files (--format json)")
+
+
+def _buffer(b: float | None) -> str:
+    return "unbounded" if b is None else format_size(b)
+
+
+def _metric(result: dict[str, object], key: str) -> str:
+    value = result.get(key)
+    return f"{value:.3g}" if isinstance(value, int | float) else ""
+
+
+def _hours(t: float | None) -> str:
+    return "" if t is None else f"{t / HOUR:.3g}"

@@ -82,14 +82,18 @@ class Carousel(OwnerHandle):
         except Exists:
             raise Exists(f"a carousel named {self.name!r} exists; choose another name") from None
 
-    def record_result(self, result: CampaignResult, *, cancelled: bool) -> CampaignResult:
+    def record_result(
+        self, result: CampaignResult, *, cancelled: bool, curve: dict[str, Any] | None = None
+    ) -> CampaignResult:
         """Record how its run ended: the metrics (with the processing retries the core
-        counted, attempts beyond the first) and its final state. Returns the metrics."""
+        counted, attempts beyond the first), its disk curve and file timeline
+        (:func:`carousel.store.curve`) and its final state. Returns the metrics."""
         owner_id = self.owner_id
         result = replace(result, processing_retries=self.records.retries(owner_id))
         summary = result.summary()
         state = OwnerState.CANCELLED if cancelled else OwnerState.FINISHED
-        self.records.update_spec(owner_id, lambda s: {**s, "result": summary}, state=state)
+        extra = {"result": summary, "curve": curve or {}}
+        self.records.update_spec(owner_id, lambda s: {**s, **extra}, state=state)
         return result
 
 
@@ -267,7 +271,10 @@ def run_live(
         result = collect(run.orchestrator, run.tape, time.perf_counter() - started)
         if isinstance(run.dm, RucioDM):
             result = replace(result, dm_stats=_rucio_stats(run.dm))
-        return carousel.record_result(result, cancelled=run.cancelled)
+        from carousel.store import curve
+
+        recorded = curve(run.orchestrator)
+        return carousel.record_result(result, cancelled=run.cancelled, curve=recorded)
 
 
 def _rucio_stats(dm: RucioDM) -> dict[str, float]:

@@ -86,7 +86,7 @@ class PolicySpec(_Model):
 
     ``window``: datasets staged at once by ``sliding-window``.
     ``active_cartridges``: cartridges ``file-level`` feeds at once (default: one per drive,
-    at most one per ``mount_min_bytes`` of buffer).
+    whatever the buffer).
     """
 
     name: Literal["file-level", "dataset-level", "sliding-window"]

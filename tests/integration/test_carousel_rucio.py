@@ -22,7 +22,7 @@ from carousel.rucioserver import BUFFER, TAPE, bootstrap, register, unique_scope
 from carousel.tape import TapeEmulator
 from carousel.tapeplayer import TapePlayer
 
-pytestmark = [pytest.mark.rucio, pytest.mark.usefixtures("rucio_server")]
+pytestmark = [pytest.mark.rucio, pytest.mark.slow, pytest.mark.usefixtures("rucio_server")]
 __all__ = ["rucio_server"]  # the fixture, imported
 
 
