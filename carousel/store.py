@@ -40,6 +40,7 @@ class CarouselInfo:
         disk_bytes: bytes on disk at those times.
         timeline: per file name, ``requested``/``staged``/``processed``/``released`` times
             (``None``: never).
+        counts: files requested, staged, processed and released (from the timeline).
     """
 
     name: str
@@ -51,6 +52,7 @@ class CarouselInfo:
     disk_t: list[float] = field(default_factory=list)
     disk_bytes: list[float] = field(default_factory=list)
     timeline: dict[str, dict[str, float | None]] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """Everything, as JSON-able values."""
@@ -58,6 +60,7 @@ class CarouselInfo:
             "name": self.name, "state": self.state, "policy": self.policy,
             "buffer": self.buffer, "files": self.files, "result": self.result,
             "disk": {"t": self.disk_t, "bytes": self.disk_bytes}, "timeline": self.timeline,
+            "counts": self.counts,
         }  # fmt: skip
 
 
@@ -83,10 +86,10 @@ def _info(row: OwnerRecord, full: bool) -> CarouselInfo:
     rec = spec.get("curve") or {}
     disk = rec.get("disk", {})
     timeline: dict[str, dict[str, float | None]] = {}
-    if full and rec.get("timeline"):
-        names = rec.get("names") or []
-        columns = rec["timeline"]
-        for f, name in enumerate(names):
+    columns = rec.get("timeline") or {}
+    counts = {k: sum(x is not None for x in v) for k, v in columns.items()}
+    if full:
+        for f, name in enumerate(rec.get("names") or []):
             timeline[name] = {k: v[f] for k, v in columns.items()}
     buffer = spec.get("buffer")
     if isinstance(buffer, str):
@@ -95,7 +98,7 @@ def _info(row: OwnerRecord, full: bool) -> CarouselInfo:
         name=row.name, state=str(row.state), policy=str(spec.get("policy", "")),
         buffer=buffer, files=int(spec.get("files", {}).get("count", 0)),
         result=dict(spec.get("result") or {}), disk_t=list(disk.get("t", [])),
-        disk_bytes=list(disk.get("bytes", [])), timeline=timeline,
+        disk_bytes=list(disk.get("bytes", [])), timeline=timeline, counts=counts,
     )  # fmt: skip
 
 

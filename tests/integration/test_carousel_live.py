@@ -80,9 +80,7 @@ def test_a_users_processing_callable_runs_once_per_staged_file(settings, tmp_pat
     assert names == sorted(build_catalog(spec).names)
 
 
-def test_a_finished_carousel_reads_back_with_its_disk_curve_and_file_timeline(
-    settings, capsys
-):
+def test_a_finished_carousel_reads_back_with_its_disk_curve_and_file_timeline(settings, capsys):
     import json
 
     from carousel.store import list_carousels, load_carousel
