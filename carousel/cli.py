@@ -9,7 +9,7 @@ import click
 from carousel.catalog import build_catalog
 from carousel.planner import PlanRow, buffer_ladder, plan
 from carousel.policies import make_policy
-from carousel.simulate import HOUR, TB, CampaignResult, simulate
+from carousel.simulate import HOUR, TB, CampaignResult, Simulation
 from carousel.sizes import format_size, parse_size, parse_size_list
 from carousel.spec import CampaignSpec, load_campaign_file
 from idds.cli import format_table
@@ -51,13 +51,28 @@ _files_option = click.option("--files", type=int, help="Scale the campaign to th
 @click.option("--buffer", help="Disk-buffer budget, e.g. 6TB (overrides the campaign's).")
 @_files_option
 @click.option("--png", type=click.Path(dir_okay=False), help="Occupancy plot [NAME-occupancy.png].")
+@click.option(
+    "--save",
+    "save_as",
+    metavar="NAME",
+    help="Record each policy's run as carousel NAME-POLICY (list, show, dashboard).",
+)
+@click.pass_obj
 def simulate_cmd(
-    campaign: str, policies: tuple[str, ...], buffer: str | None, files: int | None,
-    png: str | None,
+    settings: Settings, campaign: str, policies: tuple[str, ...], buffer: str | None,
+    files: int | None, png: str | None, save_as: str | None,
 ) -> None:  # fmt: skip
     """Simulate CAMPAIGN under each policy: disk, makespan, latency, drives."""
     spec = _load(campaign, files, buffer, list(policies))
-    results = simulate(spec, list(policies) or None)
+    names = list(policies) or [p.name for p in spec.policies]
+    if save_as:
+        _free_names(settings, [f"{save_as}-{p}" for p in names])
+    catalog = build_catalog(spec)
+    runs = [Simulation(spec, name, catalog) for name in names]
+    results = [sim.run() for sim in runs]
+    if save_as:
+        for sim, r in zip(runs, results, strict=True):
+            _save(settings, spec, sim, r, f"{save_as}-{r.policy}")
     click.echo(format_table(_HEADERS, [_row(r) for r in results]))
     for r in results:
         if r.policy == "dataset-level" and spec.buffer is not None and r.peak_bytes > spec.buffer:
@@ -151,14 +166,33 @@ def run_cmd(
     result = run_live(
         spec, settings, policy=policy, speedup=speedup, base_dir=base, progress=not no_progress
     )
-    click.echo(format_table(_HEADERS, [_row(result)]))
-    click.echo(f"carousel {spec.name!r}: {result.files} files in {result.wall_s:.1f} s wall")
     cpus = _cluster_cpus()
     if cpus < spec.processing.slots:
         click.echo(
-            f"note: the Ray cluster has {cpus:g} CPUs, so at most {cpus:g} of the campaign's "
-            f"{spec.processing.slots} processing slots ran at once (times are simulated seconds)"
+            f"live run at Ray's {cpus:g} CPUs, not the campaign's {spec.processing.slots} "
+            f"processing slots: its makespan is not comparable with simulate's"
         )
+    click.echo(format_table(_HEADERS, [_row(result)]))
+    click.echo(f"carousel {spec.name!r}: {result.files} files in {result.wall_s:.1f} s wall")
+
+
+def _free_names(settings: Settings, names: list[str]) -> None:
+    from carousel.store import list_carousels
+
+    taken = sorted({c.name for c in list_carousels(settings)} & set(names))
+    if taken:
+        raise SpecError(f"a carousel named {taken[0]!r} exists; choose another --save name")
+
+
+def _save(settings: Settings, spec: CampaignSpec, sim: Simulation, r: CampaignResult,
+          name: str) -> None:  # fmt: skip
+    from carousel.live import Carousel
+    from carousel.store import curve
+
+    carousel = Carousel(name, settings=settings)
+    carousel.create(spec.replace(name=name), r.policy, mode="simulated")
+    carousel.record_result(r, cancelled=False, curve=curve(sim.orchestrator))
+    click.echo(f"saved: carousel {name!r} (idds carousel show {name})")
 
 
 def _cluster_cpus() -> float:

@@ -71,14 +71,15 @@ class Carousel(OwnerHandle):
     def name(self) -> str:
         return self._name
 
-    def create(self, spec: CampaignSpec, policy: str) -> int:
-        """Record the carousel, its campaign and policy; returns its id.
+    def create(self, spec: CampaignSpec, policy: str, mode: str = "live") -> int:
+        """Record the carousel, its campaign, policy and mode (``live``, ``simulated``);
+        returns its id.
 
         Raises:
             Exists: a carousel of that name exists already (a carousel is not resumed).
         """
         try:
-            return self.create_owner({**spec.to_json(), "policy": policy})
+            return self.create_owner({**spec.to_json(), "policy": policy, "mode": mode})
         except Exists:
             raise Exists(f"a carousel named {self.name!r} exists; choose another name") from None
 
@@ -89,7 +90,8 @@ class Carousel(OwnerHandle):
         counted, attempts beyond the first), its disk curve and file timeline
         (:func:`carousel.store.curve`) and its final state. Returns the metrics."""
         owner_id = self.owner_id
-        result = replace(result, processing_retries=self.records.retries(owner_id))
+        if self.records.tasks(owner_id):  # live: the core counted the processing retries
+            result = replace(result, processing_retries=self.records.retries(owner_id))
         summary = result.summary()
         state = OwnerState.CANCELLED if cancelled else OwnerState.FINISHED
         extra = {"result": summary, "curve": curve or {}}
