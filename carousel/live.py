@@ -280,5 +280,5 @@ def run_live(
 
 
 def _rucio_stats(dm: RucioDM) -> dict[str, float]:
-    return {"polls": dm.polls, "poll_calls": dm.poll_calls,
+    return {"polls": dm.polls, "poll_calls": dm.poll_calls, "calls": dm.calls,
             "calls_per_file_poll": dm.calls_per_file_poll}  # fmt: skip

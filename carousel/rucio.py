@@ -115,6 +115,7 @@ class RucioDM(DataManagement):
         self.polls = 0  # poll cycles with files in flight
         self.poll_calls = 0  # Rucio calls those cycles made
         self.polled_files = 0  # files in flight, summed over those cycles
+        self.calls = 0  # every Rucio call: rules made and deleted, polls
 
     # --- requests --------------------------------------------------------------------------
 
@@ -137,6 +138,7 @@ class RucioDM(DataManagement):
         return self.dataset_rules and len(files) == self._dataset_size[d] > 1
 
     def _add(self, dids: list[dict[str, str]], groups: list[list[int]], grouping: str = "NONE"):
+        self.calls += 1
         rule_ids = self.client.add_replication_rule(
             dids=dids, copies=1, rse_expression=self.rse, source_replica_expression=self.source,
             activity=self.activity, lifetime=self.lifetime_s, grouping=grouping,
@@ -161,6 +163,7 @@ class RucioDM(DataManagement):
             return
         self.polls += 1
         self.polled_files += sum(len(fs) for fs in self._in_flight.values())
+        before = self.poll_calls
         available = self._available()
         for f in sorted(available):
             if self._state[f] is FileState.REQUESTED:
@@ -173,6 +176,7 @@ class RucioDM(DataManagement):
                 self._seen_stuck.add(f)  # one failed attempt per STUCK spell
                 self._failed(f)
         self._seen_stuck &= stuck
+        self.calls += self.poll_calls - before
 
     def _available(self) -> set[int]:
         index = self.catalog.index
@@ -242,6 +246,7 @@ class RucioDM(DataManagement):
         if not members:
             del self._members[rule]
             self._dataset_rule.discard(rule)
+            self.calls += 1
             self.client.delete_replication_rule(rule, purge_replicas=purge)
 
     def state(self, file: int) -> FileState:
