@@ -71,8 +71,10 @@ def build_catalog(spec: CampaignSpec) -> Catalog:
     """
     rng = np.random.default_rng(spec.seed)
     fs, tape = spec.files, spec.tape
-    sizes = fs.size_median * np.exp(fs.size_sigma * rng.standard_normal(fs.count))
+    normal = rng.standard_normal(fs.count)
     datasets = np.repeat(np.arange(fs.datasets), _split(fs.count, fs.datasets))
+    medians, sigmas = _populations(spec, datasets)
+    sizes = medians * np.exp(sigmas * normal)
     segments = _segments(rng, datasets, fs.datasets, tape.cartridges, tape.cartridges_per_dataset)
     cartridges = np.empty(fs.count, dtype=np.int64)
     positions = np.empty(fs.count)
@@ -91,6 +93,21 @@ def build_catalog(spec: CampaignSpec) -> Catalog:
         positions=positions.tolist(),
         dataset_names=dataset_names,
     )
+
+
+def _populations(spec: CampaignSpec, datasets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each file's size median and sigma: its dataset's population's (datasets are given to
+    populations in order, in proportion to their shares)."""
+    fs = spec.files
+    if not fs.populations:
+        return np.full(fs.count, fs.size_median), np.full(fs.count, fs.size_sigma)
+    bounds = np.cumsum([p.share for p in fs.populations]) * fs.datasets
+    of_dataset = np.minimum(np.searchsorted(bounds, np.arange(fs.datasets) + 0.5),
+                            len(fs.populations) - 1)  # fmt: skip
+    chosen = of_dataset[datasets]
+    medians = np.array([p.size_median for p in fs.populations])[chosen]
+    sigmas = np.array([p.size_sigma for p in fs.populations])[chosen]
+    return medians, sigmas
 
 
 def _split(total: int, parts: int) -> list[int]:

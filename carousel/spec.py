@@ -31,14 +31,32 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class SizePopulation(_Model):
+    """A population of file sizes: ``share`` of the datasets have log-normal sizes of median
+    ``size_median`` and sigma ``size_sigma``."""
+
+    share: float = Field(gt=0, le=1)
+    size_median: Size
+    size_sigma: float = Field(0.5, ge=0)
+
+
 class FilesSpec(_Model):
     """The campaign's files: how many, in how many datasets, and their size distribution
-    (log-normal: ``size_median`` times ``exp(size_sigma * N(0, 1))``)."""
+    (log-normal: ``size_median`` times ``exp(size_sigma * N(0, 1))``), or a mix of
+    ``populations`` (each dataset drawn from one; their shares add up to 1)."""
 
     count: int = Field(20_000, ge=1)
     datasets: int = Field(20, ge=1)
     size_median: Size = 2.0e9
     size_sigma: float = Field(0.5, ge=0)
+    populations: tuple[SizePopulation, ...] = ()
+
+    @pydantic.model_validator(mode="after")
+    def _shares(self) -> FilesSpec:
+        total = sum(p.share for p in self.populations)
+        if self.populations and abs(total - 1.0) > 1e-6:
+            raise ValueError(f"the populations' shares add up to {total:g}, not 1")
+        return self
 
 
 class TapeSpec(_Model):
