@@ -113,10 +113,17 @@ def test_release_deletes_the_rule(rucio_server):
 
 
 @pytest.mark.slow
-def test_a_live_carousel_stages_through_rucio_and_processes_every_file_once(rucio_server, settings):
+def test_a_live_carousel_stages_through_rucio_and_processes_every_file_once(
+    rucio_server, ray_address, tmp_path
+):
     from carousel.live import run_live
     from carousel.rucio import RucioSite
     from carousel.spec import CampaignSpec
+    from idds.config import Settings
+
+    # SQLite only: what this test checks is the staging, which does not touch the database.
+    settings = Settings(db_url=f"sqlite:///{tmp_path}/idds.db", ray_address=ray_address,
+                        work_dir=tmp_path / "work", lease_seconds=6.0)  # fmt: skip
 
     spec = CampaignSpec.from_mapping(
         {"name": unique_scope("live"), "files": {"count": 20, "datasets": 3},
