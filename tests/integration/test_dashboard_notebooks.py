@@ -78,4 +78,4 @@ def test_capabilities_notebook_runs_a_workflow_a_scan_and_a_carousel(
     workflow, scan, carousel = (_outputs(c) for c in cells)
     assert "finished" in workflow and "square[2]" in workflow  # the graph's nodes
     assert "observed limit:" in scan and "expected ±2σ" in scan
-    assert "'lost': 0" in carousel and "released to processing" in carousel
+    assert "'lost': 0" in carousel and "staged" in carousel and "processed" in carousel
