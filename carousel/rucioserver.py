@@ -11,8 +11,10 @@ conveyor daemons); :class:`carousel.tapeplayer.TapePlayer` plays it.
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
+import socket
 import subprocess
 import time
 import urllib.request
@@ -21,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 from carousel.catalog import Catalog
-from gpu_sites.pilot import free_port
 
 VENV = Path(os.environ.get("IDDS_RUCIO_VENV", Path.home() / ".cache/idds/rucio-server"))
 PG = os.environ.get("IDDS_TEST_RUCIO_PG", "postgresql+psycopg://postgres@127.0.0.1:5432")
@@ -102,6 +103,13 @@ class RucioServer:
         )  # fmt: skip
 
 
+def free_port() -> int:
+    """A TCP port free on the loopback interface now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def missing() -> str | None:
     """Why a Rucio server cannot be started here, or None."""
     python = VENV / "bin" / "python"
@@ -127,13 +135,16 @@ def _sql(db: str, statement: str) -> None:
         conn.execute(statement.replace("{db}", db))
 
 
+_starts = itertools.count()
+
+
 def start(root: Path) -> RucioServer:
     """Create a fresh database, bootstrap it and start the server under ``root``.
 
     Raises:
         RuntimeError: a step failed (its output is in the message).
     """
-    database = f"rucio_test_{os.getpid()}"
+    database = f"rucio_test_{os.getpid()}_{next(_starts)}"
     _sql(database, 'DROP DATABASE IF EXISTS "{db}"')
     _sql(database, 'CREATE DATABASE "{db}"')
     db, port = f"{PG}/{database}", free_port()
@@ -146,19 +157,23 @@ def start(root: Path) -> RucioServer:
                           text=True, cwd=root)  # fmt: skip
     if boot.returncode:
         raise RuntimeError(f"Rucio bootstrap failed: {boot.stderr[-2000:]}")
-    log = open(root / "server.log", "w")  # noqa: SIM115 - the server's, closed by stop()
-    process = subprocess.Popen(
-        [VENV / "bin/gunicorn", "-b", f"127.0.0.1:{port}", "-w", "2", "--threads", "4",
-         "--no-control-socket", "rucio.web.rest.flaskapi.v1.main:application"],
-        env=env, stdout=log, stderr=subprocess.STDOUT, cwd=root, start_new_session=True,
-    )  # fmt: skip
+    with open(root / "server.log", "w") as log:  # the server keeps its own copy of the fd
+        process = _gunicorn(port, env, log, root)
     url = f"http://127.0.0.1:{port}"
     server = RucioServer(cfg, url, process, database)
     _wait(server, root / "server.log")
     return server
 
 
-def _wait(server: RucioServer, log: Path, timeout_s: float = 60.0) -> None:
+def _gunicorn(port: int, env: dict[str, str], log: Any, root: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [VENV / "bin/gunicorn", "-b", f"127.0.0.1:{port}", "-w", "2", "--threads", "4",
+         "--no-control-socket", "rucio.web.rest.flaskapi.v1.main:application"],
+        env=env, stdout=log, stderr=subprocess.STDOUT, cwd=root, start_new_session=True,
+    )  # fmt: skip
+
+
+def _wait(server: RucioServer, log: Path, timeout_s: float = 120.0) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if server.process.poll() is not None:
