@@ -24,7 +24,7 @@ from carousel.rucio import RucioDM, RucioSite
 from carousel.simulate import CampaignResult, collect
 from carousel.sizes import format_size
 from carousel.spec import CampaignSpec
-from carousel.tape import TapeEmulator
+from carousel.tape import TapeEmulator, TapeLibraries, make_tape
 from carousel.tapeplayer import TapePlayer
 from idds.config import Settings
 from idds.dispatch import Dispatcher, TaskOwner
@@ -139,7 +139,7 @@ class CarouselRun(TaskOwner):
         self.parallel = spec.processing.slots
         self.catalog = catalog or build_catalog(spec)
         self.clock = WallClock(speedup)
-        self.tape = TapeEmulator(self.catalog, spec.tape, self.clock, seed=spec.seed + 1)
+        self.tape = make_tape(self.catalog, spec.tape_libraries, self.clock, seed=spec.seed + 1)
         self.queue = _Queue()
         chosen = make_policy(spec, spec.policy(policy), self.catalog)
         buffer = spec.buffer if chosen.uses_buffer else None
@@ -156,7 +156,7 @@ class CarouselRun(TaskOwner):
         self._bar = _progress_bar(spec.name, len(self.catalog)) if progress else None
         self.orchestrator.start()
 
-    def _dm(self, rucio: RucioSite | None) -> TapeEmulator | RucioDM:
+    def _dm(self, rucio: RucioSite | None) -> TapeEmulator | TapeLibraries | RucioDM:
         if rucio is None:
             return self.tape
         return RucioDM(self.catalog, rucio.client, rse=rucio.rse, source=rucio.source,

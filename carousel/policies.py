@@ -232,4 +232,4 @@ def _active(spec: CampaignSpec) -> int:
     shared between them (each cartridge is mounted when its oldest request has waited
     ``mount_max_age_s``); feeding fewer cartridges than drives would leave drives idle and
     small files overhead-bound."""
-    return spec.tape.drives
+    return sum(t.drives for t in spec.tape_libraries)

@@ -120,6 +120,7 @@ class CampaignSpec(_Model):
     seed: int = 1
     files: FilesSpec = FilesSpec()
     tape: TapeSpec = TapeSpec()
+    libraries: tuple[TapeSpec, ...] = ()  # more tape libraries (``tape: [lib, lib, ...]``)
     processing: ProcessingSpec = ProcessingSpec()
     buffer: Size | None = None
     policies: tuple[PolicySpec, ...] = (
@@ -135,11 +136,27 @@ class CampaignSpec(_Model):
             return [{"name": v} if isinstance(v, str) else v for v in value]
         return value
 
+    @pydantic.model_validator(mode="before")
+    @classmethod
+    def _tape_list(cls, data: Any) -> Any:
+        """``tape: [a, b, ...]``: library ``a`` is ``tape``, the others ``libraries``."""
+        if isinstance(data, dict) and isinstance(data.get("tape"), list):
+            if not data["tape"]:
+                raise ValueError("tape: a list of libraries needs at least one")
+            first, *rest = data["tape"]
+            data = {**data, "tape": first, "libraries": rest}
+        return data
+
+    @property
+    def tape_libraries(self) -> tuple[TapeSpec, ...]:
+        """Every tape library of the campaign, ``tape`` first."""
+        return (self.tape, *self.libraries)
+
     @pydantic.model_validator(mode="after")
     def _consistent(self) -> CampaignSpec:
         if self.files.datasets > self.files.count:
             raise ValueError(f"{self.files.datasets} datasets need at least as many files")
-        if self.tape.cartridges_per_dataset > self.tape.cartridges:
+        if any(t.cartridges_per_dataset > t.cartridges for t in self.tape_libraries):
             raise ValueError("cartridges_per_dataset is larger than the cartridge pool")
         low, high = self.processing.jitter
         if not 0 < low <= high:
@@ -181,11 +198,16 @@ class CampaignSpec(_Model):
         proportion (the library, its drives and the processing slots stay as they are)."""
         factor = count / self.files.count
         datasets = max(1, round(self.files.datasets * factor))
-        pool = max(self.tape.cartridges_per_dataset, math.ceil(self.tape.cartridges * factor))
+
+        def pool(t: TapeSpec) -> TapeSpec:
+            n = max(t.cartridges_per_dataset, math.ceil(t.cartridges * factor))
+            return t.model_copy(update={"cartridges": n})
+
         return self.model_copy(
             update={
                 "files": self.files.model_copy(update={"count": count, "datasets": datasets}),
-                "tape": self.tape.model_copy(update={"cartridges": pool}),
+                "tape": pool(self.tape),
+                "libraries": tuple(pool(t) for t in self.libraries),
             }
         )
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from carousel.catalog import Catalog
 from carousel.clock import SimClock, WallClock
-from carousel.tape import TapeEmulator
+from carousel.tape import TapeEmulator, TapeLibraries
 
 
 class TapePlayer:
@@ -32,8 +32,8 @@ class TapePlayer:
         activity: the staging rules' activity.
     """
 
-    def __init__(self, tape: TapeEmulator, catalog: Catalog, client: Any, *, rse: str,
-                 activity: str = "Staging") -> None:  # fmt: skip
+    def __init__(self, tape: TapeEmulator | TapeLibraries, catalog: Catalog, client: Any, *,
+                 rse: str, activity: str = "Staging") -> None:  # fmt: skip
         self.tape, self.catalog, self.client = tape, catalog, client
         self.rse, self.activity = rse, activity
         self._rules: set[str] = set()
