@@ -19,6 +19,7 @@ from idds.config import Settings
 from idds.db import connect
 from idds.errors import NotFound
 from idds.records import OwnerRecord, Records
+from idds.tasks import TaskState
 
 KIND = "carousel"
 SAMPLES = 400  # disk-curve points kept
@@ -40,7 +41,11 @@ class CarouselInfo:
         disk_bytes: bytes on disk at those times.
         timeline: per file name, ``requested``/``staged``/``processed``/``released`` times
             (``None``: never).
-        counts: files requested, staged, processed and released (from the timeline).
+        counts: files ``requested``, ``staged`` and ``released`` (from the timeline, for
+            runs that recorded one), ``submitted`` to processing, ``processed`` and
+            ``failed`` (from the core's tasks, one per file).
+        user: who ran it.
+        created: when it was created (seconds since the epoch).
     """
 
     name: str
@@ -53,6 +58,8 @@ class CarouselInfo:
     disk_bytes: list[float] = field(default_factory=list)
     timeline: dict[str, dict[str, float | None]] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
+    user: str | None = None
+    created: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
         """Everything, as JSON-able values."""
@@ -60,7 +67,7 @@ class CarouselInfo:
             "name": self.name, "state": self.state, "policy": self.policy,
             "buffer": self.buffer, "files": self.files, "result": self.result,
             "disk": {"t": self.disk_t, "bytes": self.disk_bytes}, "timeline": self.timeline,
-            "counts": self.counts,
+            "counts": self.counts, "user": self.user, "created": self.created,
         }  # fmt: skip
 
 
@@ -88,6 +95,10 @@ def _info(row: OwnerRecord, full: bool) -> CarouselInfo:
     timeline: dict[str, dict[str, float | None]] = {}
     columns = rec.get("timeline") or {}
     counts = {k: sum(x is not None for x in v) for k, v in columns.items()}
+    if any(row.tasks.values()):  # live: the core's tasks, one per file, say what was processed
+        counts["submitted"] = sum(row.tasks.values())
+        counts["processed"] = row.tasks.get(TaskState.SUCCEEDED, 0)
+        counts["failed"] = row.tasks.get(TaskState.FAILED, 0)
     if full:
         for f, name in enumerate(rec.get("names") or []):
             timeline[name] = {k: v[f] for k, v in columns.items()}
@@ -99,6 +110,7 @@ def _info(row: OwnerRecord, full: bool) -> CarouselInfo:
         buffer=buffer, files=int(spec.get("files", {}).get("count", 0)),
         result=dict(spec.get("result") or {}), disk_t=list(disk.get("t", [])),
         disk_bytes=list(disk.get("bytes", [])), timeline=timeline, counts=counts,
+        user=row.user, created=row.created,
     )  # fmt: skip
 
 

@@ -13,8 +13,9 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
+from carousel.sizes import format_size
 from carousel.store import CarouselInfo, list_carousels, load_carousel
-from dashboard._common import live, settings
+from dashboard._common import live, settings, when
 
 HOUR, TB = 3600.0, 1e12
 METRICS = {
@@ -45,9 +46,10 @@ def render() -> None:
 def _list_frame(rows: list[CarouselInfo]) -> pd.DataFrame:
     out = []
     for r in rows:
-        row = {"name": r.name, "state": r.state, "policy": r.policy,
-               "buffer": "unbounded" if r.buffer is None else f"{r.buffer / TB:.3g} TB",
-               "files": r.files, "files processed": r.counts.get("processed", 0)}  # fmt: skip
+        row = {"name": r.name, "user": r.user, "state": r.state, "policy": r.policy,
+               "buffer": "unbounded" if r.buffer is None else format_size(r.buffer),
+               "files": r.files, "files processed": r.counts.get("processed", 0),
+               "failed": r.counts.get("failed", 0), "created (UTC)": when(r.created)}  # fmt: skip
         row.update({label: r.result.get(key) for key, label in METRICS.items()})
         out.append(row)
     return pd.DataFrame(out)
@@ -76,7 +78,7 @@ def _carousel(name: str) -> None:
     st.header(f"Carousel {name}")
     cols = st.columns(4)
     cols[0].metric("State", info.state)
-    cols[1].metric("Staged", info.counts.get("staged", 0))
+    cols[1].metric("Released to processing", info.counts.get("submitted", 0))
     cols[2].metric("Processed", info.counts.get("processed", 0))
     cols[3].metric("Lost", info.result.get("lost", 0))
     if not info.timeline:

@@ -113,7 +113,7 @@ def test_carousel_page_compares_policies_and_draws_counts_and_disk(app):
         "c-file": "file-level", "c-dataset": "dataset-level"}  # fmt: skip
     assert (table["files processed"] == 12).all() and table["makespan (h)"].gt(0).all()
     metrics = _metrics(at)
-    assert (metrics["Staged"], metrics["Processed"]) == ("12", "12")
+    assert (metrics["Released to processing"], metrics["Processed"]) == ("12", "12")
     specs = [c.proto.spec for c in at.get("plotly_chart")]
     assert len(specs) == 3  # the comparison, files over time, disk
     assert "dataset-level" in specs[0] and "file-level" in specs[0]
