@@ -12,6 +12,7 @@ from __future__ import annotations
 import random
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -121,6 +122,9 @@ class CarouselRun(TaskOwner):
         progress: show a progress bar of files processed (with the bytes on disk).
         rucio: stage through this Rucio (the tape emulator plays its transfers where
             ``rucio.player`` says so); ``None``: the tape emulator is the data management.
+        snapshot: called with the run's disk curve and file timeline
+            (:func:`carousel.store.curve`) every ``snapshot_s`` wall-clock seconds, to record
+            them while it runs.
     """
 
     def __init__(
@@ -134,8 +138,12 @@ class CarouselRun(TaskOwner):
         pythonpath: list[str] | None = None,
         progress: bool = False,
         rucio: RucioSite | None = None,
+        snapshot: Callable[[dict[str, Any]], None] | None = None,
+        snapshot_s: float = 2.0,
     ) -> None:
         self.spec, self.owner_id, self.speedup = spec, owner_id, speedup
+        self.snapshot, self.snapshot_s = snapshot, snapshot_s
+        self._next_snapshot = time.monotonic() + snapshot_s
         self.parallel = spec.processing.slots
         self.catalog = catalog or build_catalog(spec)
         self.clock = WallClock(speedup)
@@ -163,8 +171,14 @@ class CarouselRun(TaskOwner):
                        account=rucio.account, max_stuck=1 if rucio.player else 3)  # fmt: skip
 
     def _tick(self) -> None:
-        """Run the emulator's events due; poll Rucio when its interval has passed."""
+        """Run the emulator's events due; record a snapshot, and poll Rucio, when their
+        intervals have passed."""
         self.clock.catch_up()
+        if self.snapshot is not None and time.monotonic() >= self._next_snapshot:
+            from carousel.store import curve
+
+            self._next_snapshot = time.monotonic() + self.snapshot_s
+            self.snapshot(curve(self.orchestrator))
         if self.rucio is None or time.monotonic() < self._next_poll:
             return
         self._next_poll = time.monotonic() + self.rucio.poll_s
@@ -264,8 +278,14 @@ def run_live(
     pythonpath = [str(base_dir)] if base_dir else []
     started = time.perf_counter()
     with carousel.held(dispatcher, [owner_id]):
+        records = carousel.records
+
+        def snapshot(recorded: dict[str, Any]) -> None:
+            records.update_spec(owner_id, lambda s: {**s, "curve": recorded})
+
         run = CarouselRun(spec, policy, owner_id, speedup=speedup, catalog=catalog,
-                          pythonpath=pythonpath, progress=progress, rucio=rucio)  # fmt: skip
+                          pythonpath=pythonpath, progress=progress, rucio=rucio,
+                          snapshot=snapshot)  # fmt: skip
         try:
             dispatcher.run([run])
         finally:

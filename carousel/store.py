@@ -2,7 +2,8 @@
 
 A live run records, on its carousel's row (``spec["result"]`` and ``spec["curve"]``), the
 metrics, the disk occupancy sampled over time and each file's requested, staged, processed
-and released times (simulated seconds). :func:`list_carousels` and :func:`load_carousel`
+and released times (simulated seconds): the curve and timeline every few seconds while it
+runs, the metrics when it ends. :func:`list_carousels` and :func:`load_carousel`
 read them back through :class:`idds.records.Records`; the dashboard's Carousel page and
 ``idds carousel list/show`` read only these.
 """

@@ -82,7 +82,7 @@ def _carousel(name: str) -> None:
     cols[2].metric("Processed", info.counts.get("processed", 0))
     cols[3].metric("Lost", info.result.get("lost", 0))
     if not info.timeline:
-        st.caption("Its files' timeline and disk curve are recorded when its run ends.")
+        st.caption("No timeline recorded yet: a live run records one every few seconds.")
         return
     st.plotly_chart(counts_figure(info), key="counts")
     st.plotly_chart(disk_figure(info), key="disk")

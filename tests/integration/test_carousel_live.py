@@ -102,3 +102,22 @@ def test_a_finished_carousel_reads_back_with_its_disk_curve_and_file_timeline(se
     assert shown["result"]["lost"] == 0 and len(shown["timeline"]) == 20
     main(["--db", settings.db_url, "carousel", "list"])
     assert "live-read" in capsys.readouterr().out
+
+
+def test_a_running_carousel_records_its_timeline_as_it_goes(settings, monkeypatch):
+    from carousel.live import CarouselRun
+
+    seen: list[dict] = []
+    original = CarouselRun.__init__
+
+    def often(self, *args, **kwargs):
+        record = kwargs["snapshot"]
+        kwargs.update(snapshot=lambda c: (seen.append(c), record(c)), snapshot_s=0.0)
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(CarouselRun, "__init__", often)
+    spec = CampaignSpec.from_mapping({**SPEC, "name": "live-snap"})
+    run_live(spec.replace(**{"processing.failure": 0.0}), settings, speedup=6000)
+    processed = [sum(t is not None for t in c["timeline"]["processed"]) for c in seen]
+    assert any(0 < n < 20 for n in processed)  # recorded mid-run, on the carousel's row
+    assert processed == sorted(processed)
