@@ -8,6 +8,8 @@ as it is processed, under a disk-buffer budget.
 - :mod:`carousel.orchestrator`: the orchestrator, the same in both modes.
 - :mod:`carousel.simulate` (simulated clock) and :mod:`carousel.live` (the core, on Ray).
 - :mod:`carousel.planner`: makespan and disk against buffer size or processing slots.
+- :mod:`carousel.store`: the read API (carousels as recorded, disk curve, file timeline).
+- :mod:`carousel.tapeplayer`: the tape emulator playing FTS and Rucio's conveyor.
 """
 
 from carousel.catalog import Catalog, build_catalog
@@ -17,17 +19,19 @@ from carousel.live import CarouselRun, run_live
 from carousel.orchestrator import Orchestrator, Processing, SimProcessing
 from carousel.planner import PlanRow, plan, recommend
 from carousel.policies import DatasetLevel, FileLevel, Policy, SlidingWindow, make_policy
-from carousel.rucio import RucioDM
+from carousel.rucio import RucioDM, RucioSite
 from carousel.simulate import CampaignResult, Simulation, simulate
 from carousel.sizes import format_size, parse_size
 from carousel.spec import CampaignSpec, load_campaign_file
+from carousel.store import CarouselInfo, list_carousels, load_carousel
 from carousel.tape import TapeEmulator
+from carousel.tapeplayer import TapePlayer
 
 __all__ = [
-    "CampaignResult", "CampaignSpec", "CarouselRun", "Catalog", "DataManagement",
-    "DatasetLevel", "FileLevel", "FileState", "Orchestrator", "PlanRow", "Policy",
-    "Processing", "RucioDM", "SimClock", "SimProcessing", "Simulation", "SlidingWindow",
-    "StagingListener", "TapeEmulator", "WallClock", "build_catalog", "format_size",
-    "load_campaign_file", "make_policy", "parse_size", "plan", "recommend", "run_live",
-    "simulate",
+    "CampaignResult", "CampaignSpec", "CarouselInfo", "CarouselRun", "Catalog",
+    "DataManagement", "DatasetLevel", "FileLevel", "FileState", "Orchestrator", "PlanRow",
+    "Policy", "Processing", "RucioDM", "RucioSite", "SimClock", "SimProcessing", "Simulation",
+    "SlidingWindow", "StagingListener", "TapeEmulator", "TapePlayer", "WallClock",
+    "build_catalog", "format_size", "list_carousels", "load_campaign_file", "load_carousel",
+    "make_policy", "parse_size", "plan", "recommend", "run_live", "simulate",
 ]  # fmt: skip

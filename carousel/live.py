@@ -12,6 +12,7 @@ from __future__ import annotations
 import random
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -20,10 +21,12 @@ from carousel.catalog import Catalog, build_catalog
 from carousel.clock import WallClock
 from carousel.orchestrator import Orchestrator, Processing
 from carousel.policies import make_policy
+from carousel.rucio import RucioDM, RucioSite
 from carousel.simulate import CampaignResult, collect
 from carousel.sizes import format_size
 from carousel.spec import CampaignSpec
-from carousel.tape import TapeEmulator
+from carousel.tape import TapeEmulator, TapeLibraries, make_tape
+from carousel.tapeplayer import TapePlayer
 from idds.config import Settings
 from idds.dispatch import Dispatcher, TaskOwner
 from idds.errors import Exists, SpecError
@@ -69,25 +72,31 @@ class Carousel(OwnerHandle):
     def name(self) -> str:
         return self._name
 
-    def create(self, spec: CampaignSpec, policy: str) -> int:
-        """Record the carousel, its campaign and policy; returns its id.
+    def create(self, spec: CampaignSpec, policy: str, mode: str = "live") -> int:
+        """Record the carousel, its campaign, policy and mode (``live``, ``simulated``);
+        returns its id.
 
         Raises:
             Exists: a carousel of that name exists already (a carousel is not resumed).
         """
         try:
-            return self.create_owner({**spec.to_json(), "policy": policy})
+            return self.create_owner({**spec.to_json(), "policy": policy, "mode": mode})
         except Exists:
             raise Exists(f"a carousel named {self.name!r} exists; choose another name") from None
 
-    def record_result(self, result: CampaignResult, *, cancelled: bool) -> CampaignResult:
+    def record_result(
+        self, result: CampaignResult, *, cancelled: bool, curve: dict[str, Any] | None = None
+    ) -> CampaignResult:
         """Record how its run ended: the metrics (with the processing retries the core
-        counted, attempts beyond the first) and its final state. Returns the metrics."""
+        counted, attempts beyond the first), its disk curve and file timeline
+        (:func:`carousel.store.curve`) and its final state. Returns the metrics."""
         owner_id = self.owner_id
-        result = replace(result, processing_retries=self.records.retries(owner_id))
+        if self.records.tasks(owner_id):  # live: the core counted the processing retries
+            result = replace(result, processing_retries=self.records.retries(owner_id))
         summary = result.summary()
         state = OwnerState.CANCELLED if cancelled else OwnerState.FINISHED
-        self.records.update_spec(owner_id, lambda s: {**s, "result": summary}, state=state)
+        extra = {"result": summary, "curve": curve or {}}
+        self.records.update_spec(owner_id, lambda s: {**s, **extra}, state=state)
         return result
 
 
@@ -111,6 +120,11 @@ class CarouselRun(TaskOwner):
         speedup: simulated seconds per wall-clock second for the tape and processing times.
         pythonpath: where a user's processing callable is imported from.
         progress: show a progress bar of files processed (with the bytes on disk).
+        rucio: stage through this Rucio (the tape emulator plays its transfers where
+            ``rucio.player`` says so); ``None``: the tape emulator is the data management.
+        snapshot: called with the run's disk curve and file timeline
+            (:func:`carousel.store.curve`) every ``snapshot_s`` wall-clock seconds, to record
+            them while it runs.
     """
 
     def __init__(
@@ -123,17 +137,26 @@ class CarouselRun(TaskOwner):
         catalog: Catalog | None = None,
         pythonpath: list[str] | None = None,
         progress: bool = False,
+        rucio: RucioSite | None = None,
+        snapshot: Callable[[dict[str, Any]], None] | None = None,
+        snapshot_s: float = 2.0,
     ) -> None:
         self.spec, self.owner_id, self.speedup = spec, owner_id, speedup
+        self.snapshot, self.snapshot_s = snapshot, snapshot_s
+        self._next_snapshot = time.monotonic() + snapshot_s
         self.parallel = spec.processing.slots
         self.catalog = catalog or build_catalog(spec)
         self.clock = WallClock(speedup)
-        self.tape = TapeEmulator(self.catalog, spec.tape, self.clock, seed=spec.seed + 1)
+        self.tape = make_tape(self.catalog, spec.tape_libraries, self.clock, seed=spec.seed + 1)
         self.queue = _Queue()
         chosen = make_policy(spec, spec.policy(policy), self.catalog)
         buffer = spec.buffer if chosen.uses_buffer else None
+        self.rucio, self.dm, self.player = rucio, self._dm(rucio), None
+        if rucio is not None and rucio.player:
+            self.player = TapePlayer(self.tape, self.catalog, rucio.client, rse=rucio.rse)
+        self._next_poll = 0.0
         self.orchestrator = Orchestrator(
-            self.catalog, self.tape, chosen, self.queue, self.clock, buffer
+            self.catalog, self.dm, chosen, self.queue, self.clock, buffer
         )
         self.pythonpath = pythonpath or []
         self.cancelled = False
@@ -141,8 +164,30 @@ class CarouselRun(TaskOwner):
         self._bar = _progress_bar(spec.name, len(self.catalog)) if progress else None
         self.orchestrator.start()
 
-    def new_tasks(self, free: int) -> list[TaskSpec]:
+    def _dm(self, rucio: RucioSite | None) -> TapeEmulator | TapeLibraries | RucioDM:
+        if rucio is None:
+            return self.tape
+        return RucioDM(self.catalog, rucio.client, rse=rucio.rse, source=rucio.source,
+                       account=rucio.account, max_stuck=1 if rucio.player else 3)  # fmt: skip
+
+    def _tick(self) -> None:
+        """Run the emulator's events due; record a snapshot, and poll Rucio, when their
+        intervals have passed."""
         self.clock.catch_up()
+        if self.snapshot is not None and time.monotonic() >= self._next_snapshot:
+            from carousel.store import curve
+
+            self._next_snapshot = time.monotonic() + self.snapshot_s
+            self.snapshot(curve(self.orchestrator))
+        if self.rucio is None or time.monotonic() < self._next_poll:
+            return
+        self._next_poll = time.monotonic() + self.rucio.poll_s
+        if self.player is not None:
+            self.player.pump()
+        self.dm.poll()
+
+    def new_tasks(self, free: int) -> list[TaskSpec]:
+        self._tick()
         ready = self.queue.ready
         out: list[TaskSpec] = []
         while ready and len(out) < free and not self.cancelled:
@@ -165,14 +210,14 @@ class CarouselRun(TaskOwner):
         )
 
     def on_final(self, number: int, state: TaskState, result: Any, error: str | None) -> None:
-        self.clock.catch_up()
+        self._tick()
         self.orchestrator.on_processed(number, state is TaskState.SUCCEEDED)
         if self._bar is not None:
             self._bar.update(1)
             self._bar.set_postfix(disk=format_size(self.orchestrator.on_disk), refresh=False)
 
     def done(self) -> bool:
-        self.clock.catch_up()
+        self._tick()
         return self.cancelled or self.orchestrator.finished
 
     def on_cancel(self) -> None:
@@ -199,6 +244,7 @@ def run_live(
     base_dir: Path | None = None,
     backoff_s: float = 1.0,
     progress: bool = False,
+    rucio: RucioSite | None = None,
 ) -> CampaignResult:
     """Create carousel ``spec.name`` and run it through the core to its end.
 
@@ -210,6 +256,7 @@ def run_live(
         base_dir: the campaign file's directory (a user's callable is imported from there).
         backoff_s: the core's delay before a failed processing attempt's retry.
         progress: show a progress bar.
+        rucio: stage through this Rucio instead of the tape emulator alone.
 
     Returns:
         Its metrics (times in simulated seconds); the processing retries are the core's.
@@ -231,11 +278,27 @@ def run_live(
     pythonpath = [str(base_dir)] if base_dir else []
     started = time.perf_counter()
     with carousel.held(dispatcher, [owner_id]):
+        records = carousel.records
+
+        def snapshot(recorded: dict[str, Any]) -> None:
+            records.update_spec(owner_id, lambda s: {**s, "curve": recorded})
+
         run = CarouselRun(spec, policy, owner_id, speedup=speedup, catalog=catalog,
-                          pythonpath=pythonpath, progress=progress)  # fmt: skip
+                          pythonpath=pythonpath, progress=progress, rucio=rucio,
+                          snapshot=snapshot)  # fmt: skip
         try:
             dispatcher.run([run])
         finally:
             run.close()
         result = collect(run.orchestrator, run.tape, time.perf_counter() - started)
-        return carousel.record_result(result, cancelled=run.cancelled)
+        if isinstance(run.dm, RucioDM):
+            result = replace(result, dm_stats=_rucio_stats(run.dm))
+        from carousel.store import curve
+
+        recorded = curve(run.orchestrator)
+        return carousel.record_result(result, cancelled=run.cancelled, curve=recorded)
+
+
+def _rucio_stats(dm: RucioDM) -> dict[str, float]:
+    return {"polls": dm.polls, "poll_calls": dm.poll_calls, "calls": dm.calls,
+            "calls_per_file_poll": dm.calls_per_file_poll}  # fmt: skip

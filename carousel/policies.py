@@ -193,6 +193,14 @@ class SlidingWindow(DatasetLevel):
         super().check_buffer(buffer)
         if buffer is None:
             return
+        sizes = sorted((sum(self.catalog.sizes[f] for f in fs) for fs in self._files), reverse=True)
+        window = sum(sizes[: self._window])
+        if self._window > 1 and window > buffer:
+            fits = max(1, sum(1 for i in range(len(sizes)) if sum(sizes[: i + 1]) <= buffer))
+            raise SpecError(
+                f"a window of {self._window} datasets (up to {format_size(window)}) is larger "
+                f"than the buffer of {format_size(buffer)}; use window <= {fits}"
+            )
         for d, files in enumerate(self._files):
             size = sum(self.catalog.sizes[f] for f in files)
             if size > buffer:
@@ -220,10 +228,8 @@ def make_policy(spec: CampaignSpec, policy: PolicySpec, catalog: Catalog) -> Pol
 
 
 def _active(spec: CampaignSpec) -> int:
-    """Cartridges to feed at once: one per drive, but no more than the buffer can give a
-    mount's worth of requests (``mount_min_bytes``) each, so a small buffer is not spread
-    thin over many short mounts."""
-    drives = spec.tape.drives
-    if spec.buffer is None:
-        return drives
-    return max(1, min(drives, int(spec.buffer // spec.tape.mount_min_bytes)))
+    """Cartridges to feed at once: one per drive, whatever the buffer. A small buffer is
+    shared between them (each cartridge is mounted when its oldest request has waited
+    ``mount_max_age_s``); feeding fewer cartridges than drives would leave drives idle and
+    small files overhead-bound."""
+    return sum(t.drives for t in spec.tape_libraries)

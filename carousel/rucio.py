@@ -1,19 +1,25 @@
-"""The data-management interface over a Rucio server, through its client's replication-rule
-and replica-lock API.
+"""The data-management interface over a Rucio server, through ``rucio-clients``.
 
-Staging a file is a replication rule on its DID to the disk buffer's RSE, with the tape RSE
-as the source; the file is on disk when the rule's lock is ``OK``; a ``STUCK`` lock is a failed
-attempt (Rucio retries it); releasing a file deletes its rule, after which Rucio's reaper may
-delete the disk copy. Outcomes are read by :meth:`RucioDM.poll`.
+Staging is replication rules from the tape RSE (the source) to the disk buffer's RSE, made
+in one call per request batch: one rule per dataset where a batch holds a whole dataset
+(``dataset-level`` and ``sliding-window`` request datasets whole), one rule per file
+otherwise. Outcomes are read in bulk by :meth:`RucioDM.poll`, never one call per file:
 
-Tested against a stand-in client only: no Rucio server runs here (tests/unit/
-test_carousel_dm.py says so). The ``rucio-clients`` package is not a dependency; pass a
-``rucio.client.Client``.
+- the buffer's replicas of the datasets with files in flight (``list_replicas`` over dataset
+  DIDs, a chunk of datasets per call): a file whose buffer replica is ``AVAILABLE`` is staged
+  (its lock is ``OK``);
+- the account's ``STUCK`` rules (``list_replication_rules``, one call), and the locks of
+  those that are dataset rules (``list_replica_locks``): a ``STUCK`` lock is a failed
+  attempt; after ``max_stuck`` of them the file is lost and its lock let go.
+
+Release deletes the file's rule; a dataset rule is deleted when its last file is released
+(until then Rucio keeps the earlier ones pinned, which the dataset policies never need).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from carousel.catalog import Catalog
@@ -26,22 +32,58 @@ class RuleClient(Protocol):
     def add_replication_rule(self, dids: list[dict[str, str]], copies: int,
                              rse_expression: str, **kwargs: Any) -> list[str]: ...  # fmt: skip
 
-    def list_replica_locks(self, rule_id: str) -> Any: ...
+    def list_replicas(self, dids: list[dict[str, str]], **kwargs: Any) -> Iterable[dict]: ...
+
+    def list_replication_rules(self, filters: dict[str, Any] | None = None) -> Iterable[dict]: ...
+
+    def list_replica_locks(self, rule_id: str) -> Iterable[dict]: ...
 
     def delete_replication_rule(self, rule_id: str, purge_replicas: Any = None) -> Any: ...
 
 
+def _split(did: str) -> dict[str, str]:
+    scope, _, name = did.partition(":")
+    return {"scope": scope, "name": name}
+
+
+@dataclass
+class RucioSite:
+    """Where a live carousel stages through Rucio.
+
+    Attributes:
+        client: a Rucio client (``rucio.client.Client``) for the carousel's account.
+        rse: the disk buffer's RSE.
+        source: the tape RSE expression to stage from.
+        account: the client's account.
+        poll_s: wall-clock seconds between two polls of Rucio.
+        player: FTS, CTA and the conveyor played by the tape emulator
+            (:class:`carousel.tapeplayer.TapePlayer`) with this client: where Rucio has no
+            transfer system of its own (tests, benchmarks).
+    """
+
+    client: Any
+    rse: str
+    source: str
+    account: str = "root"
+    poll_s: float = 0.5
+    player: Any = None
+
+
 class RucioDM(DataManagement):
-    """Staging through Rucio rules, one per file.
+    """Staging through Rucio rules, polled in bulk.
 
     Args:
-        catalog: the files (their names are ``scope:name`` DIDs).
-        client: a Rucio client.
-        rse: the disk buffer's RSE expression.
+        catalog: the files (their names are ``scope:name`` DIDs, as are its datasets').
+        client: a Rucio client (``rucio.client.Client``).
+        rse: the disk buffer's RSE (replicas are read there).
         source: the tape RSE expression to stage from.
+        account: the account the rules are made by (its stuck rules are listed).
         activity: the transfer activity (Rucio's ``Staging`` by default).
         lifetime_s: the rules' lifetime, a safety net if this process dies.
-        max_stuck: a file whose lock was seen ``STUCK`` this many times is lost.
+        max_stuck: a file whose lock was seen ``STUCK`` this many times is lost; 1 where
+            the tape system retries recalls itself before reporting a failure (CTA does).
+        dataset_rules: a whole dataset in one request batch is one rule.
+        chunk: datasets per ``list_replicas`` call.
     """
 
     def __init__(
@@ -51,72 +93,166 @@ class RucioDM(DataManagement):
         *,
         rse: str,
         source: str,
+        account: str = "root",
         activity: str = "Staging",
         lifetime_s: int = 7 * 86400,
         max_stuck: int = 3,
+        dataset_rules: bool = True,
+        chunk: int = 50,
     ) -> None:
         self.catalog, self.client = catalog, client
-        self.rse, self.source, self.activity = rse, source, activity
+        self.rse, self.source, self.account, self.activity = rse, source, account, activity
         self.lifetime_s, self.max_stuck = lifetime_s, max_stuck
+        self.dataset_rules, self.chunk = dataset_rules, chunk
         self._state = [FileState.ON_TAPE] * len(catalog)
-        self._rules: dict[int, str] = {}  # file -> rule id, while it has one
+        self._rule: dict[int, str] = {}  # file -> its rule, while it holds one
+        self._members: dict[str, set[int]] = {}  # rule -> files still holding it
+        self._dataset_rule: set[str] = set()
+        self._in_flight: dict[int, set[int]] = {}  # dataset -> files requested, not over
         self._stuck: dict[int, int] = {}
         self._seen_stuck: set[int] = set()
+        self._dataset_size = [len(fs) for fs in catalog.dataset_files()]
+        self.polls = 0  # poll cycles with files in flight
+        self.poll_calls = 0  # Rucio calls those cycles made
+        self.polled_files = 0  # files in flight, summed over those cycles
+        self.calls = 0  # every Rucio call: rules made and deleted, polls
 
-    def _did(self, f: int) -> dict[str, str]:
-        scope, _, name = self.catalog.names[f].partition(":")
-        return {"scope": scope, "name": name}
+    # --- requests --------------------------------------------------------------------------
 
     def request_staging(self, files: Sequence[int]) -> None:
         for f in files:
             if self._state[f] is not FileState.ON_TAPE:
                 raise ValueError(f"{self.catalog.names[f]} is already {self._state[f]}")
-        if not files:
-            return
+        by_dataset: dict[int, list[int]] = {}
+        for f in files:
+            by_dataset.setdefault(self.catalog.datasets[f], []).append(f)
+        whole = [d for d, fs in by_dataset.items() if self._whole(d, fs)]
+        single = [f for d, fs in by_dataset.items() if d not in whole for f in fs]
+        if whole:
+            dids = [_split(self.catalog.dataset_names[d]) for d in whole]
+            self._add(dids, [by_dataset[d] for d in whole], grouping="DATASET")
+        if single:
+            self._add([_split(self.catalog.names[f]) for f in single], [[f] for f in single])
+
+    def _whole(self, d: int, files: list[int]) -> bool:
+        return self.dataset_rules and len(files) == self._dataset_size[d] > 1
+
+    def _add(self, dids: list[dict[str, str]], groups: list[list[int]], grouping: str = "NONE"):
+        self.calls += 1
         rule_ids = self.client.add_replication_rule(
-            dids=[self._did(f) for f in files],
-            copies=1,
-            rse_expression=self.rse,
-            source_replica_expression=self.source,
-            activity=self.activity,
-            lifetime=self.lifetime_s,
-            grouping="NONE",
+            dids=dids, copies=1, rse_expression=self.rse, source_replica_expression=self.source,
+            activity=self.activity, lifetime=self.lifetime_s, grouping=grouping,
             asynchronous=False,
-        )
-        if len(rule_ids) != len(files):
-            raise RuntimeError(f"Rucio returned {len(rule_ids)} rules for {len(files)} files")
-        for f, rule in zip(files, rule_ids, strict=True):
-            self._rules[f] = rule
-            self._state[f] = FileState.REQUESTED
+        )  # fmt: skip
+        if len(rule_ids) != len(dids):
+            raise RuntimeError(f"Rucio returned {len(rule_ids)} rules for {len(dids)} DIDs")
+        for rule, group in zip(rule_ids, groups, strict=True):
+            self._members[rule] = set(group)
+            if grouping == "DATASET":
+                self._dataset_rule.add(rule)
+            for f in group:
+                self._rule[f] = rule
+                self._state[f] = FileState.REQUESTED
+                self._in_flight.setdefault(self.catalog.datasets[f], set()).add(f)
+
+    # --- outcomes --------------------------------------------------------------------------
 
     def poll(self) -> None:
-        """Read each open rule's lock and report files staged, stuck or lost."""
-        for f in [f for f, s in enumerate(self._state) if s is FileState.REQUESTED]:
-            states = {lock["state"] for lock in self.client.list_replica_locks(self._rules[f])}
-            if states == {"OK"}:
-                self._state[f] = FileState.STAGED
+        """Read the buffer's replicas and the stuck rules in bulk; report what changed."""
+        if not self._in_flight:
+            return
+        self.polls += 1
+        self.polled_files += sum(len(fs) for fs in self._in_flight.values())
+        before = self.poll_calls
+        available = self._available()
+        for f in sorted(available):
+            if self._state[f] is FileState.REQUESTED:
+                self._over(f, FileState.STAGED)
                 if self.listener is not None:
                     self.listener.on_staged(f)
-            elif "STUCK" in states and f not in self._seen_stuck:
+        stuck = self._stuck_files() - available
+        for f in sorted(stuck):
+            if self._state[f] is FileState.REQUESTED and f not in self._seen_stuck:
                 self._seen_stuck.add(f)  # one failed attempt per STUCK spell
                 self._failed(f)
-            elif "STUCK" not in states:
-                self._seen_stuck.discard(f)
+        self._seen_stuck &= stuck
+        self.calls += self.poll_calls - before
+
+    def _available(self) -> set[int]:
+        index = self.catalog.index
+        datasets = sorted(self._in_flight)
+        out: set[int] = set()
+        for i in range(0, len(datasets), self.chunk):
+            dids = [_split(self.catalog.dataset_names[d]) for d in datasets[i : i + self.chunk]]
+            self.poll_calls += 1
+            replicas = self.client.list_replicas(
+                dids, rse_expression=self.rse, all_states=True, resolve_archives=False
+            )
+            for r in replicas:
+                if r.get("states", {}).get(self.rse) == "AVAILABLE":
+                    f = index.get(f"{r['scope']}:{r['name']}")
+                    if f is not None:
+                        out.add(f)
+        return out
+
+    def _stuck_files(self) -> set[int]:
+        filters = {"account": self.account, "state": "S", "rse_expression": self.rse}
+        out: set[int] = set()
+        self.poll_calls += 1
+        for rule in self.client.list_replication_rules(filters):
+            members = self._members.get(rule["id"])
+            if not members:
+                continue
+            if rule["id"] not in self._dataset_rule:
+                out |= members
+                continue
+            index = self.catalog.index
+            self.poll_calls += 1
+            for lock in self.client.list_replica_locks(rule["id"]):
+                f = index.get(f"{lock['scope']}:{lock['name']}")
+                if lock["state"] == "STUCK" and f in members:
+                    out.add(f)
+        return out
+
+    def _over(self, f: int, state: FileState) -> None:
+        self._state[f] = state
+        d = self.catalog.datasets[f]
+        self._in_flight[d].discard(f)
+        if not self._in_flight[d]:
+            del self._in_flight[d]
 
     def _failed(self, f: int) -> None:
         self._stuck[f] = self._stuck.get(f, 0) + 1
         lost = self._stuck[f] >= self.max_stuck
         if lost:
-            self._state[f] = FileState.LOST
-            self.client.delete_replication_rule(self._rules.pop(f), purge_replicas=True)
+            self._over(f, FileState.LOST)
+            self._let_go(f, purge=True)
         if self.listener is not None:
             self.listener.on_staging_failed(f, lost)
+
+    # --- release ---------------------------------------------------------------------------
 
     def release(self, file: int) -> None:
         if self._state[file] is not FileState.STAGED:
             raise ValueError(f"{self.catalog.names[file]} is {self._state[file]}, not staged")
-        self.client.delete_replication_rule(self._rules.pop(file), purge_replicas=False)
         self._state[file] = FileState.RELEASED
+        self._let_go(file, purge=False)
+
+    def _let_go(self, f: int, *, purge: bool) -> None:
+        """``f`` no longer needs its rule; the rule goes when none of its files does."""
+        rule = self._rule.pop(f)
+        members = self._members[rule]
+        members.discard(f)
+        if not members:
+            del self._members[rule]
+            self._dataset_rule.discard(rule)
+            self.calls += 1
+            self.client.delete_replication_rule(rule, purge_replicas=purge)
 
     def state(self, file: int) -> FileState:
         return self._state[file]
+
+    @property
+    def calls_per_file_poll(self) -> float:
+        """Rucio calls per file in flight per poll cycle, over the run so far."""
+        return self.poll_calls / self.polled_files if self.polled_files else 0.0

@@ -12,7 +12,7 @@ from carousel.clock import SimClock
 from carousel.orchestrator import Orchestrator, SimProcessing
 from carousel.policies import make_policy
 from carousel.spec import CampaignSpec
-from carousel.tape import TapeEmulator
+from carousel.tape import TapeEmulator, TapeLibraries, make_tape
 
 HOUR = 3600.0
 TB = 1e12
@@ -48,6 +48,7 @@ class CampaignResult:
     wall_s: float
     trace_t: list[float] = field(repr=False, default_factory=list)
     trace_bytes: list[float] = field(repr=False, default_factory=list)
+    dm_stats: dict[str, float] = field(default_factory=dict)  # the data management's calls
 
     def _repr_html_(self) -> str:
         from carousel.notebook import campaign_html
@@ -88,7 +89,7 @@ class Simulation:
         self.catalog = catalog or build_catalog(spec)
         self.policy = make_policy(spec, spec.policy(policy), self.catalog)
         self.clock = SimClock()
-        self.tape = TapeEmulator(self.catalog, spec.tape, self.clock, seed=spec.seed + 1)
+        self.tape = make_tape(self.catalog, spec.tape_libraries, self.clock, seed=spec.seed + 1)
         processing = SimProcessing(spec.processing, self.catalog, self.clock, seed=spec.seed + 2)
         buffer = spec.buffer if self.policy.uses_buffer else None
         self.orchestrator = Orchestrator(
@@ -103,7 +104,9 @@ class Simulation:
         return collect(self.orchestrator, self.tape, time.perf_counter() - started)
 
 
-def collect(orch: Orchestrator, tape: TapeEmulator, wall_s: float) -> CampaignResult:
+def collect(
+    orch: Orchestrator, tape: TapeEmulator | TapeLibraries, wall_s: float
+) -> CampaignResult:
     """The metrics of a finished campaign (simulated or live)."""
     cat = orch.catalog
     ends = [t for t in orch.processed_at if not math.isnan(t)]

@@ -31,14 +31,32 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class SizePopulation(_Model):
+    """A population of file sizes: ``share`` of the datasets have log-normal sizes of median
+    ``size_median`` and sigma ``size_sigma``."""
+
+    share: float = Field(gt=0, le=1)
+    size_median: Size
+    size_sigma: float = Field(0.5, ge=0)
+
+
 class FilesSpec(_Model):
     """The campaign's files: how many, in how many datasets, and their size distribution
-    (log-normal: ``size_median`` times ``exp(size_sigma * N(0, 1))``)."""
+    (log-normal: ``size_median`` times ``exp(size_sigma * N(0, 1))``), or a mix of
+    ``populations`` (each dataset drawn from one; their shares add up to 1)."""
 
     count: int = Field(20_000, ge=1)
     datasets: int = Field(20, ge=1)
     size_median: Size = 2.0e9
     size_sigma: float = Field(0.5, ge=0)
+    populations: tuple[SizePopulation, ...] = ()
+
+    @pydantic.model_validator(mode="after")
+    def _shares(self) -> FilesSpec:
+        total = sum(p.share for p in self.populations)
+        if self.populations and abs(total - 1.0) > 1e-6:
+            raise ValueError(f"the populations' shares add up to {total:g}, not 1")
+        return self
 
 
 class TapeSpec(_Model):
@@ -86,7 +104,7 @@ class PolicySpec(_Model):
 
     ``window``: datasets staged at once by ``sliding-window``.
     ``active_cartridges``: cartridges ``file-level`` feeds at once (default: one per drive,
-    at most one per ``mount_min_bytes`` of buffer).
+    whatever the buffer).
     """
 
     name: Literal["file-level", "dataset-level", "sliding-window"]
@@ -102,6 +120,7 @@ class CampaignSpec(_Model):
     seed: int = 1
     files: FilesSpec = FilesSpec()
     tape: TapeSpec = TapeSpec()
+    libraries: tuple[TapeSpec, ...] = ()  # more tape libraries (``tape: [lib, lib, ...]``)
     processing: ProcessingSpec = ProcessingSpec()
     buffer: Size | None = None
     policies: tuple[PolicySpec, ...] = (
@@ -117,11 +136,27 @@ class CampaignSpec(_Model):
             return [{"name": v} if isinstance(v, str) else v for v in value]
         return value
 
+    @pydantic.model_validator(mode="before")
+    @classmethod
+    def _tape_list(cls, data: Any) -> Any:
+        """``tape: [a, b, ...]``: library ``a`` is ``tape``, the others ``libraries``."""
+        if isinstance(data, dict) and isinstance(data.get("tape"), list):
+            if not data["tape"]:
+                raise ValueError("tape: a list of libraries needs at least one")
+            first, *rest = data["tape"]
+            data = {**data, "tape": first, "libraries": rest}
+        return data
+
+    @property
+    def tape_libraries(self) -> tuple[TapeSpec, ...]:
+        """Every tape library of the campaign, ``tape`` first."""
+        return (self.tape, *self.libraries)
+
     @pydantic.model_validator(mode="after")
     def _consistent(self) -> CampaignSpec:
         if self.files.datasets > self.files.count:
             raise ValueError(f"{self.files.datasets} datasets need at least as many files")
-        if self.tape.cartridges_per_dataset > self.tape.cartridges:
+        if any(t.cartridges_per_dataset > t.cartridges for t in self.tape_libraries):
             raise ValueError("cartridges_per_dataset is larger than the cartridge pool")
         low, high = self.processing.jitter
         if not 0 < low <= high:
@@ -163,11 +198,16 @@ class CampaignSpec(_Model):
         proportion (the library, its drives and the processing slots stay as they are)."""
         factor = count / self.files.count
         datasets = max(1, round(self.files.datasets * factor))
-        pool = max(self.tape.cartridges_per_dataset, math.ceil(self.tape.cartridges * factor))
+
+        def pool(t: TapeSpec) -> TapeSpec:
+            n = max(t.cartridges_per_dataset, math.ceil(t.cartridges * factor))
+            return t.model_copy(update={"cartridges": n})
+
         return self.model_copy(
             update={
                 "files": self.files.model_copy(update={"count": count, "datasets": datasets}),
-                "tape": self.tape.model_copy(update={"cartridges": pool}),
+                "tape": pool(self.tape),
+                "libraries": tuple(pool(t) for t in self.libraries),
             }
         )
 

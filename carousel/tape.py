@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from carousel.catalog import Catalog
 from carousel.clock import SimClock
-from carousel.dm import DataManagement, FileState
+from carousel.dm import DataManagement, FileState, StagingListener
 from carousel.spec import TapeSpec
 
 
@@ -222,3 +222,61 @@ class TapeEmulator(DataManagement):
         for f in deferred:
             self._enqueue(f)
         self._mount_what_may()
+
+
+class TapeLibraries(DataManagement):
+    """Several tape libraries, one :class:`TapeEmulator` each, on one clock: a file is
+    staged by its own library (``catalog.libraries``).
+
+    Attributes:
+        stats: the libraries' figures summed.
+        spec: the first library's figures, with the drives of all of them.
+    """
+
+    def __init__(self, catalog: Catalog, specs: Sequence[TapeSpec], clock: SimClock, *,
+                 seed: int) -> None:  # fmt: skip
+        self.catalog, self.clock = catalog, clock
+        self.libraries = [TapeEmulator(catalog, s, clock, seed=seed + k) for k, s in
+                          enumerate(specs)]  # fmt: skip
+        self.spec = specs[0].model_copy(update={"drives": sum(s.drives for s in specs)})
+
+    @property
+    def stats(self) -> TapeStats:
+        out = TapeStats()
+        for lib in self.libraries:
+            for name in vars(out):
+                setattr(out, name, getattr(out, name) + getattr(lib.stats, name))
+        return out
+
+    def attach(self, listener: StagingListener) -> None:
+        super().attach(listener)
+        for lib in self.libraries:
+            lib.attach(listener)
+
+    def _of(self, f: int) -> TapeEmulator:
+        return self.libraries[self.catalog.libraries[f]]
+
+    def request_staging(self, files: Sequence[int]) -> None:
+        for f in files:
+            if self._of(f).state(f) is not FileState.ON_TAPE:
+                raise ValueError(f"{self.catalog.names[f]} is already {self._of(f).state(f)}")
+        by_library: dict[int, list[int]] = {}
+        for f in files:
+            by_library.setdefault(self.catalog.libraries[f], []).append(f)
+        for k, fs in by_library.items():
+            self.libraries[k].request_staging(fs)
+
+    def release(self, file: int) -> None:
+        self._of(file).release(file)
+
+    def state(self, file: int) -> FileState:
+        return self._of(file).state(file)
+
+
+def make_tape(
+    catalog: Catalog, specs: Sequence[TapeSpec], clock: SimClock, *, seed: int
+) -> TapeEmulator | TapeLibraries:
+    """The campaign's tape: one emulator, or one per library."""
+    if len(specs) == 1:
+        return TapeEmulator(catalog, specs[0], clock, seed=seed)
+    return TapeLibraries(catalog, specs, clock, seed=seed)

@@ -1,27 +1,23 @@
-"""The Carousel page: each live carousel's files released to processing and processed over
-time, the disk its files in processing hold, and the policies compared on their recorded
-metrics.
+"""The Carousel page: the carousels recorded, their policies compared on their metrics, and
+one carousel's files over time and disk occupancy.
 
-A carousel is an owner of kind ``carousel``: one task per file (its payload's arguments are
-the file's name and size), and, once finished, its metrics under ``result`` in its spec. The
-``carousel`` package has no read API of its own, so this page reads those records.
+It reads only the carousel's read API (:func:`carousel.store.list_carousels`,
+:func:`carousel.store.load_carousel`): the metrics, the disk curve and each file's
+timeline that a run records when it ends (simulated hours).
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
-from dashboard import data
-from dashboard._common import engine, live, settings, when
-from idds.tasks import TaskState
+from carousel.sizes import format_size
+from carousel.store import CarouselInfo, list_carousels, load_carousel
+from dashboard._common import live, settings, when
 
-KIND = "carousel"
-TB = 1e12
+HOUR, TB = 3600.0, 1e12
 METRICS = {
     "peak_disk_tb": "peak disk (TB)", "disk_tb_hours": "disk TB×h", "makespan_h": "makespan (h)",
     "staged_to_processed_p95_h": "staged→processed p95 (h)", "mounts": "mounts",
@@ -29,20 +25,15 @@ METRICS = {
 }  # fmt: skip
 
 
-@st.cache_resource(show_spinner=False, max_entries=8)
-def _tasks(url: str, name: str, version: tuple[Any, ...]) -> list[data.TaskRecord]:
-    return data.tasks_of(engine(), KIND, name)
-
-
 def render() -> None:
     """Draw the page."""
     st.title("Carousel")
-    rows = data.owners_of(engine(), KIND)
+    rows = list_carousels(settings())
     if not rows:
         st.info("No carousel yet: `idds carousel run campaign.yaml` runs one live.")
         return
-    st.dataframe(_list_frame(rows, data.shown_states(engine(), rows)), hide_index=True)
-    _compare([r for r in rows if r.spec.get("result")])
+    st.dataframe(_list_frame(rows), hide_index=True)
+    _compare([r for r in rows if r.result])
     names = [r.name for r in rows]
     wanted = st.query_params.get("carousel")
     index = names.index(wanted) if wanted in names else len(names) - 1
@@ -52,27 +43,26 @@ def render() -> None:
     live(lambda: _carousel(name), active=active, key="carousel-refresh")
 
 
-def _list_frame(rows: list[data.OwnerRecord], states: dict[int, str]) -> pd.DataFrame:
+def _list_frame(rows: list[CarouselInfo]) -> pd.DataFrame:
     out = []
     for r in rows:
-        row = {"name": r.name, "user": r.user, "state": states[r.id],
-               "policy": r.spec.get("policy"), "buffer": r.spec.get("buffer"),
-               "files processed": r.tasks[TaskState.SUCCEEDED],
-               "failed": r.tasks[TaskState.FAILED], "created (UTC)": when(r.created)}  # fmt: skip
-        result = r.spec.get("result") or {}
-        row.update({label: result.get(key) for key, label in METRICS.items()})
+        row = {"name": r.name, "user": r.user, "state": r.state, "policy": r.policy,
+               "buffer": "unbounded" if r.buffer is None else format_size(r.buffer),
+               "files": r.files, "files processed": r.counts.get("processed", 0),
+               "failed": r.counts.get("failed", 0), "created (UTC)": when(r.created)}  # fmt: skip
+        row.update({label: r.result.get(key) for key, label in METRICS.items()})
         out.append(row)
     return pd.DataFrame(out)
 
 
-def _compare(finished: list[data.OwnerRecord]) -> None:
+def _compare(finished: list[CarouselInfo]) -> None:
     st.subheader("Policies compared")
     if not finished:
         st.caption("No carousel has finished yet: its metrics are recorded when it ends.")
         return
     long = [
-        {"carousel": r.name, "policy": r.spec["result"].get("policy", r.spec.get("policy")),
-         "metric": label, "value": r.spec["result"].get(key)}
+        {"carousel": r.name, "policy": r.result.get("policy", r.policy), "metric": label,
+         "value": r.result.get(key)}
         for r in finished
         for key, label in list(METRICS.items())[:4]
     ]  # fmt: skip
@@ -84,65 +74,36 @@ def _compare(finished: list[data.OwnerRecord]) -> None:
 
 
 def _carousel(name: str) -> None:
-    version = data.owner_version(engine(), (KIND,), name)
-    tasks = _tasks(settings().db_url, name, version)
+    info = load_carousel(name, settings())
     st.header(f"Carousel {name}")
-    done = [t for t in tasks if t.state == "succeeded"]
     cols = st.columns(4)
-    cols[0].metric("State", version[1])
-    cols[1].metric("Released to processing", len(tasks))
-    cols[2].metric("Processed", len(done))
-    cols[3].metric("Retries", sum(max(t.attempt - 1, 0) for t in tasks))
-    if not tasks:
-        st.caption("No file has been released to processing yet.")
+    cols[0].metric("State", info.state)
+    cols[1].metric("Released to processing", info.counts.get("submitted", 0))
+    cols[2].metric("Processed", info.counts.get("processed", 0))
+    cols[3].metric("Lost", info.result.get("lost", 0))
+    if not info.timeline:
+        st.caption("No timeline recorded yet: a live run records one every few seconds.")
         return
-    st.plotly_chart(counts_figure(tasks), key="counts")
-    st.plotly_chart(disk_figure(tasks), key="disk")
+    st.plotly_chart(counts_figure(info), key="counts")
+    st.plotly_chart(disk_figure(info), key="disk")
 
 
-def _events(tasks: list[data.TaskRecord]) -> tuple[float, list[tuple[float, int, float]]]:
-    """(start, [(time, +1 released / -1 processed, bytes)]) in time order."""
-    start = min(t.created for t in tasks)
-    events = [(t.created - start, 1, _size(t)) for t in tasks]
-    events += [(t.finished - start, -1, _size(t)) for t in tasks
-               if t.state == "succeeded" and t.finished is not None]  # fmt: skip
-    return start, sorted(events)
-
-
-def _size(t: data.TaskRecord) -> float:
-    args = t.payload.get("args") or []
-    return float(args[1]) if len(args) > 1 and isinstance(args[1], int | float) else 0.0
-
-
-def counts_figure(tasks: list[data.TaskRecord]) -> go.Figure:
-    """Files released to processing and files processed, cumulated over wall-clock time."""
-    _, events = _events(tasks)
-    released = processed = 0
-    xs, rel, proc = [], [], []
-    for t, kind, _ in events:
-        released += kind == 1
-        processed += kind == -1
-        xs.append(t)
-        rel.append(released)
-        proc.append(processed)
-    fig = go.Figure([go.Scatter(x=xs, y=rel, name="released to processing", line_shape="hv"),
-                     go.Scatter(x=xs, y=proc, name="processed", line_shape="hv")])  # fmt: skip
-    fig.update_layout(title="Files over time", xaxis_title="wall-clock seconds",
-                      yaxis_title="files")  # fmt: skip
+def counts_figure(info: CarouselInfo) -> go.Figure:
+    """Files requested, staged, processed and released, cumulated over simulated hours."""
+    traces = []
+    for step in ("requested", "staged", "processed", "released"):
+        times = sorted(t[step] for t in info.timeline.values() if t.get(step) is not None)
+        traces.append(go.Scatter(x=[t / HOUR for t in times], y=list(range(1, len(times) + 1)),
+                                 name=step, line_shape="hv"))  # fmt: skip
+    fig = go.Figure(traces)
+    fig.update_layout(title="Files over time", xaxis_title="hours", yaxis_title="files")
     return fig
 
 
-def disk_figure(tasks: list[data.TaskRecord]) -> go.Figure:
-    """Bytes of files released to processing and not yet processed (released, then unpinned
-    as each one's processing succeeds) over wall-clock time. Files staged and waiting for a
-    processing slot are not in the core's records, so this is a lower bound of the disk used."""
-    _, events = _events(tasks)
-    held, xs, ys = 0.0, [], []
-    for t, kind, size in events:
-        held += kind * size
-        xs.append(t)
-        ys.append(held / TB)
-    fig = go.Figure(go.Scatter(x=xs, y=ys, line_shape="hv", fill="tozeroy", name="in processing"))
-    fig.update_layout(title="Disk held by files in processing (TB)",
-                      xaxis_title="wall-clock seconds", yaxis_title="TB")  # fmt: skip
+def disk_figure(info: CarouselInfo) -> go.Figure:
+    """Bytes on disk (staged and not released) over simulated hours, as recorded."""
+    fig = go.Figure(go.Scatter(x=[t / HOUR for t in info.disk_t],
+                               y=[b / TB for b in info.disk_bytes], line_shape="hv",
+                               fill="tozeroy", name="on disk"))  # fmt: skip
+    fig.update_layout(title="Disk occupancy (TB)", xaxis_title="hours", yaxis_title="TB")
     return fig

@@ -78,3 +78,30 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(
     assert code == 2
     assert err.startswith("error: ") and message in err and err.count("\n") == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["campaign.yaml"]
+
+
+def test_simulate_save_records_each_policy_to_list_show_and_compare(tmp_path, capsys, monkeypatch):
+    import json
+
+    monkeypatch.chdir(tmp_path)
+    db = f"sqlite:///{tmp_path}/idds.db"
+    args = ["--db", db, "carousel", "simulate", str(SMALL), "--save", "s1"]
+    code, out, err = _idds(capsys, *args)
+    assert code == 0, err
+    assert "saved: carousel 's1-file-level'" in out
+    code, out, _ = _idds(capsys, "--db", db, "carousel", "list", "--format", "json")
+    listed = {c["name"]: c for c in json.loads(out)}
+    assert set(listed) == {"s1-dataset-level", "s1-file-level", "s1-sliding-window"}
+    assert listed["s1-file-level"]["result"]["peak_disk_tb"] <= 0.3
+    assert max(listed["s1-file-level"]["disk"]["bytes"]) <= 300e9
+    code, out, _ = _idds(capsys, "--db", db, "carousel", "show", "s1-file-level")
+    assert code == 0 and "finished, file-level, buffer 300GB, 400 files" in out
+    code, _, err = _idds(capsys, *args)  # a name is taken once: nothing run, nothing written
+    assert code == 2 and "a carousel named 's1-dataset-level' exists" in err
+
+
+def test_show_of_an_unknown_carousel_is_one_line(tmp_path, capsys):
+    code, _, err = _idds(
+        capsys, "--db", f"sqlite:///{tmp_path}/idds.db", "carousel", "show", "nope"
+    )
+    assert code != 0 and "no carousel named 'nope'" in err and len(err.strip().splitlines()) == 1

@@ -78,3 +78,46 @@ def test_a_users_processing_callable_runs_once_per_staged_file(settings, tmp_pat
     names = sorted(t.result["name"] for t in records.tasks(records.owner(KIND, "live-callable").id))
     engine.dispose()
     assert names == sorted(build_catalog(spec).names)
+
+
+def test_a_finished_carousel_reads_back_with_its_disk_curve_and_file_timeline(settings, capsys):
+    import json
+
+    from carousel.store import list_carousels, load_carousel
+    from idds.cli import main
+
+    spec = CampaignSpec.from_mapping({**SPEC, "name": "live-read"})
+    spec = spec.replace(**{"processing.failure": 0.0})
+    result = run_live(spec, settings, speedup=6000)
+    info = load_carousel("live-read", settings)
+    assert (info.state, info.policy, info.files) == ("finished", "file-level", 20)
+    assert max(info.disk_bytes) == pytest.approx(result.peak_bytes)
+    assert len(info.disk_t) == len(info.disk_bytes) >= 2
+    assert len(info.timeline) == 20
+    for times in info.timeline.values():  # each file requested, staged, processed, released
+        assert times["requested"] <= times["staged"] <= times["processed"] == times["released"]
+    assert [c.name for c in list_carousels(settings)] == ["live-read"]
+    main(["--db", settings.db_url, "carousel", "show", "live-read", "--format", "json"])
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["result"]["lost"] == 0 and len(shown["timeline"]) == 20
+    main(["--db", settings.db_url, "carousel", "list"])
+    assert "live-read" in capsys.readouterr().out
+
+
+def test_a_running_carousel_records_its_timeline_as_it_goes(settings, monkeypatch):
+    from carousel.live import CarouselRun
+
+    seen: list[dict] = []
+    original = CarouselRun.__init__
+
+    def often(self, *args, **kwargs):
+        record = kwargs["snapshot"]
+        kwargs.update(snapshot=lambda c: (seen.append(c), record(c)), snapshot_s=0.0)
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(CarouselRun, "__init__", often)
+    spec = CampaignSpec.from_mapping({**SPEC, "name": "live-snap"})
+    run_live(spec.replace(**{"processing.failure": 0.0}), settings, speedup=6000)
+    processed = [sum(t is not None for t in c["timeline"]["processed"]) for c in seen]
+    assert any(0 < n < 20 for n in processed)  # recorded mid-run, on the carousel's row
+    assert processed == sorted(processed)

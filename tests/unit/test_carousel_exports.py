@@ -5,12 +5,12 @@ from __future__ import annotations
 import importlib
 
 EXPECTED = {
-    "CampaignResult", "CampaignSpec", "CarouselRun", "Catalog", "DataManagement",
-    "DatasetLevel", "FileLevel", "FileState", "Orchestrator", "PlanRow", "Policy",
-    "Processing", "RucioDM", "SimClock", "SimProcessing", "Simulation", "SlidingWindow",
-    "StagingListener", "TapeEmulator", "WallClock", "build_catalog", "format_size",
-    "load_campaign_file", "make_policy", "parse_size", "plan", "recommend", "run_live",
-    "simulate",
+    "CampaignResult", "CampaignSpec", "CarouselInfo", "CarouselRun", "Catalog",
+    "DataManagement", "DatasetLevel", "FileLevel", "FileState", "Orchestrator", "PlanRow",
+    "Policy", "Processing", "RucioDM", "RucioSite", "SimClock", "SimProcessing", "Simulation",
+    "SlidingWindow", "StagingListener", "TapeEmulator", "TapePlayer", "WallClock",
+    "build_catalog", "format_size", "list_carousels", "load_campaign_file", "load_carousel",
+    "make_policy", "parse_size", "plan", "recommend", "run_live", "simulate",
 }  # fmt: skip
 
 

@@ -9,6 +9,7 @@ import pytest
 
 from carousel.simulate import Simulation
 from carousel.spec import CampaignSpec
+from idds.errors import SpecError
 
 
 def campaign(**changes) -> CampaignSpec:
@@ -34,11 +35,25 @@ def run(spec: CampaignSpec, policy: str) -> Simulation:
 
 @pytest.mark.parametrize("policy", ["file-level", "sliding-window"])
 def test_the_buffer_budget_is_never_exceeded(policy):
-    sim = run(campaign(buffer="300GB"), policy)
+    window = {"name": "sliding-window", "window": 1}  # one dataset (~225 GB) fits in 300 GB
+    sim = run(campaign(buffer="300GB", policies=["file-level", window]), policy)
     orch = sim.orchestrator
     assert orch.peak_reserved <= 300e9  # requested and not released: disk and on its way
     assert max(orch.trace_bytes) <= 300e9
     assert orch.finished and sim.result.peak_bytes > 150e9  # the buffer was used
+
+
+def test_a_sliding_window_larger_than_the_buffer_is_refused_in_one_line():
+    spec = campaign(buffer="300GB", policies=[{"name": "sliding-window", "window": 4}])
+    with pytest.raises(SpecError, match=r"^a window of 4 datasets \(up to .*\) is larger than "
+                       r"the buffer of 300GB; use window <= 1$"):  # fmt: skip
+        Simulation(spec, "sliding-window")
+
+
+def test_file_level_feeds_every_drive_whatever_the_buffer():
+    spec = campaign(buffer="100GB")
+    policy = Simulation(spec, "file-level").policy
+    assert policy._width == spec.tape.drives
 
 
 def test_staging_is_requested_in_cartridge_and_position_order():

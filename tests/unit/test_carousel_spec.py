@@ -72,3 +72,28 @@ def test_bad_campaigns_fail_with_one_line(data, message):
     with pytest.raises(SpecError, match=message) as err:
         CampaignSpec.from_mapping(data)
     assert "\n" not in str(err.value)
+
+
+def test_a_campaign_mixes_file_size_populations_by_dataset():
+    import statistics
+
+    from carousel.catalog import build_catalog
+
+    spec = CampaignSpec.from_mapping(
+        {"files": {"count": 1000, "datasets": 10, "populations": [
+            {"share": 0.7, "size_median": "200MB", "size_sigma": 0.2},
+            {"share": 0.3, "size_median": "4GB"}]}}
+    )  # fmt: skip
+    catalog = build_catalog(spec)
+    medians = [statistics.median(catalog.sizes[f] for f in files)
+               for files in catalog.dataset_files()]  # fmt: skip
+    assert all(1.5e8 < m < 2.5e8 for m in medians[:7])
+    assert all(3e9 < m < 5e9 for m in medians[7:])
+    assert build_catalog(spec.scaled(500)).sizes  # scaling keeps the mix
+
+
+def test_population_shares_must_add_up_to_one():
+    with pytest.raises(SpecError, match="the populations' shares add up to 0.7, not 1"):
+        CampaignSpec.from_mapping(
+            {"files": {"populations": [{"share": 0.7, "size_median": "1GB"}]}}
+        )

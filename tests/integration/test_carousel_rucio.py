@@ -1,0 +1,142 @@
+"""``RucioDM`` against a real Rucio server (tests/rucio_server.py: the ``rucio`` package's
+Flask application under gunicorn, on its own PostgreSQL database), through ``rucio-clients``.
+
+Played, not real: the part that moves bytes. FTS, CTA and Rucio's conveyor daemons cannot
+run here (no grid, no tape), so ``carousel.tapeplayer.TapePlayer`` reads the staging rules
+from Rucio, lets the tape emulator decide when each file is on disk, and marks the buffer
+replicas available (or unavailable) through Rucio's own API; the rule locks go
+``REPLICATING -> OK`` (or ``STUCK``) inside Rucio. Everything ``RucioDM`` does is real.
+"""
+
+from __future__ import annotations
+
+import pytest
+from carousel_conformance import DataManagementConformance, Recorder, campaign
+from rucio_server import rucio_server
+
+from carousel.catalog import build_catalog
+from carousel.clock import SimClock
+from carousel.dm import FileState
+from carousel.rucio import RucioDM
+from carousel.rucioserver import BUFFER, TAPE, bootstrap, register, unique_scope
+from carousel.tape import TapeEmulator
+from carousel.tapeplayer import TapePlayer
+
+pytestmark = [pytest.mark.rucio, pytest.mark.slow, pytest.mark.usefixtures("rucio_server")]
+__all__ = ["rucio_server"]  # the fixture, imported
+
+
+class Counting:
+    """A client that counts the calls made through it."""
+
+    def __init__(self, client) -> None:
+        self._client, self.calls = client, {}
+
+    def __getattr__(self, name):
+        attr = getattr(self._client, name)
+        if not callable(attr):
+            return attr
+
+        def counted(*args, **kwargs):
+            self.calls[name] = self.calls.get(name, 0) + 1
+            return attr(*args, **kwargs)
+
+        return counted
+
+
+def _setup(server, read_failure: float = 0.0):
+    spec = campaign(unique_scope(), read_failure)
+    catalog = build_catalog(spec)
+    client = server.client()
+    bootstrap(client, spec.name)
+    register(client, catalog)
+    clock = SimClock()
+    tape = TapeEmulator(catalog, spec.tape, clock, seed=1)
+    player = TapePlayer(tape, catalog, client, rse=BUFFER)
+    counting = Counting(client)
+    dm = RucioDM(catalog, counting, rse=BUFFER, source=TAPE, max_stuck=1)
+    return dm, player, counting, client
+
+
+class TestRucioServer(DataManagementConformance):
+    @pytest.fixture(autouse=True)
+    def _server(self, rucio_server):
+        self.server = rucio_server
+
+    def make(self, read_failure: float = 0.0):
+        dm, player, _, _ = _setup(self.server, read_failure)
+
+        def advance():
+            player.pump()
+            dm.poll()
+
+        return dm, advance
+
+
+def test_a_whole_dataset_is_one_rule_whose_locks_go_ok_inside_rucio(rucio_server):
+    dm, player, counting, client = _setup(rucio_server)
+    dm.attach(Recorder())
+    dm.request_staging(list(range(10)))
+    assert counting.calls == {"add_replication_rule": 1}
+    (rule,) = {dm._rule[f] for f in range(10)}
+    assert {lock["state"] for lock in client.list_replica_locks(rule)} == {"REPLICATING"}
+    player.pump()
+    assert {lock["state"] for lock in client.list_replica_locks(rule)} == {"OK"}
+    assert client.get_replication_rule(rule)["state"] == "OK"
+
+
+def test_a_poll_is_bulk_not_one_call_per_file(rucio_server):
+    dm, player, counting, _ = _setup(rucio_server)
+    rec = Recorder()
+    dm.attach(rec)
+    dm.request_staging([0, 2, 4, 11, 13, 15])  # file rules in both datasets
+    player.pump(until=0.0)
+    counting.calls.clear()
+    dm.poll()
+    assert sum(counting.calls.values()) == 2  # one list_replicas, one list_replication_rules
+    player.pump()
+    dm.poll()
+    assert sorted(rec.staged) == [0, 2, 4, 11, 13, 15]
+
+
+def test_release_deletes_the_rule(rucio_server):
+    dm, player, _, client = _setup(rucio_server)
+    dm.attach(Recorder())
+    dm.request_staging([6])
+    rule = dm._rule[6]
+    player.pump()
+    dm.poll()
+    dm.release(6)
+    assert dm.state(6) is FileState.RELEASED
+    # Rucio expires a deleted rule at once; its judge-cleaner daemon removes it later.
+    assert client.get_replication_rule(rule)["expires_at"] is not None
+
+
+@pytest.mark.slow
+def test_a_live_carousel_stages_through_rucio_and_processes_every_file_once(
+    rucio_server, ray_address, tmp_path
+):
+    from carousel.live import run_live
+    from carousel.rucio import RucioSite
+    from carousel.spec import CampaignSpec
+    from idds.config import Settings
+
+    # SQLite only: what this test checks is the staging, which does not touch the database.
+    settings = Settings(db_url=f"sqlite:///{tmp_path}/idds.db", ray_address=ray_address,
+                        work_dir=tmp_path / "work", lease_seconds=6.0)  # fmt: skip
+
+    spec = CampaignSpec.from_mapping(
+        {"name": unique_scope("live"), "files": {"count": 20, "datasets": 3},
+         "tape": {"cartridges": 4, "cartridges_per_dataset": 2, "drives": 2, "read_failure": 0},
+         "processing": {"slots": 4, "time_s": 600}, "buffer": "14GB"}
+    )  # fmt: skip
+    client = rucio_server.client()
+    bootstrap(client, spec.name)
+    register(client, build_catalog(spec))
+    site = RucioSite(client, rse=BUFFER, source=TAPE, poll_s=0.2, player=True)
+    result = run_live(spec, settings, speedup=6000, rucio=site)
+    assert result.files == 20 and not result.lost and not result.failed
+    assert result.peak_bytes <= 14e9
+    assert result.dm_stats["polls"] > 0
+    rules = list(client.list_replication_rules({"scope": spec.name}))
+    assert rules and all(r["expires_at"] is not None for r in rules)  # every rule let go
