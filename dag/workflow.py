@@ -17,7 +17,7 @@ from dag.engine import Engine, Node, NodeState
 from dag.run import KIND, Record, WorkflowRun, records, replay
 from dag.spec import WorkflowSpec, load_spec_file
 from idds.config import Settings, path_inside
-from idds.db import connect
+from idds.db import connect, require
 from idds.dispatch import Dispatcher
 from idds.errors import IddsError, IllegalTransition, NotFound, SpecError
 from idds.handle import OwnerHandle
@@ -247,6 +247,7 @@ def load_workflow(name: str, *, settings: Settings | None = None) -> Workflow:
         NotFound: no workflow of that name.
     """
     settings = settings or Settings.from_env()
+    require(settings.db_url)
     engine = connect(settings.db_url)
     try:
         row = Records(engine).owner(OWNER_KIND, name)

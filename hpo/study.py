@@ -378,9 +378,10 @@ def load_study(name: str, *, settings: Settings | None = None) -> Study:
     Raises:
         NotFound: no study of that name.
     """
-    from idds.db import connect
+    from idds.db import connect, require
 
     settings = settings or Settings.from_env()
+    require(settings.db_url)
     engine = connect(settings.db_url)
     try:
         row = Records(engine).owner((KIND, GROUP_KIND), name)

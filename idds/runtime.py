@@ -28,6 +28,9 @@ def ensure_ray(address: str | None = None, *, tries: int = 3, backoff_s: float =
     """
     import ray
 
+    from idds import logs
+
+    logs.settle()  # Ray's chatter to the log file, where a command asked for that
     if ray.is_initialized():
         return
     for attempt in range(1, tries + 1):

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from idds.config import Settings
-from idds.db import connect
+from idds.db import connect, require
 from idds.dispatch import Dispatcher
 from idds.errors import NotFound
 from idds.handle import OwnerHandle
@@ -176,6 +176,7 @@ def load_scan(name: str, *, settings: Settings | None = None) -> ToyScan:
         NotFound: no toy scan of that name.
     """
     settings = settings or Settings.from_env()
+    require(settings.db_url)
     engine = connect(settings.db_url)
     try:
         record = Records(engine).owner(KIND, name)
