@@ -150,7 +150,7 @@ def run_cmd(
     if cpus < spec.processing.slots:
         click.echo(
             f"note: the Ray cluster has {cpus:g} CPUs, so at most {cpus:g} of the campaign's "
-            f"{spec.processing.slots} processing slots ran at once (times are simulated seconds)"
+            f"{spec.processing.slots} processing slots ran at once (times are simulated hours)"
         )
 
 

@@ -247,7 +247,7 @@ def load_workflow(name: str, *, settings: Settings | None = None) -> Workflow:
         NotFound: no workflow of that name.
     """
     settings = settings or Settings.from_env()
-    require(settings.db_url)
+    require(settings.db_url, f"no workflow named {name!r}")
     engine = connect(settings.db_url)
     try:
         row = Records(engine).owner(OWNER_KIND, name)

@@ -13,7 +13,7 @@ from idds.config import Settings, parse_spec_text
 from idds.db import connect
 from idds.errors import NotFound, SpecError
 from idds.lifecycle import Lifecycle, add_commands
-from idds.output import View, emit, paint, view_options
+from idds.output import View, emit, view_options
 from idds.records import OwnerRecord, Records, TaskRecord
 from idds.tasks import TaskState
 
@@ -125,7 +125,7 @@ def _show(study: Study, errors: bool, view: View) -> None:
         return
     click.echo(
         f"study {name}: {shown.state}, {'/'.join(spec.directions)} {spec.objective or spec.argv}, "
-        f"proposer {spec.proposer}, {len(trials)}/{spec.max_points} points{_counts(rows)}"
+        f"proposer {spec.proposer}, {len(trials)}/{spec.max_points} points"
     )
     emit(headers, rows, view)
     if errors:
@@ -135,16 +135,6 @@ def _show(study: Study, errors: bool, view: View) -> None:
                 click.echo(t.error.rstrip())
     click.echo("")
     _print_best(study)
-
-
-def _counts(rows: list[list[object]]) -> str:
-    """``: 11 pruned, 5 succeeded`` (coloured on a terminal): the trials by state."""
-    counts: dict[str, int] = {}
-    for row in rows:
-        counts[str(row[1])] = counts.get(str(row[1]), 0) + 1
-    return (": " if counts else "") + ", ".join(
-        paint(s, f"{n} {s}") for s, n in sorted(counts.items(), key=lambda kv: -kv[1])
-    )
 
 
 def _trial_row(t: Trial, shown: Shown) -> list[object]:

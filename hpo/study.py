@@ -381,7 +381,7 @@ def load_study(name: str, *, settings: Settings | None = None) -> Study:
     from idds.db import connect, require
 
     settings = settings or Settings.from_env()
-    require(settings.db_url)
+    require(settings.db_url, f"no study named {name!r}")
     engine = connect(settings.db_url)
     try:
         row = Records(engine).owner((KIND, GROUP_KIND), name)

@@ -108,9 +108,13 @@ def made(url: str) -> bool:
     return Path(parsed.database).exists()
 
 
-def require(url: str) -> None:
+def require(url: str, what: str = "") -> None:
     """Check, without creating it, that the database at ``url`` is there (a read must not
     make an empty one, where the next command would find nothing).
+
+    Args:
+        url: the database.
+        what: what was looked for, to begin the message with (``no study named 'x'``).
 
     Raises:
         NotFound: a SQLite file that does not exist; the message names the path looked at.
@@ -118,7 +122,8 @@ def require(url: str) -> None:
     if not made(url):
         path = Path(sa.make_url(url).database or "").absolute()
         raise NotFound(
-            f"no database at {path} (the default is the nearest idds.db from the current "
+            f"{what}{': ' if what else ''}no database at {path} (the default is the nearest "
+            "idds.db from the current "
             "directory up, or IDDS_HOME; --db or IDDS_DB_URL names another)"
         )
 

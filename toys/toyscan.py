@@ -140,7 +140,10 @@ class ToyScan(OwnerHandle):
         with self.held(dispatcher, [owner_id]):
             run = ToyScanRun(self.spec, owner_id, self._tasks(owner_id), parallel=parallel,
                              progress=progress)  # fmt: skip
-            dispatcher.run([run])
+            try:
+                dispatcher.run([run])
+            finally:
+                run.close()
             if not run.cancelled:
                 self.finish()
             self.stopped_because = run.stopped_because
@@ -176,7 +179,7 @@ def load_scan(name: str, *, settings: Settings | None = None) -> ToyScan:
         NotFound: no toy scan of that name.
     """
     settings = settings or Settings.from_env()
-    require(settings.db_url)
+    require(settings.db_url, f"no toy scan named {name!r}")
     engine = connect(settings.db_url)
     try:
         record = Records(engine).owner(KIND, name)
