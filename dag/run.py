@@ -99,9 +99,8 @@ class WorkflowRun(TaskOwner):
                 self._queue.append(node)
             else:
                 self._path_of[record.number] = node.path
-        self._bar = _progress_bar(workflow.name, recorded) if progress else None
-        self._counted = 0.0
-        self._count_tasks()
+        self._bar = _progress_bar(workflow.name, recorded, self._open()) if progress else None
+        self._counted = time.monotonic()
 
     def new_tasks(self, free: int) -> list[TaskSpec]:
         if self.suspended or self.cancelled:
@@ -131,10 +130,13 @@ class WorkflowRun(TaskOwner):
         if self._bar is None or time.monotonic() - self._counted < every_s:
             return
         self._counted = time.monotonic()
-        open_states = (NodeState.WAITING, NodeState.READY, NodeState.RUNNING)
-        left = sum(1 for n in self.engine.walk() if n.kind in TASK_KINDS and n.state in open_states)
-        self._bar.total = self._bar.n + left
+        self._bar.total = self._bar.n + self._open()
         self._bar.refresh()
+
+    def _open(self) -> int:
+        """The task nodes known that have not ended yet."""
+        open_states = (NodeState.WAITING, NodeState.READY, NodeState.RUNNING)
+        return sum(1 for n in self.engine.walk() if n.kind in TASK_KINDS and n.state in open_states)
 
     def done(self) -> bool:
         if self.cancelled or self.engine.done:
@@ -153,8 +155,8 @@ class WorkflowRun(TaskOwner):
             self._bar.close()
 
 
-def _progress_bar(name: str, recorded: dict[str, Record]) -> Any:
+def _progress_bar(name: str, recorded: dict[str, Record], left: int) -> Any:
     from tqdm.auto import tqdm
 
     done = sum(1 for r in recorded.values() if r.state in FINAL)
-    return tqdm(desc=name, initial=done, unit="node", dynamic_ncols=True)
+    return tqdm(desc=name, initial=done, total=done + left, unit="node", dynamic_ncols=True)

@@ -193,3 +193,20 @@ def test_a_notebook_kernel_using_ray_stops_without_stack_traces(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "True" in done.stdout
     assert "SIGTERM received" not in done.stderr and "logging.cc" not in done.stderr
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_a_workflow_progress_bar_has_the_task_nodes_known_as_its_total(settings, capsys, tmp_path):
+    from dag import Workflow
+
+    nodes, log = str(TESTS / "workflow_nodes"), str(tmp_path / "log")
+    state = Workflow({"name": "bar", "pythonpath": [nodes], "nodes": [
+        {"name": "square", "callable": "nodes_for_tests:square", "foreach": "range(3)",
+         "args": {"x": "${item}", "log": log}},
+        {"name": "total", "callable": "nodes_for_tests:total", "after": ["square"],
+         "args": {"log": log}},
+    ]}, settings=settings).run(progress=True)  # fmt: skip
+    assert state == "finished"
+    bar = [line for line in capsys.readouterr().err.replace("\r", "\n").splitlines() if line]
+    assert bar and all("|" in line for line in bar)  # every frame has a total (a bar)
+    assert "4/4" in bar[-1]  # the fan-out's three parts and the last node
