@@ -17,7 +17,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from dashboard import data
-from dashboard._common import engine, live, settings, when
+from dashboard._common import back_link, engine, link_table, live, settings, when
 from idds.tasks import TaskState
 
 KIND = "carousel"
@@ -36,20 +36,29 @@ def _tasks(url: str, name: str, version: tuple[Any, ...]) -> list[data.TaskRecor
 
 def render() -> None:
     """Draw the page."""
-    st.title("Carousel")
     rows = data.owners_of(engine(), KIND)
+    name = st.query_params.get("carousel")
+    if name:  # a carousel's own page (its name in the list links here)
+        back_link("carousel", "All carousels")
+        state = next((r.state for r in rows if r.name == name), None)
+        if state is None:
+            st.warning(f"No carousel named {name!r}.")
+            return
+        live(lambda: _carousel(name), active=state == "active", key="carousel-refresh")
+        return
+    st.title("Carousel")
     if not rows:
         st.info("No carousel yet: `idds carousel run campaign.yaml` runs one live.")
         return
-    st.dataframe(_list_frame(rows, data.shown_states(engine(), rows)), hide_index=True)
+    live(_list, active=any(r.state == "active" for r in rows), key="carousel-refresh")
+
+
+def _list() -> None:
+    rows = data.owners_of(engine(), KIND)
+    frame = _list_frame(rows, data.shown_states(engine(), rows))
+    link_table(frame, page="carousel", param="carousel")
+    st.caption("Open a carousel by its name.")
     _compare([r for r in rows if r.spec.get("result")])
-    names = [r.name for r in rows]
-    wanted = st.query_params.get("carousel")
-    index = names.index(wanted) if wanted in names else len(names) - 1
-    name = st.selectbox("Open a carousel", names, index=index, key="open-carousel")
-    st.query_params["carousel"] = name
-    active = next(r.state for r in rows if r.name == name) == "active"
-    live(lambda: _carousel(name), active=active, key="carousel-refresh")
 
 
 def _list_frame(rows: list[data.OwnerRecord], states: dict[int, str]) -> pd.DataFrame:
@@ -69,6 +78,9 @@ def _compare(finished: list[data.OwnerRecord]) -> None:
     st.subheader("Policies compared")
     if not finished:
         st.caption("No carousel has finished yet: its metrics are recorded when it ends.")
+        return
+    if len({r.spec["result"].get("policy", r.spec.get("policy")) for r in finished}) < 2:
+        st.caption("One policy so far: run the campaign under another to compare them.")
         return
     long = [
         {"carousel": r.name, "policy": r.spec["result"].get("policy", r.spec.get("policy")),

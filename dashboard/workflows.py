@@ -12,7 +12,16 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from dashboard import data
-from dashboard._common import acting_settings, actor, engine, live, settings, when
+from dashboard._common import (
+    acting_settings,
+    actor,
+    back_link,
+    engine,
+    link_table,
+    live,
+    settings,
+    when,
+)
 from idds.tasks import TaskState
 
 if TYPE_CHECKING:
@@ -40,19 +49,28 @@ def _nodes(url: str, name: str, version: tuple[Any, ...]) -> tuple[Any, list[Nod
 
 def render() -> None:
     """Draw the page."""
-    st.title("Workflows")
     rows = data.owners_of(engine(), KIND)
+    name = st.query_params.get("workflow")
+    if name:  # a workflow's own page (its name in the list links here)
+        back_link("workflows", "All workflows")
+        state = next((r.state for r in rows if r.name == name), None)
+        if state is None:
+            st.warning(f"No workflow named {name!r}.")
+            return
+        live(lambda: _workflow(name), active=state == "active", key="workflows-refresh")
+        return
+    st.title("Workflows")
     if not rows:
         st.info("No workflow yet: `idds dag launch workflow.yaml` starts one.")
         return
-    st.dataframe(_list_frame(rows, data.shown_states(engine(), rows)), hide_index=True)
-    names = [r.name for r in rows]
-    wanted = st.query_params.get("workflow")
-    index = names.index(wanted) if wanted in names else len(names) - 1
-    name = st.selectbox("Open a workflow", names, index=index, key="open-workflow")
-    st.query_params["workflow"] = name
-    active = next(r.state for r in rows if r.name == name) == "active"
-    live(lambda: _workflow(name), active=active, key="workflows-refresh")
+    live(_list, active=any(r.state == "active" for r in rows), key="workflows-refresh")
+
+
+def _list() -> None:
+    rows = data.owners_of(engine(), KIND)
+    frame = _list_frame(rows, data.shown_states(engine(), rows))
+    link_table(frame, page="workflows", param="workflow")
+    st.caption("Open a workflow by its name.")
 
 
 def _list_frame(rows: list[data.OwnerRecord], states: dict[int, str]) -> pd.DataFrame:

@@ -85,3 +85,13 @@ def kills_worker(params: dict) -> float:
     if params["x"] > 0:
         os.kill(os.getpid(), 9)
     return quadratic(params)
+
+
+def pruned_above(params: dict) -> float:
+    """Reports one step, then stops early (is pruned) where x > 0."""
+    import hpo
+
+    hpo.report(0, params["x"] ** 2 + 1.0)
+    if params["x"] > 0:
+        raise hpo.Pruned()
+    return params["x"] ** 2
