@@ -56,6 +56,7 @@ def _dashboard(url: str, base: Path) -> Iterator[str]:
     port = free_port()
     log = (base / "dashboard.log").open("w")
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "IDDS_TOKEN")}
+    env["PYTHONPATH"] = str(ROOT)  # this checkout's code (not the tests' modules)
     proc = subprocess.Popen(
         [sys.executable, "-m", "idds", "dashboard", "--db", url, "--port", str(port)],
         stdout=log, stderr=subprocess.STDOUT, cwd=base, env=env,
