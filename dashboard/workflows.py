@@ -22,6 +22,7 @@ from dashboard._common import (
     settings,
     when,
 )
+from dashboard.workflow_graph import grouped_figure
 from idds.tasks import TaskState
 
 if TYPE_CHECKING:
@@ -30,6 +31,9 @@ if TYPE_CHECKING:
 KIND = "workflow"
 #: Node instances drawn in the graph (the table lists them all).
 GRAPH_LIMIT = 300
+#: Above this many node instances, the graph shows one box per spec node (a fan-out's
+#: items, a loop's iterations together) instead of one mark per instance.
+GROUP_ABOVE = 40
 COLOURS = {
     "succeeded": "#2ca02c", "failed": "#d62728", "running": "#1f77b4", "dispatched": "#1f77b4",
     "pending": "#ffbf00", "ready": "#ffbf00", "waiting": "#c7c7c7", "skipped": "#9e9e9e",
@@ -88,12 +92,18 @@ def _workflow(name: str) -> None:
     workflow, nodes = _nodes(settings().db_url, name, version)
     st.header(f"Workflow {name}")
     states = pd.Series([n.state for n in nodes], dtype="object").value_counts()
-    cols = st.columns(4)
+    cols = st.columns(5)
     cols[0].metric("State", version[1])
-    cols[1].metric("Nodes", len(nodes))
-    cols[2].metric("Succeeded", int(states.get("succeeded", 0)))
-    cols[3].metric("Failed", int(states.get("failed", 0)))
-    st.plotly_chart(graph_figure(workflow.spec, nodes), key="graph")
+    cols[1].metric("Nodes", len(nodes), help="Every node instance, as `idds dag show` lists.")
+    cols[2].metric("Tasks", sum(n.number is not None for n in nodes),
+                   help="The nodes that run, as `idds dag list` counts.")  # fmt: skip
+    cols[3].metric("Succeeded", int(states.get("succeeded", 0)))
+    cols[4].metric("Failed", int(states.get("failed", 0)))
+    if len(nodes) > GROUP_ABOVE:
+        figure = grouped_figure(workflow.spec, nodes, COLOURS)
+    else:
+        figure = graph_figure(workflow.spec, nodes)
+    st.plotly_chart(figure, key="graph")
     st.subheader("Nodes")
     st.dataframe(_nodes_frame(nodes), hide_index=True)
     _logs(workflow, nodes)
