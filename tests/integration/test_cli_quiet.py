@@ -17,7 +17,7 @@ import yaml
 from idds.cli import main
 
 ROOT, TESTS = Path(__file__).parents[2], Path(__file__).parents[1]
-HEAVY = ("ray", "optuna", "pyhf", "streamlit", "sklearn", "pandas")
+HEAVY = ("ray", "optuna", "pyhf", "streamlit", "sklearn", "pandas", "sqlalchemy")
 CHATTER = ("WARNING", "Token authentication", "Context impl", "Will assume", "alembic")
 
 
