@@ -108,6 +108,12 @@ def _seed_capabilities(settings: Settings) -> None:
         {"name": "broken", "command": ["sh", "-c", "echo oops >&2; exit 3"], "max_attempts": 1,
          "after": ["make"]},
     ]}, settings=settings).run()  # fmt: skip
+    Workflow({"name": "web-wide", "parallel": 8, "nodes": [
+        {"name": "make", "command": ["sh", "-c", "printf 1 > output.json"]},
+        {"name": "fan", "command": ["sh", "-c", "printf 2 > output.json"], "foreach": "range(45)",
+         "after": ["make"]},
+        {"name": "gather", "command": ["sh", "-c", "printf 3 > output.json"], "after": ["fan"]},
+    ]}, settings=settings).run()  # fmt: skip
     spec = load_campaign_file(ROOT / "examples/carousel/small.yaml").scaled(8)
     run_live(spec.replace(name="web-c"), settings, policy="file-level", speedup=20000)
 
@@ -281,3 +287,27 @@ def test_clicking_a_study_name_opens_its_page_above_the_fold_with_its_pruned_cou
         assert f"pruned ({pruned})" in browser.page_source  # counted in the history's legend
     finally:
         browser.set_window_size(1400, 1800)
+
+
+def test_a_wide_workflow_is_drawn_as_boxes_whose_labels_do_not_overlap(server, browser):
+    """47 tasks (a fan-out of 45 between two nodes) read as three labelled boxes."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get(f"{server}/workflows?workflow=web-wide")
+    WebDriverWait(browser, 60).until(
+        lambda d: d.find_elements(By.XPATH, "//*[name()='text'][contains(., 'fan (45 tasks)')]")
+    )
+    time.sleep(1.0)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    browser.save_screenshot(str(ARTIFACTS / "workflow-grouped.png"))
+    labels = browser.find_elements(By.CSS_SELECTOR, ".textpoint text")
+    assert sorted(e.text for e in labels) == ["fan (45 tasks)", "gather (1 task)", "make (1 task)"]
+    boxes = [browser.execute_script(
+        "const r = arguments[0].getBoundingClientRect(); return [r.left, r.top, r.right, r.bottom];",
+        e) for e in labels]  # fmt: skip
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1 :]:
+            apart = a[2] <= b[0] or b[2] <= a[0] or a[3] <= b[1] or b[3] <= a[1]
+            assert apart, (a, b)
+    assert "Graph: 48 nodes (47 tasks) in 3 groups" in browser.page_source
