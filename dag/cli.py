@@ -12,10 +12,10 @@ import click
 from dag.graph import text_graph, write_png
 from dag.spec import WorkflowSpec
 from dag.workflow import NodeInfo, Workflow, list_workflows, load_workflow
-from idds.cli import format_table
 from idds.config import Settings, parse_spec_text
 from idds.errors import NotFound, SpecError
 from idds.lifecycle import Lifecycle, add_commands
+from idds.output import View, emit, render, select, view_options
 
 
 @click.group("dag")
@@ -94,22 +94,30 @@ def _table(settings: Settings) -> tuple[list[str], list[list[object]]]:
 @click.argument("name")
 @click.option("--png", type=click.Path(dir_okay=False), help="Also draw the graph (graphviz).")
 @click.option("--all", "show_all", is_flag=True, help="Every node (default: at most 200 rows).")
+@view_options
 @click.pass_obj
-def show(settings: Settings, name: str, png: str | None, show_all: bool) -> None:
-    """Nodes of workflow NAME: state, attempts, duration, output; the graph as text."""
+def show(settings: Settings, name: str, png: str | None, show_all: bool, view: View) -> None:
+    """Nodes of workflow NAME: state, attempts, duration, output; the graph as text.
+
+    With --format json or csv, only the nodes are printed (all of them unless --limit).
+    """
     workflow = load_workflow(name, settings=settings)
     nodes = workflow.nodes()
     record = workflow.record()
     shown = workflow.records.shown([record])[record.id]
+    headers = ["node", "kind", "state", "attempt", "duration", "output / detail"]
+    rows = [_row(n, shown.task_state(n.state)) for n in nodes]
+    if not view.table:
+        emit(headers, rows, view)
+        return
     click.echo(f"workflow {name!r}: {shown.state}\n")
     click.echo(text_graph(workflow.spec))
     click.echo()
-    rows = [_row(n, shown.task_state(n.state)) for n in nodes]
-    limit = None if show_all else 200
-    click.echo(format_table(["node", "kind", "state", "attempt", "duration", "output / detail"],
-                            rows[:limit]))  # fmt: skip
-    if limit and len(rows) > limit:
-        click.echo(f"... {len(rows) - limit} more (--all shows them)")
+    default = None if show_all or view.limit is not None else 200
+    kept = select(headers, rows, view)
+    click.echo(render(headers, kept[:default]))
+    if default and len(kept) > default:
+        click.echo(f"... {len(kept) - default} more (--all shows them)")
     for n in nodes:
         if n.state == "failed" and n.error:
             click.echo(f"\n{n.path} failed:\n{n.error.rstrip()}")

@@ -8,10 +8,11 @@ handed in again.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from dag.engine import Engine, Node, NodeState
+from dag.engine import TASK_KINDS, Engine, Node, NodeState
 from dag.parts import Parts
 from idds.dispatch import TaskOwner
 from idds.tasks import FINAL, TaskSpec, TaskState
@@ -100,7 +101,8 @@ class WorkflowRun(TaskOwner):
                 self._queue.append(node)
             else:
                 self._path_of[record.number] = node.path
-        self._bar = _progress_bar(workflow.name, recorded) if progress else None
+        self._bar = _progress_bar(workflow.name, recorded, self._open()) if progress else None
+        self._counted = time.monotonic()
 
     def new_tasks(self, free: int) -> list[TaskSpec]:
         if self.suspended or self.cancelled:
@@ -122,6 +124,21 @@ class WorkflowRun(TaskOwner):
             if state is not TaskState.SUCCEEDED:
                 self._failed += 1
                 self._bar.set_postfix(failed=self._failed, refresh=False)
+            self._count_tasks()
+
+    def _count_tasks(self, every_s: float = 0.5) -> None:
+        """Set the bar's total to the task nodes known: those done and those not yet run
+        (a fan-out or a loop makes more as it goes); at most every ``every_s`` seconds."""
+        if self._bar is None or time.monotonic() - self._counted < every_s:
+            return
+        self._counted = time.monotonic()
+        self._bar.total = self._bar.n + self._open()
+        self._bar.refresh()
+
+    def _open(self) -> int:
+        """The task nodes known that have not ended yet."""
+        open_states = (NodeState.WAITING, NodeState.READY, NodeState.RUNNING)
+        return sum(1 for n in self.engine.walk() if n.kind in TASK_KINDS and n.state in open_states)
 
     def done(self) -> bool:
         if self.cancelled or self.engine.done:
@@ -142,11 +159,12 @@ class WorkflowRun(TaskOwner):
     def close(self) -> None:
         self.parts.close()
         if self._bar is not None:
+            self._count_tasks(every_s=0.0)
             self._bar.close()
 
 
-def _progress_bar(name: str, recorded: dict[str, Record]) -> Any:
+def _progress_bar(name: str, recorded: dict[str, Record], left: int) -> Any:
     from tqdm.auto import tqdm
 
     done = sum(1 for r in recorded.values() if r.state in FINAL)
-    return tqdm(desc=name, initial=done, unit="node", dynamic_ncols=True)
+    return tqdm(desc=name, initial=done, total=done + left, unit="node", dynamic_ncols=True)

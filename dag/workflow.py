@@ -18,6 +18,7 @@ from dag.run import KIND, Record, WorkflowRun, records, replay
 from dag.spec import WorkflowSpec, load_spec_file
 from idds.client import records_for
 from idds.config import Settings, path_inside
+from idds.db import require
 from idds.dispatch import Dispatcher
 from idds.errors import IddsError, IllegalTransition, NotFound, SpecError
 from idds.handle import OwnerHandle
@@ -268,6 +269,8 @@ def load_workflow(name: str, *, settings: Settings | None = None) -> Workflow:
         NotFound: no workflow of that name.
     """
     settings = settings or Settings.from_env()
+    if not settings.url:
+        require(settings.db_url, f"no workflow named {name!r}")
     found = records_for(settings)
     try:
         row = found.owner(OWNER_KIND, name)

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import html
 from dataclasses import replace
 from typing import TYPE_CHECKING
+from urllib.parse import urlencode
 
+import pandas as pd
 import streamlit as st
 
 from idds import auth
@@ -108,3 +111,53 @@ def when(seconds: float | None) -> str:
     if seconds is None:
         return ""
     return dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+#: The colour of a state's word in the lists.
+STATE_COLOURS = {
+    "succeeded": "#2ca02c", "finished": "#2ca02c", "failed": "#d62728", "running": "#1f77b4",
+    "active": "#1f77b4", "pruned": "#9467bd", "cancelled": "#7f7f7f", "suspended": "#7f7f7f",
+    "stopped": "#ff7f0e",
+}  # fmt: skip
+
+
+def link_table(frame: pd.DataFrame, *, page: str, param: str, column: str = "name") -> None:
+    """``frame`` as a table whose ``column`` cells link, in the same tab, to that row's own
+    page (``page?param=NAME``); states are coloured.
+
+    Args:
+        frame: the rows to show.
+        page: the URL path of the page that shows one (``studies``).
+        param: its query parameter (``study``).
+        column: the column holding the names.
+    """
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
+    body = []
+    for _, row in frame.iterrows():
+        cells = []
+        for c in frame.columns:
+            cells.append(f"<td>{_cell(row[c], c, page, param, column)}</td>")
+        body.append(f"<tr>{''.join(cells)}</tr>")
+    st.markdown(
+        f'<div class="idds-list" style="max-height: 28rem; overflow: auto">'
+        f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table></div>",
+        unsafe_allow_html=True,
+    )
+
+
+def _cell(value: object, column: str, page: str, param: str, names: str) -> str:
+    text = "" if value is None or (isinstance(value, float) and value != value) else str(value)
+    shown = html.escape(text)
+    if column == names:
+        href = f"{page}?{urlencode({param: text})}"
+        return f'<a href="{html.escape(href)}" target="_self" class="idds-open">{shown}</a>'
+    if column == "state":
+        colour = STATE_COLOURS.get(text.split(" ")[0])
+        return f'<span style="color: {colour}">{shown}</span>' if colour else shown
+    return shown
+
+
+def back_link(page: str, label: str) -> None:
+    """A link back to the list (``page`` without a query), at the top of an owner's page."""
+    st.markdown(f'<a href="{html.escape(page)}" target="_self">← {html.escape(label)}</a>',
+                unsafe_allow_html=True)  # fmt: skip

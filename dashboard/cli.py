@@ -31,6 +31,8 @@ def dashboard(settings: Settings | None, db_url: str | None, port: int, host: st
     _check_port(host, port)
     env = {**os.environ, "IDDS_DB_URL": settings.db_url,
            "IDDS_WORK_DIR": str(settings.work_dir.resolve())}  # fmt: skip
+    if settings.ray_address:  # the Sites page reads a cloud site's pilots from Ray
+        env["IDDS_RAY_ADDRESS"] = settings.ray_address
     click.echo(f"dashboard: http://{host}:{port} (database {redact(settings.db_url)})")
     sys.stdout.flush()
     # This process becomes Streamlit's, so a signal to it (Ctrl-C, a service manager's

@@ -7,7 +7,7 @@ import plotly.express as px
 import streamlit as st
 
 from dashboard import data
-from dashboard._common import engine, live, when
+from dashboard._common import engine, link_table, live, when
 
 #: How the page names each owner kind it knows (others are shown by their kind).
 KIND_NAMES = {
@@ -33,6 +33,7 @@ def _body() -> None:
         st.info("The database holds nothing yet: run `idds hpo launch study.yaml` to start.")
         return
     _owner_metrics(counts)
+    _active_work(counts)
     st.subheader("By state")
     st.dataframe(_counts_frame(counts), hide_index=True)
     _running(data.tasks_by_site(engine()))
@@ -44,6 +45,35 @@ def _owner_metrics(counts: dict[str, dict[str, int]]) -> None:
     for column, (kind, states) in zip(columns, sorted(counts.items()), strict=True):
         label = f"{KIND_NAMES.get(kind, kind)} ({states.get('active', 0)} active)"
         column.metric(label, sum(states.values()))
+
+
+#: Where each kind's own page is: (URL path, query parameter).
+PAGES = {"study": ("studies", "study"), "study-group": ("studies", "study"),
+         "toyscan": ("toys", "scan"), "workflow": ("workflows", "workflow"),
+         "carousel": ("carousel", "carousel")}  # fmt: skip
+
+
+def _active_work(counts: dict[str, dict[str, int]]) -> None:
+    """The work that is active now, by name (each opens its page), with its progress."""
+    st.subheader("Running now")
+    active = [kind for kind, states in sorted(counts.items()) if states.get("active")]
+    if not active:
+        st.caption("Nothing is active.")
+        return
+    for kind in active:
+        owners = [o for o in data.owners_of(engine(), kind) if o.state == "active"]
+        shown = data.shown_states(engine(), owners)
+        frame = pd.DataFrame([_progress(o, shown[o.id]) for o in owners])
+        page, param = PAGES.get(kind, ("", kind))
+        st.caption(KIND_NAMES.get(kind, kind))
+        link_table(frame, page=page, param=param)
+
+
+def _progress(owner: data.OwnerRecord, state: str) -> dict[str, object]:
+    total = owner.spec.get("max_points") or sum(owner.tasks.values())
+    return {"name": owner.name, "user": owner.user, "state": state,
+            "progress": f"{owner.done}/{total} tasks done", "in flight": owner.in_flight,
+            "failed": owner.failed}  # fmt: skip
 
 
 def _counts_frame(counts: dict[str, dict[str, int]]) -> pd.DataFrame:

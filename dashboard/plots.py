@@ -110,21 +110,58 @@ def _frozen(t: Trial, space: dict[str, Any]) -> optuna.trial.FrozenTrial:
     )
 
 
+#: How trials that have no value to compete with are drawn in the history: (symbol, colour).
+MARKS = {"pruned": ("x", "#9467bd"), "failed": ("x-thin-open", "#d62728"),
+         "running": ("circle-open", "#ff7f0e")}  # fmt: skip
+#: The history's height per objective, in pixels.
+HISTORY_HEIGHT = 380
+
+
 def history_figure(trials: list[Trial], directions: tuple[str, ...]) -> go.Figure:
-    """Every succeeded trial's value(s) against its number, with the best so far (one
-    objective); WebGL markers so that 10,000 points draw at once."""
+    """Every succeeded trial's value(s) against its number, one panel per objective, with the
+    best so far (one objective); pruned trials at their last reported value, failed and
+    running ones along the foot of the panel, each counted in the legend. WebGL markers, so
+    that 10,000 points draw at once."""
+    from plotly.subplots import make_subplots
+
     done = [t for t in trials if t.state == TaskState.SUCCEEDED and t.values and not t.pruned]
     numbers = [t.number for t in done]
-    fig = go.Figure()
+    several = len(directions) > 1
+    names = [f"objective {i} ({d})" for i, d in enumerate(directions)]
+    fig = make_subplots(rows=len(directions), cols=1, shared_xaxes=True, vertical_spacing=0.08,
+                        subplot_titles=names if several else None)  # fmt: skip
     for i, direction in enumerate(directions):
         values = [t.values[i] for t in done]  # type: ignore[index]
-        name = "value" if len(directions) == 1 else f"objective {i} ({direction})"
-        fig.add_trace(go.Scattergl(x=numbers, y=values, mode="markers", name=name))
-    if len(directions) == 1:
-        fig.add_trace(go.Scattergl(x=numbers, y=_best_so_far(done, directions[0]),
-                                   mode="lines", name="best so far"))  # fmt: skip
-    fig.update_layout(title="Optimisation history", xaxis_title="trial", yaxis_title="value")
+        trace = go.Scattergl(x=numbers, y=values, mode="markers",
+                             name=names[i] if several else "value")  # fmt: skip
+        fig.add_trace(trace, row=i + 1, col=1)
+        if not several:
+            fig.add_trace(go.Scattergl(x=numbers, y=_best_so_far(done, direction),
+                                       mode="lines", name="best so far"), row=1, col=1)  # fmt: skip
+        _marks(fig, trials, i, min(values, default=0.0))
+        fig.update_yaxes(title_text="value" if not several else f"objective {i}", row=i + 1)
+    fig.update_xaxes(title_text="trial", row=len(directions))
+    fig.update_layout(title="Optimisation history", height=HISTORY_HEIGHT * len(directions) + 60)
     return fig
+
+
+def _marks(fig: go.Figure, trials: list[Trial], i: int, foot: float) -> None:
+    """Pruned, failed and running trials in objective ``i``'s panel."""
+    for state, (symbol, colour) in MARKS.items():
+        if state == "pruned":
+            group = [t for t in trials if t.pruned and t.values and len(t.values) > i]
+            ys = [t.values[i] for t in group]  # type: ignore[index]
+        else:
+            running = (TaskState.RUNNING, TaskState.DISPATCHED)
+            group = [t for t in trials if not t.pruned and (t.state == TaskState.FAILED if
+                     state == "failed" else t.state in running)]  # fmt: skip
+            ys = [foot] * len(group)
+        if group:
+            fig.add_trace(go.Scattergl(
+                x=[t.number for t in group], y=ys, mode="markers", name=f"{state} ({len(group)})",
+                marker={"symbol": symbol, "color": colour, "size": 9}, showlegend=i == 0,
+                hovertext=[f"trial {t.number}: {state}" for t in group],
+            ), row=i + 1, col=1)  # fmt: skip
 
 
 def _best_so_far(done: list[Trial], direction: str) -> list[float]:
@@ -174,7 +211,7 @@ def study_figures(
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # Optuna's experimental-feature warnings
-                out.figures[title] = draw()
+                out.figures[title] = draw().update_layout(height=HEIGHTS.get(title, 480))
         except (ValueError, RuntimeError, ZeroDivisionError) as exc:
             out.missing[title] = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     return out
@@ -237,6 +274,18 @@ def _optuna_figures(spec: StudySpec, study: optuna.Study, kept: list[Trial]) -> 
         ("Intermediate values", intermediate),
         ("Pareto front", pareto),
     ]
+
+
+#: Heights of Optuna's figures, in pixels, so that each is drawn large enough to read (a
+#: contour matrix of three parameters is nine panels).
+HEIGHTS = {"Contour": 760, "Parallel coordinates": 520, "Slice": 440}
+
+
+def figure_titles(directions: tuple[str, ...]) -> tuple[str, ...]:
+    """The figures a study of these directions offers (a Pareto front needs two objectives)."""
+    if len(directions) > 1:
+        return OPTUNA_FIGURES
+    return tuple(t for t in OPTUNA_FIGURES if t != "Pareto front")
 
 
 def _evaluator() -> Any:

@@ -4,6 +4,8 @@ the attempts the core records (``gpu_sites.usage``), tasks in flight per site, a
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 import plotly.express as px
 import streamlit as st
@@ -49,6 +51,21 @@ def _frame(rows: list, key: str) -> pd.DataFrame:
     )  # fmt: skip
 
 
+def _join_ray(spec: Any) -> None:
+    """Join the Ray cluster the dashboard was given, where a cloud site's pilots are its
+    nodes (a cluster that does not answer leaves those sites unreachable)."""
+    address = settings().ray_address
+    if not address or not any(s.kind == "cloud" for s in spec.sites):
+        return
+    from idds.errors import IddsError
+    from idds.runtime import ensure_ray
+
+    try:
+        ensure_ray(address, tries=1)
+    except IddsError as exc:
+        st.warning(f"Ray at {address}: {exc}")
+
+
 def _declared(busy: dict[str, int]) -> None:
     """The sites of ``IDDS_SITES``: pilots running and waiting as each site reports them."""
     path = settings().sites
@@ -62,13 +79,17 @@ def _declared(busy: dict[str, int]) -> None:
     except SiteSpecError as exc:
         st.warning(f"IDDS_SITES: {exc}")
         return
+    _join_ray(spec)
     rows = []
     for s in spec.sites:
         site = make_site(s, head_address=None, work_dir=settings().work_dir)
         try:
             pilots = site.pilots()
         except SiteError as exc:
-            rows.append({"site": s.name, "kind": s.kind, "pilots": f"unknown ({exc})"})
+            why = str(exc)
+            if s.kind == "cloud" and not settings().ray_address:
+                why = "its pilots are Ray nodes: start `idds --ray-address HOST:PORT dashboard`"
+            rows.append({"site": s.name, "kind": s.kind, "pilots": f"unreachable ({why})"})
             continue
         running = sum(p.state == "running" for p in pilots)
         waiting = len(pilots) - running

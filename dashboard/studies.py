@@ -8,8 +8,9 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import data
-from dashboard._common import engine, settings, when
+from dashboard._common import back_link, engine, link_table, live, settings, when
 from dashboard.study_page import render_study
+from idds.errors import NotFound
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
@@ -18,25 +19,45 @@ def _studies(url: str, version: tuple[Any, ...]) -> list[data.StudyRow]:
 
 
 def render() -> None:
-    """Draw the page."""
+    """Draw the page: the study of ``?study=NAME`` at the top, else the list, whose names
+    open each study's page."""
+    wanted = st.query_params.get("study")
+    if wanted:
+        back_link("studies", "All studies")
+        try:
+            render_study(wanted)
+        except NotFound:
+            st.warning(f"No study named {wanted!r}.")
+        return
     st.title("Studies")
     rows = _studies(settings().db_url, data.database_version(engine()))
     if not rows:
         st.info("No study yet: `idds hpo launch study.yaml` starts one.")
         return
-    shown = _filtered(rows)
-    st.dataframe(_frame(shown), hide_index=True, key="studies-table")
-    name = _chosen(shown)
-    if name:
-        render_study(name)
+    _filters(rows)
+    live(_list, active=any(r.state == "active" for r in rows), key="studies-refresh")
+
+
+def _list() -> None:
+    """The list, read again each time it refreshes (beside a running study it moves on)."""
+    rows = _filtered(_studies(settings().db_url, data.database_version(engine())))
+    link_table(_frame(rows), page="studies", param="study")
+    st.caption("Open a study by its name.")
+
+
+def _filters(rows: list[data.StudyRow]) -> None:
+    """The filters, above the list that refreshes; it reads their choices by their keys."""
+    left, middle, right = st.columns(3)
+    left.text_input("Name contains", key="filter-name")
+    middle.multiselect("State", sorted({r.state for r in rows}), key="filter-state")
+    right.multiselect("Proposer", sorted({r.proposer or "" for r in rows}), key="filter-proposer")
 
 
 def _filtered(rows: list[data.StudyRow]) -> list[data.StudyRow]:
-    left, middle, right = st.columns(3)
-    text = left.text_input("Name contains", key="filter-name")
-    states = middle.multiselect("State", sorted({r.state for r in rows}), key="filter-state")
-    proposers = sorted({r.proposer or "" for r in rows})
-    chosen = right.multiselect("Proposer", proposers, key="filter-proposer")
+    """``rows`` under the filters' current choices."""
+    text = st.session_state.get("filter-name", "")
+    states = st.session_state.get("filter-state") or []
+    chosen = st.session_state.get("filter-proposer") or []
     return [
         r
         for r in rows
@@ -44,6 +65,12 @@ def _filtered(rows: list[data.StudyRow]) -> list[data.StudyRow]:
         and (not states or r.state in states)
         and (not chosen or (r.proposer or "") in chosen)
     ]
+
+
+def _best(r: data.StudyRow) -> str:
+    if len(r.directions) > 1:
+        return f"Pareto front ({len(r.directions)} objectives)"
+    return "—" if r.best is None else f"{r.best:.6g}"
 
 
 def _frame(rows: list[data.StudyRow]) -> pd.DataFrame:
@@ -60,7 +87,7 @@ def _frame(rows: list[data.StudyRow]) -> pd.DataFrame:
                 "running": r.running,
                 "lost with their head": r.lost,
                 "failed": r.failed,
-                "best": r.best,
+                "best": _best(r),
                 "created (UTC)": when(r.created),
             }
             for r in rows
@@ -68,17 +95,3 @@ def _frame(rows: list[data.StudyRow]) -> pd.DataFrame:
         columns=["name", "user", "state", "segmented", "proposer", "directions", "done", "running",
                  "failed", "best", "created (UTC)"],
     )  # fmt: skip
-
-
-def _chosen(rows: list[data.StudyRow]) -> str | None:
-    """The study to show: picked in the box, which starts at ``?study=NAME``."""
-    names = [r.name for r in rows if r.kind == data.STUDY_KINDS[0]]
-    wanted = st.query_params.get("study")
-    if wanted and wanted not in names:
-        st.warning(f"No study named {wanted!r} among those listed.")
-    index = names.index(wanted) if wanted in names else None
-    name = st.selectbox("Open a study", names, index=index, placeholder="choose a study",
-                        key="open-study")  # fmt: skip
-    if name and name != wanted:
-        st.query_params["study"] = name
-    return name

@@ -12,12 +12,13 @@ import math
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
+import plotly.graph_objects as go
 import streamlit as st
 
 import hpo
 from dashboard import data
 from dashboard._common import acting_settings, actor, engine, live, settings
-from dashboard.plots import OPTUNA_FIGURES, StudyFigures, study_figures
+from dashboard.plots import StudyFigures, figure_titles, study_figures
 from hpo.study import best_of, pareto_front
 from idds.errors import IddsError
 from idds.records.views import LOST
@@ -65,10 +66,11 @@ def _body(url: str, name: str) -> None:
     study = _study(url, name)
     trials = _trials(url, name, version)
     _metrics(study, trials)
+    log = st.toggle("Log scale", key="history-log", help="The history's value axis.")
     history = st.container()  # filled below, once the chosen figure is known
-    title = st.segmented_control("Figure", OPTUNA_FIGURES, default=OPTUNA_FIGURES[0],
-                                 key="figure")  # fmt: skip
-    _show_figures(_figures(url, name, version, title or OPTUNA_FIGURES[0]), history)
+    titles = figure_titles(study.spec.directions)
+    title = st.segmented_control("Figure", titles, default=titles[0], key="figure")
+    _show_figures(_figures(url, name, version, title or titles[0]), history, log=log)
     st.subheader("Trials")
     st.dataframe(_table(url, name, version), hide_index=True, key="trials-table")
     _trial_detail(study, trials)
@@ -77,28 +79,31 @@ def _body(url: str, name: str) -> None:
 def _metrics(study: hpo.Study, trials: list[Trial]) -> None:
     states = pd.Series([_state(t) for t in trials], dtype="object").value_counts()
     shown = data.shown_owner(engine(), data.STUDY_KINDS, study.name)
-    cols = st.columns(5)
+    cols = st.columns(6)
     cols[0].metric("State", shown.state)
     cols[1].metric("Trials", f"{len(trials)}/{study.spec.max_points}")
     in_flight = int(states.get("running", 0) + states.get("dispatched", 0))
     cols[2].metric("Running", 0 if shown.stopped else in_flight)
     if shown.lost:
         cols[2].caption(f"{shown.lost} {LOST}")
-    cols[3].metric("Failed", int(states.get("failed", 0)))
+    cols[3].metric("Pruned", int(states.get("pruned", 0)))
+    cols[4].metric("Failed", int(states.get("failed", 0)))
     if len(study.spec.directions) == 1:
         best = best_of(trials, study.spec.directions[0])
         label = "Best" if best is None else f"Best (trial {best.number})"
-        cols[4].metric(label, "—" if best is None else f"{best.value:.6g}")
+        cols[5].metric(label, "—" if best is None else f"{best.value:.6g}")
     else:
         front = pareto_front(trials, study.spec.directions)
-        cols[4].metric("Pareto front", f"{len(front)} trials")
+        cols[5].metric("Pareto front", f"{len(front)} trials")
 
 
-def _show_figures(figures: StudyFigures, history: Any) -> None:
-    """The history in its place above the figure chooser, then the chosen figure (each
-    Optuna figure is drawn only when chosen)."""
+def _show_figures(figures: StudyFigures, history: Any, *, log: bool = False) -> None:
+    """The history in its place above the figure chooser (on a log axis where asked and its
+    values allow), then the chosen figure (each Optuna figure is drawn only when chosen)."""
     for title, figure in figures.figures.items():
         where = history if title == "Optimisation history" else st
+        if title == "Optimisation history" and log:
+            figure = _logged(figure, where)
         where.plotly_chart(figure, key=f"fig-{title}")
     for title, reason in figures.missing.items():
         st.caption(f"{title} not drawn: {reason}.")
@@ -107,6 +112,16 @@ def _show_figures(figures: StudyFigures, history: Any) -> None:
             f"Figures other than the history show {figures.drawn} of "
             f"{figures.finished} finished trials: the best ones and an even sample."
         )
+
+
+def _logged(figure: Any, where: Any) -> Any:
+    """A copy of the history on a log value axis, or itself with a note where a value is not
+    positive (the cached figure is shared, so it is never changed in place)."""
+    values = [y for trace in figure.data for y in (trace.y or ()) if y is not None]
+    if any(y <= 0 for y in values):
+        where.caption("Log scale: not drawn, the values are not all positive.")
+        return figure
+    return go.Figure(figure).update_yaxes(type="log")
 
 
 def _state(t: Trial) -> str:

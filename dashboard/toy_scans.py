@@ -11,7 +11,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from dashboard import data
-from dashboard._common import engine, live, settings, when
+from dashboard._common import back_link, engine, link_table, live, settings, when
 from idds.tasks import TaskState
 
 if TYPE_CHECKING:
@@ -32,19 +32,27 @@ def _result(url: str, name: str, version: tuple[Any, ...]) -> tuple[Any, ScanRes
 
 def render() -> None:
     """Draw the page."""
-    st.title("Toy scans")
     rows = data.owners_of(engine(), KIND)
+    name = st.query_params.get("scan")
+    if name:  # a scan's own page (its name in the list links here)
+        back_link("toys", "All toy scans")
+        state = next((r.state for r in rows if r.name == name), None)
+        if state is None:
+            st.warning(f"No toy scan named {name!r}.")
+            return
+        live(lambda: _scan(name), active=state == "active", key="toys-refresh")
+        return
+    st.title("Toy scans")
     if not rows:
         st.info("No toy scan yet: `idds toys launch scan.yaml` starts one.")
         return
-    st.dataframe(_list_frame(rows, data.shown_states(engine(), rows)), hide_index=True)
-    names = [r.name for r in rows]
-    wanted = st.query_params.get("scan")
-    index = names.index(wanted) if wanted in names else len(names) - 1
-    name = st.selectbox("Open a scan", names, index=index, key="open-scan")
-    st.query_params["scan"] = name
-    active = next(r.state for r in rows if r.name == name) == "active"
-    live(lambda: _scan(name), active=active, key="toys-refresh")
+    live(_list, active=any(r.state == "active" for r in rows), key="toys-refresh")
+
+
+def _list() -> None:
+    rows = data.owners_of(engine(), KIND)
+    link_table(_list_frame(rows, data.shown_states(engine(), rows)), page="toys", param="scan")
+    st.caption("Open a scan by its name.")
 
 
 def _list_frame(rows: list[data.OwnerRecord], states: dict[int, str]) -> pd.DataFrame:

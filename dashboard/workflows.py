@@ -12,7 +12,17 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from dashboard import data
-from dashboard._common import acting_settings, actor, engine, live, settings, when
+from dashboard._common import (
+    acting_settings,
+    actor,
+    back_link,
+    engine,
+    link_table,
+    live,
+    settings,
+    when,
+)
+from dashboard.workflow_graph import grouped_figure
 from idds.tasks import TaskState
 
 if TYPE_CHECKING:
@@ -21,6 +31,9 @@ if TYPE_CHECKING:
 KIND = "workflow"
 #: Node instances drawn in the graph (the table lists them all).
 GRAPH_LIMIT = 300
+#: Above this many node instances, the graph shows one box per spec node (a fan-out's
+#: items, a loop's iterations together) instead of one mark per instance.
+GROUP_ABOVE = 40
 COLOURS = {
     "succeeded": "#2ca02c", "failed": "#d62728", "running": "#1f77b4", "dispatched": "#1f77b4",
     "pending": "#ffbf00", "ready": "#ffbf00", "waiting": "#c7c7c7", "skipped": "#9e9e9e",
@@ -40,19 +53,28 @@ def _nodes(url: str, name: str, version: tuple[Any, ...]) -> tuple[Any, list[Nod
 
 def render() -> None:
     """Draw the page."""
-    st.title("Workflows")
     rows = data.owners_of(engine(), KIND)
+    name = st.query_params.get("workflow")
+    if name:  # a workflow's own page (its name in the list links here)
+        back_link("workflows", "All workflows")
+        state = next((r.state for r in rows if r.name == name), None)
+        if state is None:
+            st.warning(f"No workflow named {name!r}.")
+            return
+        live(lambda: _workflow(name), active=state == "active", key="workflows-refresh")
+        return
+    st.title("Workflows")
     if not rows:
         st.info("No workflow yet: `idds dag launch workflow.yaml` starts one.")
         return
-    st.dataframe(_list_frame(rows, data.shown_states(engine(), rows)), hide_index=True)
-    names = [r.name for r in rows]
-    wanted = st.query_params.get("workflow")
-    index = names.index(wanted) if wanted in names else len(names) - 1
-    name = st.selectbox("Open a workflow", names, index=index, key="open-workflow")
-    st.query_params["workflow"] = name
-    active = next(r.state for r in rows if r.name == name) == "active"
-    live(lambda: _workflow(name), active=active, key="workflows-refresh")
+    live(_list, active=any(r.state == "active" for r in rows), key="workflows-refresh")
+
+
+def _list() -> None:
+    rows = data.owners_of(engine(), KIND)
+    frame = _list_frame(rows, data.shown_states(engine(), rows))
+    link_table(frame, page="workflows", param="workflow")
+    st.caption("Open a workflow by its name.")
 
 
 def _list_frame(rows: list[data.OwnerRecord], states: dict[int, str]) -> pd.DataFrame:
@@ -70,12 +92,18 @@ def _workflow(name: str) -> None:
     workflow, nodes = _nodes(settings().db_url, name, version)
     st.header(f"Workflow {name}")
     states = pd.Series([n.state for n in nodes], dtype="object").value_counts()
-    cols = st.columns(4)
+    cols = st.columns(5)
     cols[0].metric("State", version[1])
-    cols[1].metric("Nodes", len(nodes))
-    cols[2].metric("Succeeded", int(states.get("succeeded", 0)))
-    cols[3].metric("Failed", int(states.get("failed", 0)))
-    st.plotly_chart(graph_figure(workflow.spec, nodes), key="graph")
+    cols[1].metric("Nodes", len(nodes), help="Every node instance, as `idds dag show` lists.")
+    cols[2].metric("Tasks", sum(n.number is not None for n in nodes),
+                   help="The nodes that run, as `idds dag list` counts.")  # fmt: skip
+    cols[3].metric("Succeeded", int(states.get("succeeded", 0)))
+    cols[4].metric("Failed", int(states.get("failed", 0)))
+    if len(nodes) > GROUP_ABOVE:
+        figure = grouped_figure(workflow.spec, nodes, COLOURS)
+    else:
+        figure = graph_figure(workflow.spec, nodes)
+    st.plotly_chart(figure, key="graph")
     st.subheader("Nodes")
     st.dataframe(_nodes_frame(nodes), hide_index=True)
     _logs(workflow, nodes)

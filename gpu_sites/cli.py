@@ -21,9 +21,20 @@ if TYPE_CHECKING:
     from idds.config import Settings
 
 _SITES = click.option(
-    "--sites", "sites_file", envvar="IDDS_SITES", required=True,
+    "--sites", "sites_file", envvar="IDDS_SITES", callback=lambda ctx, p, v: _declared(v),
     type=click.Path(dir_okay=False), help="The sites.yaml (default: $IDDS_SITES).",
 )  # fmt: skip
+
+
+def _declared(sites_file: str | None) -> str:
+    """The sites file given, or a usage error that says how to give one."""
+    if not sites_file:
+        raise click.UsageError(
+            "no sites declared: give --sites sites.yaml or set IDDS_SITES=sites.yaml "
+            "(examples/sites/sites.yaml is one; without sites, work runs on the Ray cluster "
+            "a head joined)"
+        )
+    return sites_file
 
 
 @click.group()
@@ -72,7 +83,9 @@ def status(settings: Settings, sites_file: str, by_owner: bool) -> None:
         st = stats[s.name]
         busy = st.in_flight
         state = "drained" if s.name in drained else "active"
-        if st.excluded_until is not None:
+        if running == "?":
+            state = "unreachable"  # its batch system did not answer (the warning says why)
+        elif st.excluded_until is not None:
             state = f"excluded {st.excluded_until - now:.0f} s ({st.streak} failed)"
         roll = hours.get(s.name)
         rows.append((

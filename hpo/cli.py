@@ -9,11 +9,11 @@ import click
 
 from hpo.spec import load_spec_file
 from hpo.study import KIND, Study, Trial, load_study
-from idds.cli import format_table
 from idds.client import records_for
 from idds.config import Settings, parse_spec_text
 from idds.errors import NotFound, SpecError
 from idds.lifecycle import Lifecycle, add_commands
+from idds.output import View, emit, view_options
 from idds.records import OwnerRecord, TaskRecord
 from idds.tasks import TaskState
 
@@ -91,33 +91,43 @@ def _summary(study: OwnerRecord, best: TaskRecord | None, shown: Shown) -> list[
 @hpo.command()
 @click.argument("name")
 @click.option("--errors/--no-errors", default=True, help="Print failed trials' tracebacks.")
+@view_options
 @click.pass_obj
-def show(settings: Settings, name: str, errors: bool) -> None:
-    """Trials of study NAME (state, attempt, site, duration, value) and the best."""
+def show(settings: Settings, name: str, errors: bool, view: View) -> None:
+    """Trials of study NAME (state, attempt, site, duration, value) and the best.
+
+    With --format json or csv, only the trials (of every segment) are printed.
+    """
     study = load_study(name, settings=settings)
     if study.segments:
-        click.echo(f"study {name}: {study.state}, segmented: {len(study.segments)} segments")
+        if view.table:
+            click.echo(f"study {name}: {study.state}, segmented: {len(study.segments)} segments")
         for segment in study._segments_here():
-            click.echo("")
-            _show(segment, errors)
+            if view.table:
+                click.echo("")
+            _show(segment, errors, view)
         return
-    _show(study, errors)
+    _show(study, errors, view)
 
 
-def _show(study: Study, errors: bool) -> None:
+def _show(study: Study, errors: bool, view: View) -> None:
     name = study.name
     spec = study.spec
     trials = study.trials
     records = study.records
     shown = records.shown([records.owner_by_id(study.owner_id)])[study.owner_id]
+    headers = ["trial", "state", "attempt", "site", "node", "duration", "value", "params"]
+    if len(spec.directions) > 1:
+        headers[6] = "values"
+    rows = [_trial_row(t, shown) for t in trials]
+    if not view.table:
+        emit(headers, rows, view)
+        return
     click.echo(
         f"study {name}: {shown.state}, {'/'.join(spec.directions)} {spec.objective or spec.argv}, "
         f"proposer {spec.proposer}, {len(trials)}/{spec.max_points} points"
     )
-    headers = ["trial", "state", "attempt", "site", "node", "duration", "value", "params"]
-    if len(spec.directions) > 1:
-        headers[6] = "values"
-    click.echo(format_table(headers, [_trial_row(t, shown) for t in trials]))
+    emit(headers, rows, view)
     if errors:
         for t in trials:
             if t.state == TaskState.FAILED and t.error:

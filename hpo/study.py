@@ -389,8 +389,11 @@ def load_study(name: str, *, settings: Settings | None = None) -> Study:
         NotFound: no study of that name.
     """
     from idds.client import records_for
+    from idds.db import require
 
     settings = settings or Settings.from_env()
+    if not settings.url:
+        require(settings.db_url, f"no study named {name!r}")
     records = records_for(settings)
     try:
         row = records.owner((KIND, GROUP_KIND), name)

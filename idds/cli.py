@@ -3,14 +3,19 @@
 
 from __future__ import annotations
 
+import ast
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoint, entry_points
+from importlib.util import find_spec
+from pathlib import Path
 from typing import Any
 
 import click
+from click.utils import make_default_short_help
 
+from idds import logs
 from idds.config import Settings
 from idds.errors import IddsError, NotFound, SpecError
 
@@ -30,6 +35,41 @@ class _LazyGroup(click.Group):
             command = self._registered()[name].load()
         return command
 
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The commands and their short help; a plugin's is read from its source, so that
+        ``idds --help`` imports none of them (nor Ray, Optuna, pyhf or Streamlit)."""
+        registered, names = self._registered(), self.list_commands(ctx)
+        limit = formatter.width - 6 - max(len(n) for n in names)
+        rows = []
+        for name in names:
+            if name in registered and name not in self.commands:
+                rows.append((name, make_default_short_help(_docstring(registered[name]), limit)))
+                continue
+            command = self.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                rows.append((name, command.get_short_help_str(limit)))
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+def _docstring(entry: EntryPoint) -> str:
+    """The docstring of the function an entry point names, read without importing it."""
+    module, _, attr = entry.value.partition(":")
+    top, *rest = module.split(".")
+    spec = find_spec(top)  # finds the package; imports nothing
+    if spec is None or not spec.submodule_search_locations:
+        return ""
+    path = Path(next(iter(spec.submodule_search_locations)), *rest)
+    path = path / "__init__.py" if not rest else path.with_suffix(".py")
+    try:
+        tree = ast.parse(path.read_text())
+    except (OSError, SyntaxError):
+        return ""
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef) and node.name == attr.strip():
+            return ast.get_docstring(node) or ""
+    return ""
+
 
 @click.group(cls=_LazyGroup)
 @click.option("--db", "db_url", envvar="IDDS_DB_URL", help="Database URL (SQLite file default).")
@@ -38,11 +78,29 @@ class _LazyGroup(click.Group):
     "--url", envvar="IDDS_URL",
     help="Act through this `idds serve` HTTP API (with IDDS_TOKEN), not on a database.",
 )  # fmt: skip
+@click.option(
+    "-v",
+    "--verbose",
+    is_flag=True,
+    help="Show Ray's and the migrations' messages (kept in WORK_DIR/idds.log otherwise).",
+)
 @click.version_option(package_name="idds")
 @click.pass_context
-def cli(ctx: click.Context, db_url: str | None, ray_address: str | None, url: str | None) -> None:
-    """iDDS: HPO studies, toy scans, workflows and data carousels on Ray."""
+def cli(
+    ctx: click.Context, db_url: str | None, ray_address: str | None, url: str | None,
+    verbose: bool,
+) -> None:  # fmt: skip
+    """iDDS: HPO studies, toy scans, workflows and data carousels on Ray.
+
+    The database is --db, else IDDS_HOME/idds.db, else the nearest idds.db from the current
+    directory up, else ./idds.db (made by the first command that records work). With --url
+    (IDDS_URL) commands act through that `idds serve` HTTP API and open no database.
+    """
     ctx.obj = Settings.from_env(db_url=db_url, ray_address=ray_address, url=url)
+    if verbose:
+        logs.verbose()
+    else:
+        logs.quiet(ctx.obj.work_dir / logs.LOG_FILE)
 
 
 _PEM = click.Path(exists=True, dir_okay=False)
@@ -118,11 +176,12 @@ def whoami(settings: Settings) -> None:
     """The user this command acts as (from IDDS_TOKEN, else IDDS_USER or the login name)."""
     from idds import auth
     from idds.client import RemoteRecords
-    from idds.db import connect
+    from idds.db import connect, require
 
     if settings.url:
         actor = RemoteRecords(settings).whoami()
     else:
+        require(settings.db_url)
         actor = auth.acting_user(connect(settings.db_url), settings)
     click.echo(f"{actor.name}{' (admin)' if actor.admin else ''}")
 
@@ -183,11 +242,12 @@ def users_remove(settings: Settings, name: str) -> None:
 def users_list(settings: Settings) -> None:
     """Registered users."""
     from idds import auth
-    from idds.db import connect
+    from idds.db import connect, require
 
     if settings.url:
         found: list[Any] = [_Row(**u) for u in _api(settings).get("/users")]
     else:
+        require(settings.db_url)
         found = auth.list_users(connect(settings.db_url))
     rows = [[r.name, "yes" if r.admin else ""] for r in found]
     click.echo(format_table(["user", "admin"], rows) if rows else "no registered users")

@@ -10,6 +10,21 @@ from pathlib import Path
 from idds.errors import SpecError
 
 DEFAULT_DB_URL = "sqlite:///idds.db"
+#: The database file's name where no URL is given, and the work dir's name beside it.
+DB_FILE, WORK_DIR = "idds.db", "idds-work"
+
+
+def default_home(cwd: Path | None = None) -> Path | None:
+    """Where the default database and work dir live: ``IDDS_HOME``, else the nearest directory
+    from ``cwd`` upwards that holds an ``idds.db`` (as git finds ``.git``); ``None`` where
+    neither is there (the current directory is used, and a read says it found nothing)."""
+    if os.environ.get("IDDS_HOME"):
+        return Path(os.environ["IDDS_HOME"]).expanduser().absolute()
+    here = (cwd or Path.cwd()).absolute()
+    for directory in (here, *here.parents):
+        if (directory / DB_FILE).is_file():
+            return None if directory == here else directory
+    return None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -17,11 +32,13 @@ class Settings:
     """Where the platform keeps its state and where it runs work.
 
     Attributes:
-        db_url: SQLAlchemy URL of the database (``IDDS_DB_URL``); a SQLite file in the
-            current directory by default, ``postgresql+psycopg://user@host/db`` for many heads.
+        db_url: SQLAlchemy URL of the database (``IDDS_DB_URL``); by default the SQLite file
+            ``idds.db`` in :func:`default_home`, else in the current directory;
+            ``postgresql+psycopg://user@host/db`` for many heads.
         ray_address: address of an existing Ray cluster to join (``IDDS_RAY_ADDRESS``);
             ``None`` starts a local Ray on demand.
-        work_dir: directory for per-task work dirs and logs (``IDDS_WORK_DIR``).
+        work_dir: directory for per-task work dirs and logs (``IDDS_WORK_DIR``); by default
+            ``idds-work`` beside the default database.
         lease_seconds: how long an owner lease lasts without renewal (``IDDS_LEASE_SECONDS``);
             another head may take an owner over once it has expired.
         user: the user to act as where the database has no registered users (``IDDS_USER``;
@@ -85,6 +102,10 @@ class Settings:
             if raw:
                 values[f.name] = _convert(f.name, raw)
         values.update({k: v for k, v in overrides.items() if v is not None})
+        home = default_home()
+        if home is not None:
+            values.setdefault("db_url", f"sqlite:///{home / DB_FILE}")
+            values.setdefault("work_dir", home / WORK_DIR)
         return replace(cls(), **values)  # type: ignore[arg-type]
 
 

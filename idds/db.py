@@ -24,7 +24,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.sql.functions import FunctionElement
 
-from idds.errors import DatabaseError
+from idds.errors import DatabaseError, NotFound
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -106,6 +106,26 @@ def made(url: str) -> bool:
     if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
         return True
     return Path(parsed.database).exists()
+
+
+def require(url: str, what: str = "") -> None:
+    """Check, without creating it, that the database at ``url`` is there (a read must not
+    make an empty one, where the next command would find nothing).
+
+    Args:
+        url: the database.
+        what: what was looked for, to begin the message with (``no study named 'x'``).
+
+    Raises:
+        NotFound: a SQLite file that does not exist; the message names the path looked at.
+    """
+    if not made(url):
+        path = Path(sa.make_url(url).database or "").absolute()
+        raise NotFound(
+            f"{what}{': ' if what else ''}no database at {path} (the default is the nearest "
+            "idds.db from the current "
+            "directory up, or IDDS_HOME; --db or IDDS_DB_URL names another)"
+        )
 
 
 def drop_all(url: str) -> None:

@@ -51,7 +51,9 @@ class Lifecycle:
 
 def add_commands(group: click.Group, life: Lifecycle) -> None:
     """Add ``launch``, ``resume``, ``cancel`` and ``list`` to ``group``."""
-    from idds.cli import format_table
+    from idds.db import require
+    from idds.errors import NotFound
+    from idds.output import View, emit, view_options
 
     def launch(
         settings: Settings, spec_file: str, no_progress: bool, detach: bool, **options: Any
@@ -79,9 +81,19 @@ def add_commands(group: click.Group, life: Lifecycle) -> None:
         n = life.load(name, settings).cancel()
         click.echo(f"{life.noun} {name!r} cancelled ({n} task(s) not run to the end)")
 
-    def list_(settings: Settings) -> None:
+    def list_(settings: Settings, view: View) -> None:
+        try:
+            require(settings.db_url)
+        except NotFound as exc:
+            click.echo(f"no {life.plural}: {exc}", err=not view.table)
+            if not view.table:
+                emit([], [], view)  # an empty list, for a program
+            return
         headers, rows = life.table(settings)
-        click.echo(format_table(headers, rows) if rows else f"no {life.plural}")
+        if rows or not view.table:
+            emit(headers, rows, view)
+        else:
+            click.echo(f"no {life.plural}")
 
     launch.__doc__ = f"Create the {life.noun} in SPEC_FILE (YAML or JSON) and run it."
     resume.__doc__ = f"Run {life.noun} NAME on from where it stopped."
@@ -93,7 +105,7 @@ def add_commands(group: click.Group, life: Lifecycle) -> None:
     name = click.argument("name")
     group.add_command(click.command("resume")(name(progress(click.pass_obj(resume)))))
     group.add_command(click.command("cancel")(name(click.pass_obj(cancel))))
-    group.add_command(click.command("list")(click.pass_obj(list_)))
+    group.add_command(click.command("list")(view_options(click.pass_obj(list_))))
 
 
 def _launch_command(launch: Callable[..., None], life: Lifecycle, progress: Any) -> click.Command:

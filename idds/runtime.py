@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import sys
 import time
 from typing import Any
 
@@ -26,8 +28,12 @@ def ensure_ray(address: str | None = None, *, tries: int = 3, backoff_s: float =
         IddsError: Ray did not start, or the cluster at ``address`` did not answer, at any try
             (one line).
     """
+    _quiet_kernel_exit()
     import ray
 
+    from idds import logs
+
+    logs.settle()  # Ray's chatter to the log file, where a command asked for that
     if ray.is_initialized():
         return
     for attempt in range(1, tries + 1):
@@ -42,6 +48,14 @@ def ensure_ray(address: str | None = None, *, tries: int = 3, backoff_s: float =
             log.info("starting Ray failed (%s); trying again", why)
             time.sleep(backoff_s * 2 ** (attempt - 1))
     raise IddsError(f"cannot start or join Ray at {address or 'local'} ({tries} tries): {why}")
+
+
+def _quiet_kernel_exit() -> None:
+    """In a notebook kernel, keep Ray from printing a C++ stack trace when Jupyter stops the
+    kernel with SIGTERM (as it does with one that does not exit at once); Ray reads this
+    when it is imported."""
+    if "ipykernel" in sys.modules:
+        os.environ.setdefault("RAY_DISABLE_FAILURE_SIGNAL_HANDLER", "1")
 
 
 def _init(ray: Any, address: str | None) -> None:

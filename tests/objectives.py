@@ -103,3 +103,13 @@ def leaks_to_stderr(params: dict) -> float:
 
     print("api_key=TOPSECRET-123", file=sys.stderr)
     raise RuntimeError("failed with api_key=TOPSECRET-123")
+
+
+def pruned_above(params: dict) -> float:
+    """Reports one step, then stops early (is pruned) where x > 0."""
+    import hpo
+
+    hpo.report(0, params["x"] ** 2 + 1.0)
+    if params["x"] > 0:
+        raise hpo.Pruned()
+    return params["x"] ** 2

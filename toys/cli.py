@@ -11,6 +11,7 @@ from idds.cli import format_table
 from idds.client import records_for
 from idds.config import Settings
 from idds.lifecycle import Lifecycle, add_commands
+from idds.output import View, emit, view_options
 from toys.spec import load_scan_file
 from toys.toyscan import KIND, ScanResult, ToyScan, load_scan
 
@@ -53,13 +54,21 @@ def _run(scan: ToyScan, progress: bool) -> None:
               help="Where to write the CLs plot (NAME-cls.png by default).")  # fmt: skip
 @click.option("--no-plot", is_flag=True, help="Print only.")
 @click.option("--points", "show_points", is_flag=True, help="Also print CLs at each point.")
+@view_options
 @click.pass_obj
 def show(
-    settings: Settings, name: str, plot_path: str | None, no_plot: bool, show_points: bool
-) -> None:
-    """Print scan NAME's observed and expected limits and write its CLs-vs-POI plot."""
+    settings: Settings, name: str, plot_path: str | None, no_plot: bool, show_points: bool,
+    view: View,
+) -> None:  # fmt: skip
+    """Print scan NAME's observed and expected limits and write its CLs-vs-POI plot.
+
+    With --format json or csv, only the limits (with --points, the points) are printed.
+    """
     scan = load_scan(name, settings=settings)
     result = scan.result()
+    if not view.table:
+        emit(*(_points_table(result) if show_points else _limits_table(result)), view)
+        return
     _print(scan, result)
     if show_points:
         _print_points(result)
@@ -82,7 +91,11 @@ def _print(scan: ToyScan, result: ScanResult) -> None:
     failed = result.batches.get("failed", 0)
     if failed:
         click.echo(f"{failed} batch(es) failed")
-    rows = []
+    click.echo(format_table(*_limits_table(result)))
+
+
+def _limits_table(result: ScanResult) -> tuple[list[str], list[list[object]]]:
+    rows: list[list[object]] = []
     for band, lim in result.limits.items():
         if lim.value is None:
             where = "above the range" if lim.status == "above" else "below the range"
@@ -90,17 +103,21 @@ def _print(scan: ToyScan, result: ScanResult) -> None:
             continue
         rows.append([_LABELS[band], f"{lim.value:.4g}", f"{lim.error:.2g}", f"{lim.stat:.2g}",
                      f"{lim.interp:.2g}"])  # fmt: skip
-    click.echo(format_table(["limit", "value", "error", "stat", "interp"], rows))
+    return ["limit", "value", "error", "stat", "interp"], rows
 
 
-def _print_points(result: ScanResult) -> None:
-    rows = []
+def _points_table(result: ScanResult) -> tuple[list[str], list[list[object]]]:
+    rows: list[list[object]] = []
     for mu in sorted(result.points):
         point = result.points[mu]
         cls = point.cls()
         rows.append([f"{mu:.4g}", point.toys, *(f"{cls[b][0]:.3g}+-{cls[b][1]:.1g}"
                      for b in ("obs", "-2", "-1", "0", "+1", "+2"))])  # fmt: skip
-    click.echo(format_table(["poi", "toys", "obs", "-2s", "-1s", "exp", "+1s", "+2s"], rows))
+    return ["poi", "toys", "obs", "-2s", "-1s", "exp", "+1s", "+2s"], rows
+
+
+def _print_points(result: ScanResult) -> None:
+    click.echo(format_table(*_points_table(result)))
 
 
 def _table(settings: Settings) -> tuple[list[str], list[list[object]]]:

@@ -57,6 +57,7 @@ class ToyScanRun(TaskOwner):
         self._created = 0
         self._step = -1
         self._failed = 0
+        self._bar: Any = None  # the current step's batches, on a terminal
         self._rebuild(rows)
 
     def _rebuild(self, rows: list[TaskRecord]) -> None:
@@ -139,6 +140,16 @@ class ToyScanRun(TaskOwner):
             known = f"{obs.value:.4g} +- {obs.error:.2g}" if obs.value is not None else obs.status
             line += f"; {scan_mod.total_toys(points)} toys so far, observed limit {known}"
         click.echo(line)
+        self.close()
+        from tqdm.auto import tqdm
+
+        self._bar = tqdm(desc=f"step {step}", total=batches, unit="batch", dynamic_ncols=True)
+
+    def close(self) -> None:
+        """Close the current step's progress bar."""
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
 
     # --- the dispatcher's callbacks -------------------------------------------------------
 
@@ -163,6 +174,10 @@ class ToyScanRun(TaskOwner):
             self._results.append((self._step, result))
         else:
             self._failed += 1
+        if self._bar is not None:
+            self._bar.update(1)
+            if self._failed:
+                self._bar.set_postfix(failed=self._failed, refresh=False)
 
     def done(self) -> bool:
         return self.cancelled or (self.stopped_because is not None and not self._open)

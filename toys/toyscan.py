@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from idds.client import records_for
 from idds.config import Settings
+from idds.db import require
 from idds.dispatch import Dispatcher
 from idds.errors import NotFound
 from idds.handle import OwnerHandle
@@ -152,7 +153,10 @@ class ToyScan(OwnerHandle):
         with self.held(dispatcher, [owner_id]):
             run = ToyScanRun(self.spec, owner_id, self._tasks(owner_id), parallel=parallel,
                              progress=progress)  # fmt: skip
-            dispatcher.run([run])
+            try:
+                dispatcher.run([run])
+            finally:
+                run.close()
             if not run.cancelled:
                 self.finish()
             self.stopped_because = run.stopped_because
@@ -195,6 +199,8 @@ def load_scan(name: str, *, settings: Settings | None = None) -> ToyScan:
         NotFound: no toy scan of that name.
     """
     settings = settings or Settings.from_env()
+    if not settings.url:
+        require(settings.db_url, f"no toy scan named {name!r}")
     records = records_for(settings)
     try:
         record = records.owner(KIND, name)

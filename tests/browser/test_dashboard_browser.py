@@ -33,13 +33,17 @@ DRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 ARTIFACTS = Path(os.environ.get("IDDS_TEST_ARTIFACTS", ROOT / "test-artifacts")) / "browser"
 #: (URL path, text that must appear once the page has rendered).
 PAGES = [
-    ("", ["Studies (0 active)", "By state", "Recent failures"]),
-    ("studies", ["Name contains", "Open a study"]),
+    ("", ["Studies (0 active)", "By state", "Recent failures", "Running now"]),
+    ("studies", ["Name contains", "Open a study by its name", "web-demo"]),
     ("studies?study=web-demo",
      ["Study web-demo", "Optimisation history", "Parallel coordinates", "Best (trial", "A trial"]),
-    ("toys", ["Toy scan web-scan", "Converged", "Limits", "Points"]),
-    ("workflows", ["Workflow web-flow", "Nodes", "A node's logs", "stderr of broken"]),
-    ("carousel", ["Policies compared", "Carousel web-c", "Released to processing"]),
+    ("toys", ["Toy scans", "web-scan", "Open a scan by its name"]),
+    ("toys?scan=web-scan", ["Toy scan web-scan", "Converged", "Limits", "Points"]),
+    ("workflows", ["Workflows", "web-flow", "Open a workflow by its name"]),
+    ("workflows?workflow=web-flow",
+     ["Workflow web-flow", "Nodes", "A node's logs", "stderr of broken"]),
+    ("carousel", ["Policies compared", "web-c", "One policy so far"]),
+    ("carousel?carousel=web-c", ["Carousel web-c", "Released to processing"]),
 ]  # fmt: skip
 if _exists("gpu_sites"):  # the Sites page shows where gpu_sites is installed
     PAGES.append(("sites", ["Per site", "Per study, workflow, scan, carousel"]))
@@ -52,6 +56,7 @@ def _dashboard(url: str, base: Path) -> Iterator[str]:
     port = free_port()
     log = (base / "dashboard.log").open("w")
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "IDDS_TOKEN")}
+    env["PYTHONPATH"] = str(ROOT)  # this checkout's code (not the tests' modules)
     proc = subprocess.Popen(
         [sys.executable, "-m", "idds", "dashboard", "--db", url, "--port", str(port)],
         stdout=log, stderr=subprocess.STDOUT, cwd=base, env=env,
@@ -65,8 +70,9 @@ def _dashboard(url: str, base: Path) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def server(chromium, ray_address, tmp_path_factory):
-    """``idds dashboard`` serving a database that holds one real study."""
+def served(chromium, ray_address, tmp_path_factory):
+    """``idds dashboard`` serving a database that holds real studies (one with pruned
+    trials) and one of each capability; yields its address and the database's settings."""
     base = tmp_path_factory.mktemp("browser")
     url = f"sqlite:///{base / 'idds.db'}"
     settings = Settings(db_url=url, ray_address=ray_address, work_dir=base / "work")
@@ -74,9 +80,18 @@ def server(chromium, ray_address, tmp_path_factory):
               space={"x": {"type": "float", "low": -2.0, "high": 2.0}}, max_points=6,
               parallel=2, proposer="optuna:random", seed=1, pythonpath=[TESTS],
               ).optimize(progress=False)  # fmt: skip
+    hpo.Study(settings=settings, name="web-pruned", objective="objectives:pruned_above",
+              space={"x": {"type": "float", "low": -1.0, "high": 1.0}}, max_points=8,
+              parallel=2, proposer="optuna:random", seed=2, pythonpath=[TESTS],
+              ).optimize(progress=False)  # fmt: skip
     _seed_capabilities(settings)
     with _dashboard(url, base) as address:
-        yield address
+        yield address, settings
+
+
+@pytest.fixture(scope="module")
+def server(served):
+    return served[0]
 
 
 def _seed_capabilities(settings: Settings) -> None:
@@ -92,6 +107,12 @@ def _seed_capabilities(settings: Settings) -> None:
         {"name": "make", "command": ["sh", "-c", "printf '[1, 2]' > output.json"]},
         {"name": "broken", "command": ["sh", "-c", "echo oops >&2; exit 3"], "max_attempts": 1,
          "after": ["make"]},
+    ]}, settings=settings).run()  # fmt: skip
+    Workflow({"name": "web-wide", "parallel": 8, "nodes": [
+        {"name": "make", "command": ["sh", "-c", "printf 1 > output.json"]},
+        {"name": "fan", "command": ["sh", "-c", "printf 2 > output.json"], "foreach": "range(45)",
+         "after": ["make"]},
+        {"name": "gather", "command": ["sh", "-c", "printf 3 > output.json"], "after": ["fan"]},
     ]}, settings=settings).run()  # fmt: skip
     spec = load_campaign_file(ROOT / "examples/carousel/small.yaml").scaled(8)
     run_live(spec.replace(name="web-c"), settings, policy="file-level", speedup=20000)
@@ -219,3 +240,74 @@ def test_a_dashboard_with_users_asks_for_a_token_and_shows_others_work_read_only
     chromium.find_element(By.XPATH, "//button[.//p[text()='Sign out']]").click()
     shows("Token")
     assert "Study alices" not in body()
+
+
+def _above_the_fold(driver, element) -> bool:
+    """Whether ``element`` is drawn inside the window without scrolling."""
+    top, bottom = driver.execute_script(
+        "const r = arguments[0].getBoundingClientRect(); return [r.top, r.bottom];", element
+    )
+    return 0 <= top and bottom <= driver.execute_script("return window.innerHeight")
+
+
+def test_clicking_a_study_name_opens_its_page_above_the_fold_with_its_pruned_count(served, browser):
+    """At 1400x900, as a person sees it: the name in the list is a link; its page's header
+    and its trial counts (pruned included) are in view without scrolling."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    server, settings = served
+    pruned = sum(t.pruned for t in hpo.load_study("web-pruned", settings=settings).trials)
+    assert pruned, "the seeded study has pruned trials"
+    browser.set_window_size(1400, 900)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    try:
+        browser.get(f"{server}/studies")
+        link = WebDriverWait(browser, 60).until(
+            lambda d: d.find_element(By.LINK_TEXT, "web-pruned")
+        )
+        browser.save_screenshot(str(ARTIFACTS / "studies-list-links.png"))
+        link.click()
+        header = WebDriverWait(browser, 60).until(
+            lambda d: d.find_element(By.XPATH, "//h2[contains(., 'Study web-pruned')]")
+        )
+        WebDriverWait(browser, 60).until(
+            lambda d: "Pruned" in d.find_element(By.TAG_NAME, "body").text
+        )
+        time.sleep(2.0)  # the history finishes drawing
+        browser.save_screenshot(str(ARTIFACTS / "study-page-from-link.png"))
+        assert browser.current_url.endswith("/studies?study=web-pruned")
+        assert _above_the_fold(browser, header)
+        metric = browser.find_element(
+            By.XPATH, "//div[@data-testid='stMetric'][.//*[normalize-space()='Pruned']]"
+        )
+        assert _above_the_fold(browser, metric)
+        value = metric.find_element(By.CSS_SELECTOR, '[data-testid="stMetricValue"]').text
+        assert value == str(pruned)
+        assert f"pruned ({pruned})" in browser.page_source  # counted in the history's legend
+    finally:
+        browser.set_window_size(1400, 1800)
+
+
+def test_a_wide_workflow_is_drawn_as_boxes_whose_labels_do_not_overlap(server, browser):
+    """47 tasks (a fan-out of 45 between two nodes) read as three labelled boxes."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get(f"{server}/workflows?workflow=web-wide")
+    WebDriverWait(browser, 60).until(
+        lambda d: d.find_elements(By.XPATH, "//*[name()='text'][contains(., 'fan (45 tasks)')]")
+    )
+    time.sleep(1.0)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    browser.save_screenshot(str(ARTIFACTS / "workflow-grouped.png"))
+    labels = browser.find_elements(By.CSS_SELECTOR, ".textpoint text")
+    assert sorted(e.text for e in labels) == ["fan (45 tasks)", "gather (1 task)", "make (1 task)"]
+    boxes = [browser.execute_script(
+        "const r = arguments[0].getBoundingClientRect(); return [r.left, r.top, r.right, r.bottom];",
+        e) for e in labels]  # fmt: skip
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1 :]:
+            apart = a[2] <= b[0] or b[2] <= a[0] or a[3] <= b[1] or b[3] <= a[1]
+            assert apart, (a, b)
+    assert "Graph: 48 nodes (47 tasks) in 3 groups" in browser.page_source

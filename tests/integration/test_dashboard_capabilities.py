@@ -56,11 +56,19 @@ def app(seeded, monkeypatch):
     return AppTest.from_file(APP, default_timeout=60).run()
 
 
-def _page(at, script):
+def _page(at, script, **query):
+    """Open a page; ``query`` opens one owner's page (``scan="x"``: ``toys?scan=x``)."""
+    at.query_params.clear()
+    at.query_params.update(query)
     at.switch_page(f"views/{script}").run()
     assert not at.exception, [e.message for e in at.exception]
     assert not at.error, [e.value for e in at.error]
     return at
+
+
+def _list_html(at) -> str:
+    """The list whose names link to each one's page."""
+    return next(m.value for m in at.markdown if "idds-list" in m.value)
 
 
 def _metrics(at) -> dict[str, str]:
@@ -79,7 +87,9 @@ def test_overview_counts_every_kind(app):
 def test_toy_scan_page_draws_cls_with_bands_and_lists_limits(app, seeded):
     from toys import load_scan
 
-    at = _page(app, "toy_scans.py")
+    listed = _page(app, "toy_scans.py")
+    assert 'href="toys?scan=scan"' in _list_html(listed)
+    at = _page(app, "toy_scans.py", scan="scan")
     result = load_scan("scan", settings=seeded).result()
     assert _metrics(at)["Points"] == str(len(result.points))
     figure = at.get("plotly_chart")[0].proto.spec
@@ -93,7 +103,9 @@ def test_toy_scan_page_draws_cls_with_bands_and_lists_limits(app, seeded):
 
 
 def test_workflow_page_colours_nodes_and_shows_the_failed_node_logs(app):
-    at = _page(app, "workflows.py")
+    listed = _page(app, "workflows.py")
+    assert 'href="workflows?workflow=flow"' in _list_html(listed)
+    at = _page(app, "workflows.py", workflow="flow")
     metrics = _metrics(at)
     assert (metrics["State"], metrics["Nodes"], metrics["Failed"]) == ("failed", "7", "1")
     nodes = next(d.value for d in at.dataframe if "node" in d.value.columns)
@@ -107,16 +119,16 @@ def test_workflow_page_colours_nodes_and_shows_the_failed_node_logs(app):
 
 
 def test_carousel_page_compares_policies_and_draws_counts_and_disk(app):
-    at = _page(app, "carousel.py")
-    table = at.dataframe[0].value
-    assert dict(zip(table["name"], table["policy"], strict=True)) == {
-        "c-file": "file-level", "c-dataset": "dataset-level"}  # fmt: skip
-    assert (table["files processed"] == 12).all() and table["makespan (h)"].gt(0).all()
+    listed = _page(app, "carousel.py")
+    table = _list_html(listed)
+    for name, policy in (("c-file", "file-level"), ("c-dataset", "dataset-level")):
+        assert f'href="carousel?carousel={name}"' in table and f"<td>{policy}</td>" in table
+    (compare,) = [c.proto.spec for c in listed.get("plotly_chart")]
+    assert "dataset-level" in compare and "file-level" in compare
+    at = _page(app, "carousel.py", carousel="c-file")
     metrics = _metrics(at)
     assert (metrics["Released to processing"], metrics["Processed"]) == ("12", "12")
-    specs = [c.proto.spec for c in at.get("plotly_chart")]
-    assert len(specs) == 3  # the comparison, files over time, disk
-    assert "dataset-level" in specs[0] and "file-level" in specs[0]
+    assert len(at.get("plotly_chart")) == 2  # files over time, disk
 
 
 def test_sites_page_rolls_attempts_up_per_site_and_per_owner(app, seeded):

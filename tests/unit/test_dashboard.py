@@ -158,9 +158,10 @@ def test_history_shows_every_success_and_the_best_so_far():
 
     trials = [_trial(0, 3.0), _trial(1, None, "failed"), _trial(2, 1.0), _trial(3, 2.0)]
     fig = history_figure(trials, ("minimize",))
-    values, best = fig.data
+    values, best, failed = fig.data
     assert list(values.x) == [0, 2, 3] and list(values.y) == [3.0, 1.0, 2.0]
     assert list(best.y) == [3.0, 1.0, 1.0]
+    assert failed.name == "failed (1)" and list(failed.x) == [1]  # drawn at the panel's foot
     assert list(history_figure(trials, ("maximize",)).data[1].y) == [3.0, 3.0, 3.0]
 
 

@@ -1,0 +1,47 @@
+"""Where the default database and work dir live: IDDS_HOME, else the nearest idds.db from the
+current directory up, else the current directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from idds.config import Settings, default_home
+
+
+@pytest.fixture
+def clean_env(monkeypatch):
+    for name in ("IDDS_HOME", "IDDS_DB_URL", "IDDS_WORK_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    return monkeypatch
+
+
+def test_a_subdirectory_finds_the_database_above_it(tmp_path, clean_env):
+    (tmp_path / "idds.db").touch()
+    deep = tmp_path / "analysis" / "plots"
+    deep.mkdir(parents=True)
+    clean_env.chdir(deep)
+    assert default_home() == tmp_path
+    settings = Settings.from_env()
+    assert settings.db_url == f"sqlite:///{tmp_path / 'idds.db'}"
+    assert settings.work_dir == tmp_path / "idds-work"
+
+
+def test_without_one_it_is_the_current_directory_as_before(tmp_path, clean_env):
+    clean_env.chdir(tmp_path)
+    assert default_home() is None
+    settings = Settings.from_env()
+    assert (settings.db_url, settings.work_dir) == ("sqlite:///idds.db", Path("idds-work"))
+
+
+def test_idds_home_wins_and_flags_win_over_it(tmp_path, clean_env):
+    (tmp_path / "idds.db").touch()
+    clean_env.chdir(tmp_path)
+    home = tmp_path / "home"
+    clean_env.setenv("IDDS_HOME", str(home))
+    assert Settings.from_env().db_url == f"sqlite:///{home / 'idds.db'}"
+    assert Settings.from_env().work_dir == home / "idds-work"
+    assert Settings.from_env(db_url="sqlite:///other.db").db_url == "sqlite:///other.db"
+    clean_env.setenv("IDDS_WORK_DIR", str(tmp_path / "w"))
+    assert Settings.from_env().work_dir == tmp_path / "w"
