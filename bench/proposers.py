@@ -6,7 +6,8 @@ sequential loop with the same sampler (one worker: the loop asks, then evaluates
 default study has 10,000 points for TPE; the Gaussian processes, whose asks grow with the
 cube of the points seen, stop at ``--gp-n`` (500). Metrics: evaluations per second, and the
 workers' idle fraction (1 - the objectives' run time / (wall time x workers)). Target:
-idds at least 1.5x Optuna's loop for TPE at 10,000 points.
+idds at least 1.5x Optuna's loop for TPE at 10,000 points. TPE also runs with
+``deterministic: true`` (reproducible batches), to show what that costs.
 
     python -m bench proposers [--quick] [--n N] [--gp-n N] [--proposers a,b]
 """
@@ -26,15 +27,16 @@ OBJECTIVE_S = 0.01
 WORKERS = 2
 
 
-def run_idds(proposer: str, n: int, db: str) -> tuple[float, float]:
+def run_idds(proposer: str, n: int, db: str, deterministic: bool = False) -> tuple[float, float]:
     """Wall time of the study, and its objectives' run time summed (from the workers)."""
     import hpo
     from idds.config import Settings
 
     study = hpo.Study(
-        settings=Settings(db_url=db), name=f"thr-{proposer.replace(':', '-')}-{n}",
+        settings=Settings(db_url=db),
+        name=f"thr-{proposer.replace(':', '-')}-{n}-{int(deterministic)}",
         objective="bench.objectives:ten_ms", space=SPACE, max_points=n, parallel=WORKERS,
-        proposer=proposer, seed=1, deterministic=False,
+        proposer=proposer, seed=1, deterministic=deterministic,
         pythonpath=[str(Path(__file__).parents[1])],
     )  # fmt: skip
     started = time.perf_counter()
@@ -88,10 +90,13 @@ def measure(args: argparse.Namespace, db: str) -> list[dict]:
     rows = []
     for proposer in args.proposers:
         n = args.n if proposer == "optuna:tpe" else min(args.n, args.gp_n)
-        for system, run in (("idds", lambda p=proposer, n=n: run_idds(p, n, db)),
-                            ("optuna-loop", lambda p=proposer, n=n: run_optuna(p, n))):  # fmt: skip
+        systems = [("idds", lambda p=proposer, n=n: run_idds(p, n, db)),
+                   ("optuna-loop", lambda p=proposer, n=n: run_optuna(p, n))]  # fmt: skip
+        if proposer == "optuna:tpe":  # the price of reproducible batches
+            systems.append(("idds-deterministic", lambda n=n: run_idds("optuna:tpe", n, db, True)))
+        for system, run in systems:
             wall, busy = run()
-            workers = WORKERS if system == "idds" else 1
+            workers = 1 if system == "optuna-loop" else WORKERS
             idle = max(0.0, 1.0 - busy / (wall * workers))
             config = f"{proposer} n={n}"
             rows.append(row(system, config, "evals_per_s", round(n / wall, 2), "1/s"))
@@ -113,7 +118,14 @@ def report(rows: list[dict]) -> str:
           "workers vs Optuna's sequential loop)\n\n")  # fmt: skip
     headers = ["proposer, points", "idds evals/s", "idds idle", "Optuna loop evals/s",
                "loop idle", "idds / loop"]  # fmt: skip
-    return md + markdown_table(headers, table) + "\n\nTarget: idds >= 1.5x the loop for TPE."
+    md += markdown_table(headers, table)
+    for c in configs:
+        det = by.get(("idds-deterministic", c, "evals_per_s"))
+        if det is not None:
+            idle = by[("idds-deterministic", c, "worker_idle_fraction")]
+            md += (f"\n\n{c} with `deterministic: true` (batches of 2, told in order): "
+                   f"{det:g} evals/s, idle {idle:.2f}")  # fmt: skip
+    return md + "\n\nTarget: idds >= 1.5x the loop for TPE (idds runs `deterministic: false`)."
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -8,8 +8,9 @@ that frees is filled at once from the buffer. A proposer cheap to ask (under
 :data:`INLINE_ASK_S` a point, as measured) is asked on the dispatch path instead, when the
 points are needed, so that they are made with the latest results.
 
-The proposer is used by one thread at a time (a lock); an outcome that arrives while the
-background thread asks is queued and told before the next ask.
+The proposer is used by one thread at a time (a lock). For a slow proposer the outcomes are
+queued and told by the background thread before its next ask (a model refitted as it is
+told, as scikit-optimize's, would hold the dispatch path otherwise).
 """
 
 from __future__ import annotations
@@ -69,7 +70,7 @@ class Asker:
         if n <= 0 or self.exhausted or self.asking:
             return
         self._collect()
-        if self.ask_s is None or self.ask_s < INLINE_ASK_S:
+        if not self._slow():
             self._ready.extend(self._ask(n))
             return
         if self._pool is None:
@@ -77,14 +78,20 @@ class Asker:
         self._future = self._pool.submit(self._ask, n)
 
     def tell(self, point: Point, *args: Any, **kwargs: Any) -> None:
-        """Tell an outcome (:meth:`Proposer.tell`): now if the proposer is free, else
-        before its next use."""
+        """Tell an outcome (:meth:`Proposer.tell`): now if the proposer is cheap and free,
+        else before its next use (a slow proposer refits as it is told: the background
+        ask does it)."""
         self._tells.append((point, args, kwargs))
+        if self._slow():
+            return
         if self._lock.acquire(blocking=False):
             try:
                 self._told()
             finally:
                 self._lock.release()
+
+    def _slow(self) -> bool:
+        return self.ask_s is not None and self.ask_s >= INLINE_ASK_S
 
     def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Call the proposer's ``fn`` (a report, a define-by-run suggestion) in turn."""

@@ -54,8 +54,9 @@ class StudyRun(TaskOwner):
         # seed by the points already proposed (the same spec still gives the same run).
         seed = None if spec.seed is None else spec.seed + len(trials)
         self.proposer = make_proposer(spec, seed)
-        #: Seeded parallel studies propose in batches of ``parallel`` and tell the results
-        #: in point order, so that their points do not depend on timing.
+        #: Seeded parallel studies propose in batches of what runs at once (``parallel``
+        #: where the cluster has room) and tell the results in point order, so that their
+        #: points do not depend on timing.
         self.batched = spec.deterministic and spec.seed is not None and spec.parallel > 1
         self._held: dict[int, tuple[Point, TaskState, Any]] = {}
         self._warm_start(study)
@@ -141,7 +142,7 @@ class StudyRun(TaskOwner):
         if len(points) < n and (not self.batched or self._batch_told()):
             want = n - len(points)
             if self.batched:
-                want = min(self.spec.parallel, MAX_ASK, self.spec.max_points - self._created)
+                want = min(self.parallel, self.spec.max_points - self._created)
             asker.request(want)
             points += asker.take(n - len(points))
         if asker.exhausted and not asker.ready and not asker.asking:

@@ -54,16 +54,22 @@ def test_a_slow_proposer_is_asked_in_the_background_and_tells_wait_their_turn():
     assert len(first) == 2 and asker.ask_s >= INLINE_ASK_S
     asker.request(3)  # slow: made in the background
     assert asker.asking and asker.take(3) == []
-    asker.tell(first[0], [1.0])  # while the proposer asks: queued
+    asker.tell(first[0], [1.0])  # a slow proposer is told before its next ask, off this path
+    asker.tell(first[1], [2.0])
     assert slow.told == []
     slow.release.set()
+    _wait(asker)
+    assert len(asker.take(3)) == 3
+    asker.request(1)
+    _wait(asker)
+    assert slow.told == [first[0].params["x"], first[1].params["x"]]
+    asker.close()
+
+
+def _wait(asker):
     deadline = time.monotonic() + 5
     while asker.asking and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert len(asker.take(3)) == 3
-    asker.tell(first[1], [2.0])
-    assert slow.told == [first[0].params["x"], first[1].params["x"]]
-    asker.close()
 
 
 def test_points_never_handed_out_are_told_as_failed_when_the_study_stops():
