@@ -11,7 +11,9 @@ The policy (:func:`choose`), from what is known before each ask:
   while the study has fewer than 200 finished points and an ask costs less than a second a
   point or less than one evaluation's run time (both measured as the study runs); then
   CMA-ES, started at the best point so far, where the space has at least two parameters
-  and the budget left holds ten of its generations; TPE otherwise.
+  and the budget left holds ten of its generations; TPE otherwise. A study with a ``seed``
+  (and ``deterministic``, the default) ignores the measured costs, so that its points do not
+  depend on timing: only the number of finished points changes its proposer.
 
 Each role's proposer can be replaced in ``proposer_options`` (``{"numeric": "bayes_opt:ei",
 "long": "nevergrad:NGOpt"}``; roles ``numeric``, ``long``, ``mixed``, ``multi``,
@@ -55,6 +57,7 @@ class Situation:
     run_s: float | None = None  # an evaluation's mean run time
     previous: str | None = None
     gp_dropped: bool = False
+    timed: bool = True  # False: a reproducible study, whose choices must not depend on timing
     notes: list[str] = field(default_factory=list)
 
 
@@ -101,7 +104,7 @@ def _numeric(spec: StudySpec, now: Situation, roles: dict[str, str]) -> tuple[st
 
 
 def _too_slow(now: Situation) -> bool:
-    if now.ask_s is None or now.ask_s < GP_AFFORDABLE_S:
+    if not now.timed or now.ask_s is None or now.ask_s < GP_AFFORDABLE_S:
         return False
     return now.run_s is None or now.ask_s > now.run_s
 
@@ -116,7 +119,8 @@ class AutoProposer(Proposer):
         if unknown:
             raise SpecError(f"proposer_options for auto: unknown role(s) {', '.join(unknown)}")
         self.roles = {**ROLES, **options}
-        self.now = Situation(finished=0)
+        reproducible = spec.seed is not None and spec.deterministic
+        self.now = Situation(finished=0, timed=not reproducible)
         self.name: str | None = None
         self.current: Proposer | None = None
         self._history: list[tuple[tuple[Any, ...], dict[str, Any]]] = []

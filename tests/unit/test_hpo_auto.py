@@ -34,6 +34,10 @@ def test_a_gaussian_process_slower_than_the_evaluations_is_dropped():
     assert name != "optuna:gp" and "an ask costs 4" in why
     cheap = Situation(finished=20, ask_s=0.3, run_s=0.001)  # under a second: affordable
     assert choose(_spec(), cheap, ROLES)[0] == "optuna:gp"
+    seeded = Situation(finished=20, ask_s=4.0, run_s=0.5, timed=False)  # reproducible
+    assert choose(_spec(seed=1), seeded, ROLES)[0] == "optuna:gp"
+    assert AutoProposer(_spec(seed=1), 1).now.timed is False
+    assert AutoProposer(_spec(seed=1, deterministic=False), 1).now.timed is True
 
 
 def test_categorical_conditional_constrained_and_multi_objective_spaces():
