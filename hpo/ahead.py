@@ -64,13 +64,18 @@ class Asker:
         self._collect()
         return [self._ready.popleft() for _ in range(min(n, len(self._ready)))]
 
-    def request(self, n: int) -> None:
-        """Have ``n`` more points made: now if asks are cheap, else in the background (one
-        ask at a time; a request while one runs is dropped, the caller asks again)."""
+    def request(self, n: int, *, now: bool = False) -> None:
+        """Have ``n`` more points ready: made at once if asks are cheap or ``now`` (nothing
+        else to do meanwhile: an ask in the background is waited for, and counts), else in
+        the background (one ask at a time; a request while one runs is dropped)."""
+        if now and self._future is not None:
+            self._future.result()
+            self._collect()
+            n -= len(self._ready)  # made by the background ask meanwhile
         if n <= 0 or self.exhausted or self.asking:
             return
         self._collect()
-        if not self._slow():
+        if now or not self._slow():
             self._ready.extend(self._ask(n))
             return
         if self._pool is None:

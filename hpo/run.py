@@ -143,7 +143,7 @@ class StudyRun(TaskOwner):
             want = n - len(points)
             if self.batched:
                 want = min(self.parallel, self.spec.max_points - self._created)
-            asker.request(want)
+            asker.request(want, now=not self._pending)  # no evaluation runs: ask at once
             points += asker.take(n - len(points))
         if asker.exhausted and not asker.ready and not asker.asking:
             self._exhausted = True
@@ -159,7 +159,8 @@ class StudyRun(TaskOwner):
         if self.batched or not slow or asker.asking or self._how_many(1) == 0:
             return
         left = self.spec.max_points - self._created
-        asker.request(min(self.parallel, left, MAX_ASK) - asker.ready)
+        if asker.ready < self.parallel:  # two rounds ahead: one ready, one being made
+            asker.request(min(2 * self.parallel, left, MAX_ASK) - asker.ready)
 
     def _how_many(self, free: int) -> int:
         spec = self.spec
