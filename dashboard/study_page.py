@@ -77,7 +77,7 @@ def _body(url: str, name: str) -> None:
 
 
 def _metrics(study: hpo.Study, trials: list[Trial]) -> None:
-    states = pd.Series([_state(t) for t in trials], dtype="object").value_counts()
+    states = pd.Series([t.state for t in trials], dtype="object").value_counts()
     shown = data.shown_owner(engine(), data.STUDY_KINDS, study.name)
     cols = st.columns(6)
     cols[0].metric("State", shown.state)
@@ -138,9 +138,11 @@ def trials_frame(trials: list[Trial]) -> pd.DataFrame:
         The table, in trial order.
     """
     frame = pd.DataFrame({
-        "trial": [t.number for t in trials], "state": [_state(t) for t in trials],
+        "trial": [t.number for t in trials], "state": [t.state for t in trials],
+        "pruned": [t.pruned for t in trials], "proposer": [t.proposer for t in trials],
         "attempt": [t.attempt for t in trials], "site": [t.site for t in trials],
-        "node": [t.node for t in trials], "duration (s)": [t.duration_s for t in trials],
+        "node": [t.node for t in trials], "run (s)": [t.run_s for t in trials],
+        "recorded after (s)": [t.duration_s for t in trials],
     })  # fmt: skip
     width = max((len(t.values or ()) for t in trials), default=0)
     for i in range(width):
@@ -175,8 +177,9 @@ def _trial_detail(study: hpo.Study, trials: list[Trial]) -> None:
         st.caption(f"No trial {number}.")
         return
     left, right = st.columns(2)
-    left.json({"state": _state(t), "params": t.params, "values": t.values,
-               "constraints": t.constraints, "user_attrs": t.user_attrs})  # fmt: skip
+    left.json({"state": t.state, "pruned": t.pruned, "run_s": t.run_s, "params": t.params,
+               "values": t.values, "constraints": t.constraints,
+               "user_attrs": t.user_attrs})  # fmt: skip
     if t.intermediate_values:
         right.line_chart(pd.Series(t.intermediate_values, name="intermediate value"))
     if t.error:

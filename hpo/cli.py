@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -11,7 +12,7 @@ from hpo.spec import load_spec_file
 from hpo.study import KIND, Study, Trial, load_study
 from idds.client import records_for
 from idds.config import Settings, parse_spec_text
-from idds.errors import NotFound, SpecError
+from idds.errors import IddsError, NotFound, SpecError
 from idds.lifecycle import Lifecycle, add_commands
 from idds.output import View, emit, view_options
 from idds.records import OwnerRecord, TaskRecord
@@ -43,6 +44,26 @@ def _run(study: Study, progress: bool) -> None:
     if state == "cancelled":
         click.echo(f"study {study.name!r} was cancelled")
     _print_best(study)
+    for part in study._segments_here() if study.segments else [study]:
+        _fail_if_all_failed(part)
+
+
+def _fail_if_all_failed(study: Study) -> None:
+    """A study none of whose evaluations succeeded is an error (exit 1), with its commonest."""
+    trials = study.trials
+    if not trials or any(t.state != TaskState.FAILED for t in trials):
+        return
+    lines = [_last_line(t.error) for t in trials]
+    line, n = Counter(lines).most_common(1)[0]
+    raise IddsError(
+        f"study {study.name!r}: every evaluation failed ({len(trials)}); the commonest error "
+        f"({n} of them): {line}  (see `idds hpo show {study.name}`)"
+    )
+
+
+def _last_line(error: str | None) -> str:
+    lines = [line for line in (error or "").splitlines() if line.strip()]
+    return lines[-1].strip() if lines else "(no error recorded)"
 
 
 def _print_best(study: Study) -> None:
@@ -94,7 +115,9 @@ def _summary(study: OwnerRecord, best: TaskRecord | None, shown: Shown) -> list[
 @view_options
 @click.pass_obj
 def show(settings: Settings, name: str, errors: bool, view: View) -> None:
-    """Trials of study NAME (state, attempt, site, duration, value) and the best.
+    """Trials of study NAME and the best: state, attempt, site, the objective's run time on
+    its worker (`run`), the time from its start until the head recorded it (`recorded`),
+    value.
 
     With --format json or csv, only the trials (of every segment) are printed.
     """
@@ -116,10 +139,14 @@ def _show(study: Study, errors: bool, view: View) -> None:
     trials = study.trials
     records = study.records
     shown = records.shown([records.owner_by_id(study.owner_id)])[study.owner_id]
-    headers = ["trial", "state", "attempt", "site", "node", "duration", "value", "params"]
+    headers = ["trial", "state", "attempt", "site", "node", "run", "recorded", "value", "params"]
     if len(spec.directions) > 1:
-        headers[6] = "values"
+        headers[7] = "values"
     rows = [_trial_row(t, shown) for t in trials]
+    if spec.proposer == "auto":  # which proposer made each point
+        headers.insert(2, "by")
+        for row, t in zip(rows, trials, strict=True):
+            row.insert(2, t.proposer or "")
     if not view.table:
         emit(headers, rows, view)
         return
@@ -128,6 +155,7 @@ def _show(study: Study, errors: bool, view: View) -> None:
         f"proposer {spec.proposer}, {len(trials)}/{spec.max_points} points"
     )
     emit(headers, rows, view)
+    _print_changes(study)
     if errors:
         for t in trials:
             if t.state == TaskState.FAILED and t.error:
@@ -137,14 +165,29 @@ def _show(study: Study, errors: bool, view: View) -> None:
     _print_best(study)
 
 
+def _print_changes(study: Study) -> None:
+    """Where ``proposer: auto`` chose a proposer, and why."""
+    notes = [(t.number, t.proposer_note) for t in study.trials if t.proposer_note]
+    if notes:
+        click.echo("\nproposer chosen (auto):")
+    for number, note in notes:
+        click.echo(f"  from trial {number}: {note}")
+
+
 def _trial_row(t: Trial, shown: Shown) -> list[object]:
-    duration = "" if t.duration_s is None else f"{t.duration_s:.2f}s"
     value = "" if t.values is None else ", ".join(f"{v:.6g}" for v in t.values)
     if t.values is not None and not t.feasible:
         value += " (infeasible)"
+    if t.pruned:
+        value += " (pruned)"
     params = ", ".join(f"{k}={_short(v)}" for k, v in t.params.items())
-    state = "pruned" if t.pruned else shown.task_state(t.state)
-    return [t.number, state, t.attempt, t.site, t.node, duration, value, params]
+    state = shown.task_state(t.state)
+    run, recorded = _seconds(t.run_s), _seconds(t.duration_s)
+    return [t.number, state, t.attempt, t.site, t.node, run, recorded, value, params]
+
+
+def _seconds(s: float | None) -> str:
+    return "" if s is None else f"{s:.3g}s"
 
 
 def _short(v: object) -> str:

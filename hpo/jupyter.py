@@ -83,7 +83,7 @@ def _table(trials: list[Trial]) -> str:
     if not trials:
         return ""
     cells = "".join(
-        f"<tr><td>{t.number}</td><td>{'pruned' if t.pruned else _e(t.state)}</td>"
+        f"<tr><td>{t.number}</td><td>{_e(t.state)}{' (pruned)' if t.pruned else ''}</td>"
         f"<td>{_values(t)}</td><td><code>{_e(t.params)}</code></td></tr>"
         for t in trials
     )

@@ -12,8 +12,10 @@ point's outcome exactly once. Points handed out but not evaluated yet are *pendi
 
 Names: ``optuna:tpe``, ``optuna:gp``, ``optuna:cmaes``, ``optuna:nsga2``, ``optuna:nsga3``,
 ``optuna:qmc``, ``optuna:random``, ``optuna:grid``, any Optuna sampler by import path
-(``package.module:SamplerClass``), and ``skopt:gp``, ``skopt:rf``, ``skopt:et``,
-``skopt:gbrt``. ``proposer_options`` in the spec go to the sampler's constructor.
+(``package.module:SamplerClass``), ``skopt:gp``, ``skopt:rf``, ``skopt:et``,
+``skopt:gbrt``, ``nevergrad:NAME`` and ``bayes_opt:ucb|ei`` (:mod:`hpo.foreign`), and
+``auto``, the default, which chooses among them as the study grows (:mod:`hpo.auto`).
+``proposer_options`` in the spec go to the sampler's constructor.
 """
 
 from __future__ import annotations
@@ -37,10 +39,14 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Point:
-    """A proposed point: the parameters, and the proposer's handle to tell its outcome."""
+    """A proposed point: the parameters, and the proposer's handle to tell its outcome;
+    ``by``, what made it where a proposer chooses among others, and ``note``, why it
+    changed to that one here."""
 
     params: dict[str, Any]
     handle: Any
+    by: str | None = None
+    note: str | None = None
 
 
 class Proposer(abc.ABC):
@@ -90,6 +96,9 @@ class Proposer(abc.ABC):
     def report(self, point: Point, step: int, value: float) -> bool:
         """A progress report of a pending point; True if it should stop (be pruned)."""
         return False
+
+    def observe(self, run_s: float) -> None:  # noqa: B027 - an optional hook
+        """An evaluation's run time on its worker (a proposer may weigh its own cost)."""
 
 
 # --- Optuna ------------------------------------------------------------------------------
@@ -468,10 +477,15 @@ def _gbrt(seed: int | None) -> Any:
 
 # --- names --------------------------------------------------------------------------------
 
-#: The proposers known by name.
+#: The proposers known by name (any of nevergrad's optimizers as ``nevergrad:NAME``).
 PROPOSERS = tuple(
-    [f"optuna:{k}" for k in _OPTUNA] + ["skopt:gp", "skopt:rf", "skopt:et", "skopt:gbrt"]
+    ["auto"]
+    + [f"optuna:{k}" for k in _OPTUNA]
+    + ["skopt:gp", "skopt:rf", "skopt:et", "skopt:gbrt"]
+    + ["nevergrad:NGOpt", "nevergrad:OnePlusOne", "bayes_opt:ucb", "bayes_opt:ei"]
 )
+#: Proposers of other libraries: one objective, a space given in the spec, no pruning.
+FOREIGN = ("skopt:", "nevergrad:", "bayes_opt:")
 
 
 def _known() -> str:
@@ -480,9 +494,9 @@ def _known() -> str:
 
 def check_proposer(name: str) -> None:
     """Raise :class:`SpecError` unless ``name`` names a proposer."""
-    if name in PROPOSERS:
+    if name in PROPOSERS or name.startswith("nevergrad:") and len(name) > 10:
         return
-    if name.startswith(("optuna:", "skopt:")) or ":" not in name:
+    if name.startswith(("optuna:", *FOREIGN)) or ":" not in name:
         raise SpecError(f"unknown proposer {name!r} ({_known()})")
     _import_sampler(name)
 
@@ -495,9 +509,10 @@ def make_proposer(spec: StudySpec, seed: int | None) -> Proposer:
             or the number of objectives.
     """
     check_proposer(spec.proposer)
-    if len(spec.directions) > 1 and spec.proposer in _SINGLE_OBJECTIVE:
+    single = spec.proposer in _SINGLE_OBJECTIVE or spec.proposer.startswith(FOREIGN)
+    if len(spec.directions) > 1 and single:
         raise SpecError(f"proposer {spec.proposer} handles one objective, not several")
-    kind = SkoptProposer if spec.proposer.startswith("skopt:") else OptunaProposer
+    kind = _kind(spec.proposer)
     try:
         return kind(spec, seed)
     except (TypeError, ValueError) as exc:
@@ -505,6 +520,18 @@ def make_proposer(spec: StudySpec, seed: int | None) -> Proposer:
             raise
         first = str(exc).strip().splitlines()[0]
         raise SpecError(f"proposer_options for {spec.proposer}: {first}") from None
+
+
+def _kind(name: str) -> Callable[[StudySpec, int | None], Proposer]:
+    from hpo.auto import AutoProposer
+    from hpo.foreign import BayesOptProposer, NevergradProposer
+
+    by_prefix: dict[str, Callable[[StudySpec, int | None], Proposer]] = {
+        "skopt": SkoptProposer, "nevergrad": NevergradProposer, "bayes_opt": BayesOptProposer,
+    }  # fmt: skip
+    if name == "auto":
+        return AutoProposer
+    return by_prefix.get(name.partition(":")[0], OptunaProposer)
 
 
 def active(spec: StudySpec, name: str, params: dict[str, Any]) -> bool:

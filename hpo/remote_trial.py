@@ -11,6 +11,7 @@ value and are recorded with it.
 from __future__ import annotations
 
 import inspect
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -23,16 +24,31 @@ from optuna.distributions import (
     distribution_to_json,
 )
 
-from idds.payloads import channel, current, load_callable
+from idds.payloads import Stopped, channel, current, load_callable
+
+#: What an objective calls on an Optuna trial (seen in its code, whatever it names the trial).
+_TRIAL_CALLS = frozenset(
+    {"suggest_float", "suggest_int", "suggest_categorical", "suggest_uniform",
+     "suggest_loguniform", "suggest_discrete_uniform", "should_prune", "set_user_attr"}
+)  # fmt: skip
 
 
 def takes_a_trial(fn: Any) -> bool:
-    """Whether ``fn`` is an Optuna-style objective: its one parameter is the trial."""
+    """Whether ``fn`` is an Optuna-style objective, taking a trial rather than a point.
+
+    Its one parameter is annotated as a trial (``optuna.Trial``), or, unannotated, it is
+    named ``trial`` or the function calls a trial's methods (``t.suggest_float(...)``). A
+    parameter annotated as anything else (``dict``) takes a point.
+    """
     params = list(inspect.signature(fn).parameters.values())
     if len(params) != 1:
         return False
     p = params[0]
-    return p.name == "trial" or "Trial" in str(p.annotation)
+    if p.annotation is not inspect.Parameter.empty:
+        return "Trial" in str(p.annotation)
+    code = getattr(fn, "__code__", None)
+    names = set(code.co_names) if code is not None else set()
+    return p.name == "trial" or bool(names & _TRIAL_CALLS)
 
 
 class RemoteTrial:
@@ -86,6 +102,24 @@ class RemoteTrial:
         self.user_attrs[key] = value
 
 
+def run_objective(params: dict[str, Any], objective: str, pythonpath: list[str]) -> Any:
+    """The payload of a point of a study whose objective takes a point: its result, with
+    ``run_s``, the objective's own run time measured here (not counting the time to record)."""
+    fn = load_callable(objective, pythonpath)
+    start = time.perf_counter()
+    try:
+        value = fn(params)
+    except Stopped as stop:
+        stop.last = {**stop.last, "run_s": time.perf_counter() - start}
+        raise
+    return _timed(value, time.perf_counter() - start)
+
+
+def _timed(value: Any, run_s: float) -> dict[str, Any]:
+    result = dict(value) if isinstance(value, dict) else {"values": value}
+    return {**result, "run_s": run_s}
+
+
 def run_optuna_objective(
     params: dict[str, Any], objective: str, pythonpath: list[str], number: int
 ) -> dict[str, Any]:
@@ -93,13 +127,14 @@ def run_optuna_objective(
     the values chosen already, from the spec's space or an enqueued point)."""
     fn = load_callable(objective, pythonpath)
     trial = RemoteTrial(number, current["token"], params)
+    start = time.perf_counter()
     try:
         value = fn(trial)
     except optuna.TrialPruned:
         last = current.get("last_report", {})
-        return {"pruned": True, **last, **_what_was_asked(trial)}
-    result = value if isinstance(value, dict) else {"values": value}
-    return {**result, **_what_was_asked(trial)}
+        run_s = time.perf_counter() - start
+        return {"pruned": True, **last, "run_s": run_s, **_what_was_asked(trial)}
+    return {**_timed(value, time.perf_counter() - start), **_what_was_asked(trial)}
 
 
 def _what_was_asked(trial: RemoteTrial) -> dict[str, Any]:

@@ -7,10 +7,12 @@ a study resumes (finished points told to the proposer, open ones pending again).
 from __future__ import annotations
 
 import math
+import sys
 import time
 from typing import TYPE_CHECKING, Any
 
-from hpo.proposers import OptunaProposer, Point, make_proposer
+from hpo.ahead import INLINE_ASK_S, Asker
+from hpo.proposers import Point, make_proposer
 from hpo.spec import StudySpec, check_point
 from hpo.study import Study, Trial, load_study, trial_workdir
 from idds.dispatch import TaskOwner
@@ -32,7 +34,10 @@ class StudyRun(TaskOwner):
     def __init__(self, study: Study, owner_id: int, *, progress: bool, position: int = 0) -> None:
         spec = study.spec
         self.owner_id = owner_id
-        self.parallel = runnable_at_once(spec, getattr(study.settings, "sites", None))
+        sites = getattr(study.settings, "sites", None)
+        self.parallel = runnable_at_once(spec, sites)
+        if self.parallel < spec.parallel:
+            print(capacity_note(spec, self.parallel, sites), file=sys.stderr)
         self.spec = spec
         self.cancelled = False
         self.stopped_because: str | None = None
@@ -49,11 +54,17 @@ class StudyRun(TaskOwner):
         # seed by the points already proposed (the same spec still gives the same run).
         seed = None if spec.seed is None else spec.seed + len(trials)
         self.proposer = make_proposer(spec, seed)
+        #: Seeded parallel studies propose in batches of what runs at once (``parallel``
+        #: where the cluster has room) and tell the results in point order, so that their
+        #: points do not depend on timing.
+        self.batched = spec.deterministic and spec.seed is not None and spec.parallel > 1
+        self._held: dict[int, tuple[Point, TaskState, Any]] = {}
         self._warm_start(study)
         self._taken = study._queued_indices()  # initial/enqueued points already made trials
         self._queue: list[tuple[int, dict[str, Any]]] = []
         self.on_spec({"initial_points": [dict(p) for p in spec.initial_points]})
         self._rebuild(trials)
+        self.asker = Asker(self.proposer)
         self._bar = _progress_bar(spec, self._final, self._best, position) if progress else None
 
     def _rebuild(self, trials: list[Trial]) -> None:
@@ -111,17 +122,45 @@ class StudyRun(TaskOwner):
         while self._queue and len(points) < n:
             index, params = self._queue.pop(0)
             self._taken.add(index)
-            points.append((self.proposer.restore(params, None, pending=True), index))  # type: ignore[arg-type]
-        points += [(p, None) for p in self.proposer.ask(n - len(points))]
-        if len(points) < n:
-            self._exhausted = True
+            point = self.asker.call(self.proposer.restore, params, None, pending=True)
+            points.append((point, index))
+        points += [(p, None) for p in self._proposed(n - len(points))]
         specs = []
         for point, queued in points:
             number = self._created
             self._created += 1
             self._pending[number] = point
-            specs.append(self._task(number, point.params, queued))
+            specs.append(self._task(number, point, queued))
+        self._ask_ahead()
         return specs
+
+    def _proposed(self, n: int) -> list[Point]:
+        """Up to ``n`` points from the proposer: made ahead, or made now where asks are cheap
+        (a batched study asks for its next batch once the last one is told)."""
+        asker = self.asker
+        points = asker.take(n)
+        if len(points) < n and (not self.batched or self._batch_told()):
+            want = n - len(points)
+            if self.batched:
+                want = min(self.parallel, self.spec.max_points - self._created)
+            asker.request(want, now=not self._pending)  # no evaluation runs: ask at once
+            points += asker.take(n - len(points))
+        if asker.exhausted and not asker.ready and not asker.asking:
+            self._exhausted = True
+        return points
+
+    def _batch_told(self) -> bool:
+        return not self._pending and not self._held and not self.asker.ready
+
+    def _ask_ahead(self) -> None:
+        """Where asks are slow, have the points made that the ones in flight will need."""
+        asker = self.asker
+        slow = asker.ask_s is not None and asker.ask_s >= INLINE_ASK_S
+        if self.batched or not slow or asker.asking or self._how_many(1) == 0:
+            return
+        left = self.spec.max_points - self._created
+        if asker.ready < self.parallel:  # two rounds ahead: one ready, one being made
+            asker.request(min(2 * self.parallel, left, MAX_ASK) - asker.ready)
 
     def _how_many(self, free: int) -> int:
         spec = self.spec
@@ -144,9 +183,12 @@ class StudyRun(TaskOwner):
             self.stopped_because = f"wall-clock budget of {spec.max_time:g} s spent"
         return self.stopped_because
 
-    def _task(self, number: int, params: dict[str, Any], queued: int | None) -> TaskSpec:
+    def _task(self, number: int, point: Point, queued: int | None) -> TaskSpec:
         res = self.spec.resources
-        payload = self._payload(number, params)
+        payload = self._payload(number, point.params)
+        payload["proposer"] = "enqueued" if queued is not None else point.by or self.spec.proposer
+        if point.note:
+            payload["proposer_note"] = point.note  # why the proposer changed here
         if queued is not None:
             payload["queued"] = queued  # which enqueued point this is, so it is made once
         return TaskSpec(
@@ -172,27 +214,42 @@ class StudyRun(TaskOwner):
             if "value" not in result:
                 raise ValueError("pruned before it reported any value")
             value = _number(result["value"], "value")
-            return {"values": [value], "pruned": True, "step": result.get("step"), **asked}
-        out = normalise_result(result, len(self.spec.directions), self.spec.constraints)
-        return {**out, **asked}
+            out = {"values": [value], "pruned": True, "step": result.get("step")}
+        else:
+            out = normalise_result(result, len(self.spec.directions), self.spec.constraints)
+        return {**out, **asked, **_run_time(result)}
 
     def on_question(self, number: int, question: Any) -> Any:
         point = self._pending.get(number)
-        if point is None or not isinstance(self.proposer, OptunaProposer):
+        if point is None or not hasattr(self.proposer, "suggest"):
             raise ValueError("no pending Optuna trial for this point")
-        return self.proposer.suggest(point, question["suggest"], question["distribution"])
+        return self.asker.call(
+            self.proposer.suggest, point, question["suggest"], question["distribution"]
+        )
 
     def on_report(self, number: int, step: int, value: float) -> bool:
         point = self._pending.get(number)
-        return point is not None and self.proposer.report(point, step, value)
+        return point is not None and bool(self.asker.call(self.proposer.report, point, step, value))
 
     def on_final(self, number: int, state: TaskState, result: Any, error: str | None) -> None:
         point = self._pending.pop(number)
         self._final += 1
+        run_s = result.get("run_s") if state is TaskState.SUCCEEDED else None
+        if run_s is not None:
+            self.proposer.observe(run_s)
+        if not self.batched:
+            self._tell(point, state, result)
+            return
+        self._held[number] = (point, state, result)
+        if not self._pending and not self.asker.ready:  # the batch is in: told in order
+            for key in sorted(self._held):
+                self._tell(*self._held.pop(key))
+
+    def _tell(self, point: Point, state: TaskState, result: Any) -> None:
         values = result["values"] if state is TaskState.SUCCEEDED else None
         constraints = result.get("constraints") if values is not None else None
         pruned = bool(values is not None and result.get("pruned"))
-        self.proposer.tell(point, values, constraints, pruned=pruned)
+        self.asker.tell(point, values, constraints, pruned=pruned)
         self._note(state, result)
         if self._bar is not None:
             self._bar.update(1)
@@ -209,6 +266,8 @@ class StudyRun(TaskOwner):
         self.cancelled = True
 
     def close(self) -> None:
+        self.asker.drop()
+        self.asker.close()
         if self._bar is not None:
             self._bar.close()
 
@@ -221,6 +280,23 @@ def runnable_at_once(spec: StudySpec, sites: str | Path | None = None) -> int:
     """
     room = _sites_room(spec, sites) if sites else _cluster_room(spec)
     return max(1, min(spec.parallel, room))
+
+
+def capacity_note(spec: StudySpec, room: int, sites: str | Path | None = None) -> str:
+    """One line saying that ``parallel`` exceeds what can run at once, and why."""
+    if sites:
+        where = f"the sites in {sites} have {room} slot(s) for it"
+    else:
+        import ray
+
+        have = ray.cluster_resources()
+        where = f"the Ray cluster has {have.get('CPU', 0):g} CPU and {have.get('GPU', 0):g} GPU"
+    res = spec.resources
+    return (
+        f"study {spec.name!r}: parallel {spec.parallel}, but {where} and each evaluation asks "
+        f"for {res.cpus:g} CPU and {res.gpus:g} GPU: {room} will run at once (lower "
+        "resources.cpus to run more)"
+    )
 
 
 def _sites_room(spec: StudySpec, sites: str | Path) -> int:
@@ -251,8 +327,9 @@ def payload_for(study: Study, number: int, params: dict[str, Any]) -> dict[str, 
         return {"callable": "hpo.remote_trial:run_optuna_objective", "args": args,
                 "pythonpath": study.pythonpath, "workdir": workdir}  # fmt: skip
     if spec.objective:
-        return {"callable": spec.objective, "args": [params], "pythonpath": study.pythonpath,
-                "workdir": workdir}  # fmt: skip
+        args = [params, spec.objective, study.pythonpath]
+        return {"callable": "hpo.remote_trial:run_objective", "args": args,
+                "pythonpath": study.pythonpath, "workdir": workdir}  # fmt: skip
     argv = [a.replace("%SPEC_DIR", study.spec_dir) for a in spec.argv]
     payload: dict[str, Any] = {"command": argv, "input": params, "workdir": workdir}
     if spec.container:
@@ -262,6 +339,14 @@ def payload_for(study: Study, number: int, params: dict[str, Any]) -> dict[str, 
     if spec.timeout:
         payload["timeout_s"] = spec.timeout
     return payload
+
+
+def _run_time(result: Any) -> dict[str, float]:
+    """The objective's own run time as measured on the worker, where it was."""
+    run_s = result.get("run_s") if isinstance(result, dict) else None
+    if isinstance(run_s, int | float) and not isinstance(run_s, bool) and run_s >= 0:
+        return {"run_s": float(run_s)}
+    return {}
 
 
 def _result_of(t: Trial) -> dict[str, Any]:

@@ -152,9 +152,13 @@ class StudySpec(_Strict):
     min_unevaluated_points: int | None = Field(default=None, ge=0, le=MOST_POINTS)
     patience: int | None = Field(default=None, gt=0, le=MOST_POINTS)
     max_time: float | None = Field(default=None, gt=0)
-    proposer: str = "optuna:tpe"
+    proposer: str = "auto"
     proposer_options: dict[str, Any] = Field(default_factory=dict)
     seed: int | None = None
+    #: With a seed and ``parallel`` > 1: propose in batches of ``parallel`` and tell the
+    #: results in point order, so the points do not depend on timing (False: propose as
+    #: each slot frees, with all results in so far, as they come).
+    deterministic: bool = True
     pruner: str = "none"
     pruner_options: dict[str, Any] = Field(default_factory=dict)
     initial_points: list[dict[str, Any]] = Field(default_factory=list)
@@ -255,6 +259,7 @@ class StudySpec(_Strict):
                 )
 
     def _check_pruner(self) -> None:
+        from hpo.proposers import FOREIGN
         from hpo.pruners import make_pruner
 
         make_pruner(self.pruner, dict(self.pruner_options))
@@ -262,7 +267,7 @@ class StudySpec(_Strict):
             return
         if len(self.directions) > 1:
             raise SpecError("pruner: pruning needs a single objective")
-        if self.proposer.startswith("skopt:"):
+        if self.proposer.startswith(FOREIGN):
             raise SpecError(f"pruner: needs an Optuna proposer, not {self.proposer}")
 
     @property

@@ -35,6 +35,10 @@ class Trial:
 
     ``value`` is the first objective's value (the only one in a single-objective study);
     ``values`` holds them all. ``feasible`` is False when a constraint is above zero.
+    A pruned trial (stopped early) is ``succeeded`` with ``pruned`` True and the last value
+    it reported. ``run_s`` is the objective's own run time, measured on its worker;
+    ``duration_s`` runs from its start on the worker until the head recorded its result.
+    ``proposer`` names what proposed the point (under ``proposer: auto``, the one chosen).
     """
 
     number: int
@@ -51,6 +55,9 @@ class Trial:
     intermediate_values: dict[int, float] = field(default_factory=dict)
     user_attrs: dict[str, Any] = field(default_factory=dict)
     distributions: dict[str, Any] = field(default_factory=dict)  # define-by-run: as asked
+    run_s: float | None = None
+    proposer: str | None = None
+    proposer_note: str | None = None  # why ``proposer: auto`` chose a new one here
 
     @property
     def value(self) -> float | None:
@@ -140,7 +147,7 @@ class Study(OwnerHandle):
             raise SpecError(
                 "space: give at least one parameter (or an objective that takes an Optuna trial)"
             )
-        if self._define_by_run and spec.proposer.startswith("skopt:"):
+        if self._define_by_run and spec.proposer.startswith(("skopt:", "nevergrad:", "bayes_opt:")):
             raise SpecError(
                 f"proposer {spec.proposer} needs the space in the spec, not suggest calls"
             )
@@ -368,6 +375,9 @@ def _trial(row: TaskRecord, intermediate: dict[int, float] | None = None) -> Tri
         pruned=bool(result and result.get("pruned")),
         distributions=(result or {}).get("distributions", {}),
         user_attrs=(result or {}).get("user_attrs", {}),
+        run_s=(result or {}).get("run_s"),
+        proposer=row.payload.get("proposer"),
+        proposer_note=row.payload.get("proposer_note"),
         intermediate_values=intermediate or {},
         number=row.number,
         state=row.state,

@@ -113,3 +113,35 @@ def pruned_above(params: dict) -> float:
     if params["x"] > 0:
         raise hpo.Pruned()
     return params["x"] ** 2
+
+
+def short_named(t) -> float:  # noqa: ANN001 - an Optuna user's objective, unannotated
+    """An Optuna-style objective whose trial parameter is not named ``trial``."""
+    x = t.suggest_float("x", -2.0, 2.0)
+    return (x - 1.0) ** 2
+
+
+def always_fails(params: dict) -> float:
+    """Fails every time, with the same error."""
+    raise ValueError("the model diverged")
+
+
+def tiny(params: dict) -> float:
+    """Costs microseconds."""
+    return params["x"] ** 2
+
+
+def pruned_at_once(params: dict) -> float:
+    """Reports one step and stops as if pruned."""
+    import hpo
+
+    hpo.report(0, params["x"])
+    raise hpo.Pruned()
+
+
+def jittery(params: dict) -> float:
+    """Takes a random few tens of milliseconds (unseeded: the order results arrive in varies)."""
+    import random
+
+    time.sleep(random.random() * 0.05)  # noqa: S311 - timing noise, not security
+    return (params["x"] - 0.3) ** 2 + params["y"] ** 2

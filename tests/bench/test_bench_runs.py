@@ -31,7 +31,18 @@ def test_quality_quick_writes_results_and_a_plot(tmp_path, ray_address):
     result = json.loads((tmp_path / "quality.json").read_text())
     assert result["benchmark"] == "quality"
     systems = {r["system"] for r in result["rows"]}
-    assert systems == {"idds", "optuna-tpe-sequential", "random"}
-    assert all(r["metric"] == "median_final_regret" for r in result["rows"])
+    assert systems == {"idds:optuna:tpe", "optuna-tpe-sequential", "random"}
+    metrics = {r["metric"] for r in result["rows"]}
+    assert metrics == {"median_final_regret", "median_wall_s_per_study"}
     assert all(r["value"] >= 0 for r in result["rows"])  # regret against the known optimum
     assert (tmp_path / "quality.png").stat().st_size > 1000
+
+
+def test_proposers_quick_writes_throughput_and_idle_fraction(tmp_path, ray_address):
+    from bench import proposers
+
+    proposers.main(["--quick", "--out", str(tmp_path)])
+    result = json.loads((tmp_path / "proposers.json").read_text())
+    rows = {(r["system"], r["metric"]): r["value"] for r in result["rows"]}
+    assert rows[("idds", "evals_per_s")] > 0 and rows[("optuna-loop", "evals_per_s")] > 0
+    assert 0 <= rows[("idds", "worker_idle_fraction")] <= 1
