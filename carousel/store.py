@@ -16,10 +16,10 @@ from typing import Any
 
 from carousel.orchestrator import Orchestrator
 from carousel.sizes import parse_size
+from idds.client import records_for
 from idds.config import Settings
-from idds.db import connect
 from idds.errors import NotFound
-from idds.records import OwnerRecord, Records
+from idds.records import OwnerRecord
 from idds.tasks import TaskState
 
 KIND = "carousel"
@@ -118,11 +118,7 @@ def _info(row: OwnerRecord, full: bool) -> CarouselInfo:
 def list_carousels(settings: Settings | None = None) -> list[CarouselInfo]:
     """Every carousel, oldest first (disk curves included, timelines not)."""
     settings = settings or Settings.from_env()
-    engine = connect(settings.db_url)
-    try:
-        return [_info(r, full=False) for r in Records(engine).owners(KIND)]
-    finally:
-        engine.dispose()
+    return [_info(r, full=False) for r in records_for(settings).owners(KIND)]
 
 
 def load_carousel(name: str, settings: Settings | None = None) -> CarouselInfo:
@@ -132,11 +128,8 @@ def load_carousel(name: str, settings: Settings | None = None) -> CarouselInfo:
         NotFound: no carousel of that name.
     """
     settings = settings or Settings.from_env()
-    engine = connect(settings.db_url)
     try:
-        row = Records(engine).owner(KIND, name)
+        row = records_for(settings).owner(KIND, name)
     except NotFound:
         raise NotFound(f"no carousel named {name!r}") from None
-    finally:
-        engine.dispose()
     return _info(row, full=True)
