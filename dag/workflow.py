@@ -80,7 +80,11 @@ class Workflow(OwnerHandle):
 
     @property
     def workdir(self) -> Path:
-        return path_inside(self.settings.work_dir, "dag", self.name)
+        key = (str(self.settings.work_dir), self.name)
+        cached = getattr(self, "_workdir", None)
+        if cached is None or cached[0] != key:  # resolved once, not once per node
+            cached = self._workdir = (key, path_inside(self.settings.work_dir, "dag", self.name))
+        return cached[1]
 
     # --- running ----------------------------------------------------------------------------
 
