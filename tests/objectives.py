@@ -85,3 +85,10 @@ def kills_worker(params: dict) -> float:
     if params["x"] > 0:
         os.kill(os.getpid(), 9)
     return quadratic(params)
+
+
+def segment_aware(params: dict) -> dict:
+    """Records which segment it served (what a segment's training script reads)."""
+    import hpo
+
+    return {"value": params["x"], "user_attrs": {"segment": hpo.segment()}}
