@@ -1,8 +1,11 @@
-"""Work done per event does not grow with the size of the owner: a lease renewal reads no
-spec that did not change (a workflow's spec holds every node), and an engine does not find the
-dependencies of a checked spec again. Counted in SQL statements and calls, not timed."""
+"""Work done per event does not grow with the size or number of the owners: a lease renewal
+reads no spec that did not change (a workflow's spec holds every node), an engine does not find
+the dependencies of a checked spec again, and a round of the dispatcher asks only the owners it
+told something. Counted in SQL statements and calls, not timed."""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
@@ -11,8 +14,14 @@ from dag.engine import Engine
 from dag.spec import WorkflowSpec
 from idds import owners as owners_mod
 from idds.db import connect
-from idds.dispatch import leases
+from idds.dispatch import Dispatcher, InFlight, LocalBroker, TaskOwner, leases
+from idds.dispatch.ray_side import RaySide
 from idds.records import Records
+from idds.tasks import Outcome, TaskSpec, TaskState
+
+if TYPE_CHECKING:
+    from idds.dispatch import Placement
+    from idds.tasks import Claim
 
 
 def _statements(engine: sa.Engine) -> list[str]:
@@ -76,3 +85,53 @@ def test_the_check_reads_each_flow_s_names_once_not_per_node(monkeypatch):
     monkeypatch.setattr(spec_mod, "node_reads", spy)
     _layered(3, 30)
     assert len(visible) == 90 and len(set(visible)) == 1  # one set for the flow's 90 nodes
+
+
+class _NoRay(RaySide):
+    """Runs nothing (no Ray here): keeps the claims it is asked to launch."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.launched: list[Claim] = []
+
+    def launch(self, claim: Claim, placement: Placement) -> None:
+        self.launched.append(claim)
+
+
+class _Owner(TaskOwner):
+    """Hands in one task, then none; counts how often it is asked."""
+
+    def __init__(self, owner_id: int) -> None:
+        self.owner_id, self.parallel, self.asked, self.left = owner_id, 2, 0, 1
+
+    def new_tasks(self, free: int) -> list[TaskSpec]:
+        self.asked += 1
+        if not self.left or not free:
+            return []
+        self.left = 0
+        return [TaskSpec(number=0, kind="t", payload={"callable": "m:f"})]
+
+    def on_final(self, number: int, state: TaskState, result: Any, error: str | None) -> None:
+        pass
+
+    def done(self) -> bool:
+        return False
+
+
+def test_a_round_asks_only_the_owners_it_told_something(engine):
+    with engine.begin() as conn:
+        ids = [owners_mod.create(conn, "test", f"many-{i}", {}) for i in range(30)]
+    owners = [_Owner(oid) for oid in ids]
+    d = Dispatcher(engine, broker=LocalBroker(), ray_side=_NoRay(), poll_s=60.0)
+    for oid in ids:
+        assert d.hold(oid)
+    d.start(owners)
+    d.cycle()  # each hands its task in; it is claimed and launched
+    d.cycle()  # each is asked once more, and has none
+    assert [o.asked for o in owners] == [2] * 30
+    d.cycle()
+    assert sum(o.asked for o in owners) == 60  # nobody was told anything: nobody asked
+    claim = next(c for c in d.ray.launched if c.owner_id == ids[7])  # type: ignore[attr-defined]
+    d.buffer.add(InFlight(claim, None, None, "local"), Outcome(kind="ok", result=1.0))
+    d.cycle()  # its result is recorded and told: only its owner is asked
+    assert [o.asked for o in owners] == [2] * 7 + [3] + [2] * 22
