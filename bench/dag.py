@@ -5,8 +5,10 @@ on 1 to 3 random nodes of the layer before (seeded). idds runs it as a workflow 
 node's state persisted (SQLite, PostgreSQL); raw Ray runs the same graph at every size (each
 task passed its parents' object refs); Dask's threaded and distributed schedulers run the
 smallest size. Metrics: ``ms_per_node`` (wall time / nodes), and for idds ``create_s`` (from
-the spec to its first tasks recorded) and ``peak_head_mb_per_100k_nodes`` (the head's peak
-resident memory above what it held before, per 100,000 nodes).
+the spec to its first tasks recorded), ``head_cpu_ms_per_node`` (the head process's CPU time
+per node: on a machine shared with other work, the steadier measure of whether the cost per
+node stays flat) and ``peak_head_mb_per_100k_nodes`` (the head's peak resident memory above
+what it held before, per 100,000 nodes).
 
     python -m bench dag [--quick] [--sizes 10000,100000] [--pg URL] [--out DIR]
 """
@@ -95,11 +97,14 @@ def run_idds(graph: Graph, db_url: str, name: str) -> dict[str, float]:
         spec = {"name": name, "nodes": nodes, "parallel": 200, "pythonpath": [here],
                 "defaults": {"resources": {"cpus": 1}, "max_attempts": 1}}  # fmt: skip
         workflow = Workflow(spec, settings=Settings(db_url=db_url))
+        cpu = time.process_time()
         ms = _timed(workflow.run, len(nodes))
+        cpu = time.process_time() - cpu
     assert workflow.state == "finished"
     first = workflow.records.tasks(workflow.owner_id, limit=1)[0]
     return {
         "ms_per_node": ms,
+        "head_cpu_ms_per_node": cpu / len(nodes) * 1000.0,
         "create_s": first.created - start,
         "peak_head_mb_per_100k_nodes": memory.above_mb * 100_000 / len(nodes),
     }
@@ -165,7 +170,7 @@ def measure(sizes: list[int], width: int, pg_url: str | None, tmp: Path) -> list
                 rows.append(
                     row("idds", f"{config}, {n} nodes", metric, round(value, 4), _unit(metric))
                 )
-            _print(rows[-3:])
+            _print(rows[-4:])
         anchors = ANCHORS if n_nodes == sizes[0] else ANCHORS[:1]  # Dask: the smallest only
         for system, config, fn in anchors:
             rows.append(
@@ -183,7 +188,7 @@ def _databases(pg_url: str | None, tmp: Path, n: int) -> list[tuple[str, str]]:
 
 
 def _unit(metric: str) -> str:
-    return {"ms_per_node": "ms", "create_s": "s"}.get(metric, "MB")
+    return {"ms_per_node": "ms", "head_cpu_ms_per_node": "ms", "create_s": "s"}.get(metric, "MB")
 
 
 def _print(rows: list[dict]) -> None:
@@ -208,11 +213,12 @@ def report(rows: list[dict], width: int) -> str:
         }
         table.append([
             r["system"], config, f"{n:,}", f"{r['value']:.3f}", f"{r['value'] / ray[n]:.3g}x",
-            f"{r['value'] / base:.3g}x", _fmt(extra.get("create_s")),
+            f"{r['value'] / base:.3g}x", _fmt(extra.get("head_cpu_ms_per_node"), "{:.3f}"),
+            _fmt(extra.get("create_s")),
             _fmt(extra.get("peak_head_mb_per_100k_nodes"), "{:.0f}"),
         ])  # fmt: skip
     headers = ["system", "config", "nodes", "ms per node", "ratio to raw Ray",
-               "per node vs smallest size", "spec to first tasks (s)",
+               "per node vs smallest size", "head CPU ms per node", "spec to first tasks (s)",
                "peak head MB per 100k nodes"]  # fmt: skip
     title = f"# Workflow overhead as it grows: no-op nodes, layers of {width}, state persisted\n\n"
     return title + markdown_table(headers, table)

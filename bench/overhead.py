@@ -6,7 +6,7 @@ own ``study.optimize`` loop (in memory, SQLite RDB storage, JournalStorage), Ray
 same parallelism (a ``ray.wait`` loop keeping 2 in flight), all in one run. Metric:
 ``ms_per_eval``.
 
-    python -m bench overhead [--quick] [--pg URL] [--out DIR]
+    python -m bench overhead [--quick] [--evals N] [--pg URL] [--out DIR]
 """
 
 from __future__ import annotations
@@ -166,8 +166,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="a small run (for the tests)")
     parser.add_argument("--pg", default=PG_URL, help="PostgreSQL URL ('' to leave it out)")
     parser.add_argument("--out", type=Path, default=RESULTS, help="where results go")
+    parser.add_argument("--evals", type=int, help="evaluations per system (default 1000)")
     args = parser.parse_args(argv)
     n, n_tune = (100, 4) if args.quick else (1000, 200)
+    if args.evals:
+        n, n_tune = args.evals, min(n_tune, max(args.evals // 10, 4))
     cwd = Path.cwd()
     with tempfile.TemporaryDirectory() as tmp:
         os.chdir(tmp)  # Ray Tune and the SQLite files write here

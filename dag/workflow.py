@@ -134,6 +134,8 @@ class Workflow(OwnerHandle):
             self.require("resume")
         if record.state == OwnerState.CANCELLED:
             return False
+        if record.state == OwnerState.ACTIVE and not record.spec.get("suspended"):
+            return True  # nothing to change: a spec of 100,000 nodes is not rewritten
         try:
             self.records.update_spec(
                 owner_id, lambda s: {**s, "suspended": False}, state=OwnerState.ACTIVE

@@ -535,8 +535,9 @@ def _end_statement(shape: tuple[Any, ...]) -> sa.Update:
     for key, is_time in shape:
         param = sa.bindparam(f"v_{key}", type_=c[key].type)
         sets[key] = db_now() + param if is_time else param
-    live = [TaskState.DISPATCHED, TaskState.RUNNING]
-    guard = [c.id == sa.bindparam("g_id"), c.token == sa.bindparam("g_token"), c.state.in_(live)]
+    # Two comparisons, not IN (...): an IN list is expanded anew on each execution.
+    live = sa.or_(c.state == TaskState.DISPATCHED, c.state == TaskState.RUNNING)
+    guard = [c.id == sa.bindparam("g_id"), c.token == sa.bindparam("g_token"), live]
     return sa.update(tasks).where(*guard).values(**sets)
 
 
