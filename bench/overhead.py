@@ -1,10 +1,12 @@
 """Per-evaluation platform overhead: a trivial objective, the random proposer, 2 in parallel.
 
 idds on SQLite and PostgreSQL (every result committed before it is reported) beside Optuna's
-own ``study.optimize`` loop (in memory, SQLite RDB storage, JournalStorage) and Ray Tune
-(default, and ``reuse_actors=True``), all in one run. Metric: ``ms_per_eval``.
+own ``study.optimize`` loop (in memory, SQLite RDB storage, JournalStorage), Ray Tune
+(default, and ``reuse_actors=True``) and the floor: raw Ray tasks of the same objective at the
+same parallelism (a ``ray.wait`` loop keeping 2 in flight), all in one run. Metric:
+``ms_per_eval``.
 
-    python -m bench overhead [--quick] [--pg URL] [--out DIR]
+    python -m bench overhead [--quick] [--evals N] [--pg URL] [--out DIR]
 """
 
 from __future__ import annotations
@@ -47,6 +49,31 @@ def run_idds(db_url: str, n: int) -> float:
     ms = _timed(lambda: timed.optimize(progress=False), n)
     assert sum(t.state == "succeeded" for t in timed.trials) == n
     return ms
+
+
+def run_ray_floor(n: int) -> float:
+    """Raw Ray tasks of the same objective, 2 in flight: what any head on Ray costs at least."""
+    import random
+
+    import ray
+
+    from bench.objectives import trivial
+
+    task = ray.remote(max_retries=0)(trivial)
+    rng = random.Random(0)
+
+    def loop(count: int) -> None:
+        flying = [task.remote({"x": rng.uniform(-1, 1)}) for _ in range(min(2, count))]
+        submitted = len(flying)
+        while flying:
+            ready, flying = ray.wait(flying, num_returns=1)
+            ray.get(ready)
+            if submitted < count:
+                flying.append(task.remote({"x": rng.uniform(-1, 1)}))
+                submitted += 1
+
+    loop(20)  # workers up
+    return _timed(lambda: loop(n), n)
 
 
 def _optuna_objective(trial: object) -> float:
@@ -105,6 +132,7 @@ def measure(n: int, n_tune: int, pg_url: str | None, tmp: Path) -> list[dict]:
         configs.append(("idds", "postgresql", lambda: run_idds(pg_url, n), n))
     journal = optuna.storages.journal.JournalFileBackend(str(tmp / "journal.log"))
     configs += [
+        ("ray", "floor: raw tasks, 2 in flight", lambda: run_ray_floor(n), n),
         ("optuna", "in-memory", lambda: run_optuna(None, n), n),
         ("optuna", "sqlite RDB storage", lambda: run_optuna(f"sqlite:///{tmp / 'o.db'}", n), n),
         ("optuna", "JournalStorage (file)",
@@ -122,10 +150,14 @@ def measure(n: int, n_tune: int, pg_url: str | None, tmp: Path) -> list[dict]:
 
 def report(rows: list[dict]) -> str:
     base = next(r["value"] for r in rows if r["system"] == "idds")
+    floor = next(r["value"] for r in rows if r["system"] == "ray")
     table = [
-        [r["system"], r["config"], f"{r['value']:.3f}", f"{r['value'] / base:.3g}x"] for r in rows
-    ]
-    headers = ["system", "config", "ms per evaluation", "ratio to idds on SQLite"]
+        [r["system"], r["config"], f"{r['value']:.3f}", f"{r['value'] / base:.3g}x",
+         f"{r['value'] / floor:.3g}x"]
+        for r in rows
+    ]  # fmt: skip
+    headers = ["system", "config", "ms per evaluation", "ratio to idds on SQLite",
+               "ratio to the floor (raw Ray)"]  # fmt: skip
     return "# Per-evaluation overhead\n\n" + markdown_table(headers, table)
 
 
@@ -134,8 +166,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="a small run (for the tests)")
     parser.add_argument("--pg", default=PG_URL, help="PostgreSQL URL ('' to leave it out)")
     parser.add_argument("--out", type=Path, default=RESULTS, help="where results go")
+    parser.add_argument("--evals", type=int, help="evaluations per system (default 1000)")
     args = parser.parse_args(argv)
     n, n_tune = (100, 4) if args.quick else (1000, 200)
+    if args.evals:
+        n, n_tune = args.evals, min(n_tune, max(args.evals // 10, 4))
     cwd = Path.cwd()
     with tempfile.TemporaryDirectory() as tmp:
         os.chdir(tmp)  # Ray Tune and the SQLite files write here

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from dag.expr import Expression, ExpressionError, render
-from dag.spec import LOCALS, FlowSpec, NodeSpec, WorkflowSpec, node_reads
+from dag.spec import FlowSpec, NodeSpec, WorkflowSpec
 
 
 class NodeState(enum.StrEnum):
@@ -48,6 +48,9 @@ class Node:
             ``{"command": [...], "input": {...}}``.
         detail: what a composite did (``"iteration 3 of 10"``, ``"branch then"``, ...).
     """
+
+    __slots__ = ("path", "spec", "group", "env", "state", "output", "error", "parts", "inputs",
+                 "detail", "waiting_on", "dependants")  # fmt: skip  # a workflow makes many
 
     def __init__(self, path: str, spec: NodeSpec, group: Group, env: Mapping[str, Any]) -> None:
         self.path = path
@@ -161,10 +164,7 @@ class Engine:
 
     def __init__(self, spec: WorkflowSpec) -> None:
         self.spec = spec
-        self.deps: dict[int, set[str]] = {}
-        self._index_deps(spec.flow, set())
-        for template in spec.templates.values():
-            self._index_deps(template.flow, set())
+        self.deps = spec.dependencies()  # found by the spec's check, not again here
         self.ready: deque[Node] = deque()
         self.tasks: dict[str, Node] = {}
         params = {k: v for k, v in spec.params.items() if k != "spec_dir"}
@@ -355,24 +355,11 @@ class Engine:
         except ExpressionError as exc:
             self.state, self.error = NodeState.FAILED, str(exc)
 
-    def _index_deps(self, flow: FlowSpec, outer: set[str]) -> None:
-        """Each node's dependencies: the siblings it names in ``after`` or reads."""
-        names = {n.name for n in flow.nodes}
-        for node in flow.nodes:
-            reads = node_reads(self.spec, node, node.name, outer | names, set(LOCALS))
-            self.deps[id(node)] = (set(node.after) | reads) & names
-            for sub in (
-                node.then,
-                node.else_,
-                node.workflow,
-                node.loop.body if node.loop else None,
-            ):
-                if sub is not None:
-                    self._index_deps(sub, outer | names)
-
 
 class _Part(Node):
     """One item of a fan-out."""
+
+    __slots__ = ("parent",)
 
     def __init__(self, path: str, spec: NodeSpec, parent: Node, env: Mapping[str, Any]) -> None:
         super().__init__(path, spec, parent.group, env)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import collections
 import graphlib
 import shlex
+import weakref
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -32,6 +33,8 @@ GLOBALS = frozenset({"params", "spec_dir"})
 #: Names that only some nodes may read: a fan-out's item, a loop body's iteration.
 LOCALS = frozenset({"item", "index", "iteration", "previous"})
 RESERVED = GLOBALS | LOCALS | frozenset(FUNCTIONS)
+#: Each node's dependencies, by ``id`` of its :class:`NodeSpec`.
+Deps = dict[int, set[str]]
 KINDS = ("callable", "command", "template", "workflow", "if", "loop", "study", "toys")
 
 
@@ -108,7 +111,7 @@ class NodeSpec(_Strict):
 
     @model_validator(mode="after")
     def _one_kind(self) -> NodeSpec:
-        given = [k for k in KINDS if getattr(self, _field(k)) is not None]
+        given = [k for k, field in _KIND_FIELDS if getattr(self, field) is not None]
         if len(given) != 1:
             what = ", ".join(given) if given else "none"
             raise ValueError(f"give exactly one of {', '.join(KINDS)} (got {what})")
@@ -124,11 +127,14 @@ class NodeSpec(_Strict):
 
     @property
     def kind(self) -> str:
-        return next(k for k in KINDS if getattr(self, _field(k)) is not None)
+        return next(k for k, field in _KIND_FIELDS if getattr(self, field) is not None)
 
 
 def _field(kind: str) -> str:
     return "if_" if kind == "if" else kind
+
+
+_KIND_FIELDS = tuple((kind, _field(kind)) for kind in KINDS)
 
 
 class TemplateSpec(_Strict):
@@ -146,7 +152,7 @@ class TemplateSpec(_Strict):
 
     @property
     def flow(self) -> FlowSpec:
-        return FlowSpec(nodes=self.nodes, output=self.output)
+        return FlowSpec.model_construct(nodes=self.nodes, output=self.output)  # validated
 
 
 class Defaults(_Strict):
@@ -171,7 +177,7 @@ class WorkflowSpec(_Strict):
 
     @property
     def flow(self) -> FlowSpec:
-        return FlowSpec(nodes=self.nodes, output=self.output)
+        return FlowSpec.model_construct(nodes=self.nodes, output=self.output)  # validated
 
     @classmethod
     def from_mapping(cls, data: Any, *, source: str = "workflow") -> WorkflowSpec:
@@ -187,13 +193,46 @@ class WorkflowSpec(_Strict):
         except ValidationError as exc:
             raise SpecError(f"{source}: {_first_error(exc)}") from None
         try:
-            check(spec)
+            _FOUND.remember(spec, check(spec))
         except SpecError as exc:
             raise SpecError(f"{source}: {exc}") from None
         return spec
 
+    def dependencies(self) -> Deps:
+        """Each node's dependencies, by ``id`` of its :class:`NodeSpec` (of every flow, nested
+        and in templates): the siblings it names in ``after`` or reads.
+
+        Raises:
+            SpecError: the spec does not check (see :func:`check`).
+        """
+        found = _FOUND.get(self)
+        if found is None:
+            found = _FOUND.remember(self, check(self))
+        return found
+
     def to_mapping(self) -> dict[str, Any]:
         return self.model_dump(mode="json", by_alias=True, exclude_defaults=True)
+
+
+class _Found:
+    """The dependencies that the check of a spec found, kept while the spec lives (a spec
+    is frozen), so that an engine does not find them again: at 100,000 nodes that takes
+    seconds."""
+
+    def __init__(self) -> None:
+        self._by_id: dict[int, Deps] = {}
+
+    def get(self, spec: WorkflowSpec) -> Deps | None:
+        return self._by_id.get(id(spec))
+
+    def remember(self, spec: WorkflowSpec, deps: Deps) -> Deps:
+        if id(spec) not in self._by_id:
+            weakref.finalize(spec, self._by_id.pop, id(spec), None)
+        self._by_id[id(spec)] = deps
+        return deps
+
+
+_FOUND = _Found()
 
 
 FlowSpec.model_rebuild()
@@ -243,28 +282,37 @@ def with_params(data: dict[str, Any], overrides: dict[str, Any], *, source: str)
 # --- references -----------------------------------------------------------------------
 
 
-def check(spec: WorkflowSpec) -> None:
+def check(spec: WorkflowSpec) -> Deps:
     """Check names, dependencies, cycles, templates and expressions of the whole workflow.
+
+    Returns:
+        Each node's dependencies (see :meth:`WorkflowSpec.dependencies`).
 
     Raises:
         SpecError: naming the node.
     """
+    found: Deps = {}
     for name, template in spec.templates.items():
-        free = _check_flow(spec, template.flow, f"template {name}", outer=set(), local=set())
+        free = _check_flow(spec, template.flow, f"template {name}", outer=set(), local=set(),
+                           found=found)  # fmt: skip
         if free:
             raise SpecError(f"template {name}: reads {_names(free)}, which it cannot see")
-    _check_flow(spec, spec.flow, "", outer=set(), local=set())
+    _check_flow(spec, spec.flow, "", outer=set(), local=set(), found=found)
+    return found
 
 
 def _check_flow(
-    spec: WorkflowSpec, flow: FlowSpec, where: str, *, outer: set[str], local: set[str]
-) -> set[str]:
-    """Check ``flow``; return the names it reads from enclosing flows."""
+    spec: WorkflowSpec, flow: FlowSpec, where: str, *, outer: set[str], local: set[str],
+    found: Deps,
+) -> set[str]:  # fmt: skip
+    """Check ``flow`` (its nodes' dependencies go into ``found``); return the names it reads
+    from enclosing flows."""
     names = [n.name for n in flow.nodes]
     twice = sorted(n for n, count in collections.Counter(names).items() if count > 1)
     if twice:
         raise SpecError(f"{where or 'workflow'}: node name(s) {_names(twice)} used twice")
     siblings = set(names)
+    visible = outer | siblings  # once per flow: per node it would cost the flow's size each
     deps: dict[str, set[str]] = {}
     reads_outside: set[str] = set()
     for node in flow.nodes:
@@ -272,11 +320,11 @@ def _check_flow(
         missing = [a for a in node.after if a not in siblings]
         if missing:
             raise SpecError(f"node {path}: depends on {_names(missing)}, which does not exist")
-        reads = node_reads(spec, node, path, outer | siblings, local)
+        reads = node_reads(spec, node, path, visible, local, found)
         unknown = reads - siblings - outer
         if unknown:
             raise SpecError(f"node {path}: reads {_names(unknown)}, which is not an output here")
-        deps[node.name] = (set(node.after) | reads) & siblings
+        deps[node.name] = found[id(node)] = (set(node.after) | reads) & siblings
         reads_outside |= reads - siblings
     if flow.output:
         reads = _expression_reads(flow.output, f"{where or 'workflow'} output", local)
@@ -288,9 +336,11 @@ def _check_flow(
 
 
 def node_reads(
-    spec: WorkflowSpec, node: NodeSpec, path: str, visible: set[str], local: set[str]
-) -> set[str]:
-    """The node names a node reads (itself and through its sub-workflows)."""
+    spec: WorkflowSpec, node: NodeSpec, path: str, visible: set[str], local: set[str],
+    found: Deps | None = None,
+) -> set[str]:  # fmt: skip
+    """The node names a node reads (itself and through its sub-workflows, whose nodes'
+    dependencies go into ``found``)."""
     here = local | ({"item", "index"} if node.foreach is not None else set())
     texts = {"when": node.when, "if": node.if_}
     reads = set().union(
@@ -301,13 +351,15 @@ def node_reads(
     fields = {"args": node.args, "command": node.command or [], "params": node.params,
               "study": node.study, "toys": node.toys}  # fmt: skip
     for field, value in fields.items():
-        reads |= _template_reads(value, f"node {path}", here, field)
+        if value:  # most nodes set one or two of these
+            reads |= _template_reads(value, f"node {path}", here, field)
     if isinstance(node.foreach, list):
         reads |= _template_reads(node.foreach, f"node {path}", local)
     if node.template is not None:
         _check_template_use(spec, node, path)
     for label, flow, body_local in _sub_flows(node, here):
-        reads |= _check_flow(spec, flow, f"{path}.{label}", outer=visible, local=body_local)
+        reads |= _check_flow(spec, flow, f"{path}.{label}", outer=visible, local=body_local,
+                             found={} if found is None else found)  # fmt: skip
     if node.loop:
         reads |= _template_reads(node.loop.initial, f"node {path} initial", here)
     if node.loop and node.loop.until:
@@ -366,11 +418,33 @@ def _node_names(names: set[str], where: str, local: set[str]) -> set[str]:
 
 
 def _check_acyclic(deps: dict[str, set[str]], where: str) -> None:
+    if _sorts(deps):
+        return
     try:
-        graphlib.TopologicalSorter(deps).prepare()
+        graphlib.TopologicalSorter(deps).prepare()  # finds the cycle to name
     except graphlib.CycleError as exc:
         cycle = " -> ".join(exc.args[1])
         raise SpecError(f"{where or 'workflow'}: a cycle: {cycle}") from None
+
+
+def _sorts(deps: dict[str, set[str]]) -> bool:
+    """True if ``deps`` (node -> the nodes it depends on) has no cycle (Kahn's algorithm:
+    several times quicker than graphlib's on a large flow)."""
+    waiting = {name: len(on) for name, on in deps.items()}
+    dependants: dict[str, list[str]] = {}
+    for name, on in deps.items():
+        for dep in on:
+            dependants.setdefault(dep, []).append(name)
+    free = [name for name, n in waiting.items() if n == 0]
+    done = 0
+    while free:
+        name = free.pop()
+        done += 1
+        for dependant in dependants.get(name, ()):
+            waiting[dependant] -= 1
+            if waiting[dependant] == 0:
+                free.append(dependant)
+    return done == len(waiting)
 
 
 def _names(names: Any) -> str:

@@ -80,7 +80,11 @@ class Workflow(OwnerHandle):
 
     @property
     def workdir(self) -> Path:
-        return path_inside(self.settings.work_dir, "dag", self.name)
+        key = (str(self.settings.work_dir), self.name)
+        cached = getattr(self, "_workdir", None)
+        if cached is None or cached[0] != key:  # resolved once, not once per node
+            cached = self._workdir = (key, path_inside(self.settings.work_dir, "dag", self.name))
+        return cached[1]
 
     # --- running ----------------------------------------------------------------------------
 
@@ -135,6 +139,8 @@ class Workflow(OwnerHandle):
             self.require("resume")
         if record.state == OwnerState.CANCELLED:
             return False
+        if record.state == OwnerState.ACTIVE and not record.spec.get("suspended"):
+            return True  # nothing to change: a spec of 100,000 nodes is not rewritten
         try:
             self.records.update_spec(
                 owner_id, lambda s: {**s, "suspended": False}, state=OwnerState.ACTIVE

@@ -10,7 +10,7 @@ Define a study in YAML (``idds hpo launch study.yaml``) or in Python::
 """
 
 from hpo.proposers import PROPOSERS, Proposer
-from hpo.sdk import Pruned, checkpoint_dir, params, report, should_prune
+from hpo.sdk import Pruned, checkpoint_dir, params, report, segment, should_prune
 from hpo.spec import StudySpec, load_spec_file
 from hpo.study import Study, Trial, load_study
 
@@ -26,5 +26,6 @@ __all__ = [
     "load_study",
     "params",
     "report",
+    "segment",
     "should_prune",
 ]

@@ -319,19 +319,23 @@ def _cluster_room(spec: StudySpec) -> int:
 
 
 def payload_for(study: Study, number: int, params: dict[str, Any]) -> dict[str, Any]:
-    """What the core runs for point ``number`` of ``study``: its objective or its command."""
+    """What the core runs for point ``number`` of ``study``: its objective or its command.
+    A segment's objective learns its segment's name (``hpo.segment()``; a command finds it as
+    ``segment`` in ``input.json``, beside the point, as PanDA's segmented HPO passes it)."""
     spec = study.spec
     workdir = trial_workdir(study.workdir, number)
+    segment = {"segment": spec.segment} if spec.segment is not None else {}
     if spec.objective and study.define_by_run:
         args = [params, spec.objective, study.pythonpath, number]
         return {"callable": "hpo.remote_trial:run_optuna_objective", "args": args,
-                "pythonpath": study.pythonpath, "workdir": workdir}  # fmt: skip
+                "pythonpath": study.pythonpath, "workdir": workdir, **segment}  # fmt: skip
     if spec.objective:
         args = [params, spec.objective, study.pythonpath]
         return {"callable": "hpo.remote_trial:run_objective", "args": args,
-                "pythonpath": study.pythonpath, "workdir": workdir}  # fmt: skip
+                "pythonpath": study.pythonpath, "workdir": workdir, **segment}  # fmt: skip
     argv = [a.replace("%SPEC_DIR", study.spec_dir) for a in spec.argv]
-    payload: dict[str, Any] = {"command": argv, "input": params, "workdir": workdir}
+    point = {**params, **segment}
+    payload: dict[str, Any] = {"command": argv, "input": point, "workdir": workdir}
     if spec.container:
         payload["container"] = spec.container.model_dump()
     if spec.input_ds is not None:

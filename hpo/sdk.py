@@ -17,7 +17,7 @@ from idds.errors import IddsError
 from idds.payloads import Stopped as Pruned
 from idds.payloads import channel, current
 
-__all__ = ["Pruned", "checkpoint_dir", "params", "report", "should_prune"]
+__all__ = ["Pruned", "checkpoint_dir", "params", "report", "segment", "should_prune"]
 
 
 def params() -> dict[str, Any]:
@@ -33,6 +33,26 @@ def params() -> dict[str, Any]:
     if path:
         return dict(json.loads(Path(path).read_text()))
     raise IddsError("hpo.params(): not inside an evaluation run by idds")
+
+
+def segment() -> str | None:
+    """The name of the segment this evaluation serves (a segmented study's segment, e.g.
+    ``"net7"`` of segments ``net0`` ... ``net299``), or None for a study without segments.
+
+    A script run as a command reads the same from ``segment`` in its ``input.json``.
+
+    Raises:
+        IddsError: not called from an evaluation run by the platform.
+    """
+    payload = current.get("payload")
+    if payload is not None:
+        name = payload.get("segment", (payload.get("input") or {}).get("segment"))
+        return None if name is None else str(name)
+    path = os.environ.get("IDDS_INPUT")
+    if path:
+        name = json.loads(Path(path).read_text()).get("segment")
+        return None if name is None else str(name)
+    raise IddsError("hpo.segment(): not inside an evaluation run by idds")
 
 
 def checkpoint_dir() -> Path:

@@ -5,6 +5,7 @@ Validation errors are :class:`idds.errors.SpecError` with one line that names th
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 import shlex
@@ -164,6 +165,9 @@ class StudySpec(_Strict):
     initial_points: list[dict[str, Any]] = Field(default_factory=list)
     warm_start: list[str] = Field(default_factory=list)
     segments: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    #: Set on each segment's own spec (:meth:`segment_specs`): the segment's name, which its
+    #: objective reads (``hpo.segment()``, ``segment`` in a command's ``input.json``).
+    segment: str | None = None
     max_attempts: int = Field(default=3, ge=1, le=1000)
     retry_errors: bool = False
     timeout: float | None = Field(default=None, gt=0)
@@ -238,10 +242,16 @@ class StudySpec(_Strict):
         for seg, fields in self.segments.items():
             if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_\-]*", seg):
                 raise SpecError(f"segments: {seg!r} is not a segment name (letters, digits, _ -)")
-            if not isinstance(fields, dict) or {"name", "segments"} & set(fields):
-                raise SpecError(f"segments.{seg}: a mapping of study fields (not name/segments)")
-            merged = {**base, **fields, "name": f"{self.name}.{seg}"}
+            if not isinstance(fields, dict) or {"name", "segments", "segment"} & set(fields):
+                raise SpecError(
+                    f"segments.{seg}: a mapping of study fields (not name/segments/segment)"
+                )
+            merged = {**base, **fields, "name": f"{self.name}.{seg}", "segment": seg}
+            if "seed" not in fields and self.seed is not None:
+                merged["seed"] = segment_seed(self.seed, seg)
             out[seg] = StudySpec.from_mapping(merged, source=f"segments.{seg}")
+            if "segment" in out[seg].space:
+                raise SpecError(f"segments.{seg}: space: 'segment' names the segment in a point")
         return out
 
     def _check_grid_size(self) -> None:
@@ -300,6 +310,13 @@ class StudySpec(_Strict):
             return cls.model_validate(data)
         except ValidationError as exc:
             raise SpecError(f"{source}: {_first_error(exc)}") from None
+
+
+def segment_seed(seed: int, segment: str) -> int:
+    """The seed of a segment: derived from the study's seed and the segment's name, so that
+    segments propose different points and a run is repeated exactly."""
+    digest = hashlib.sha256(f"{seed}:{segment}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
 
 
 def check_point(spec: StudySpec, point: dict[str, Any]) -> dict[str, Any]:

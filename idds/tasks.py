@@ -493,11 +493,6 @@ def finish(
         The task's new state, or None if the attempt's token is no longer current (another
         head took the task over, or it was cancelled): then nothing is written.
     """
-    # An attempt whose start was not reported yet passes through `running` first.
-    transition(
-        conn, claim.task_id, TaskState.DISPATCHED, TaskState.RUNNING,
-        expect_token=claim.token, node=outcome.node, started=outcome.started,
-    )  # fmt: skip
     new = _next_state(outcome, claim.attempt, claim.max_attempts, claim.retry_errors)
     values: dict[str, Any] = {"error": outcome.error}
     if outcome.node is not None:
@@ -511,11 +506,39 @@ def finish(
     else:  # back to the queue after a backoff that doubles with each attempt
         delay = min(backoff_s * 2 ** (claim.attempt - 1), 300.0)
         values.update(not_before=DbTime(delay), token=None, lease_expires=None)
-    old = TaskState.RUNNING
-    if not transition(conn, claim.task_id, old, new, expect_token=claim.token, **values):
+    if not _end_attempt(conn, claim, new, outcome.started, values):
         return None
     _close_attempt(conn, claim.token, outcome)
     return new
+
+
+def _end_attempt(
+    conn: Connection, claim: Claim, new: TaskState, started: float | None, values: dict[str, Any]
+) -> bool:
+    """``dispatched | running -> new`` in one guarded update: an attempt whose start was not
+    reported yet passes through ``running`` (taking the worker's start time) on the way,
+    rather than in a statement of its own (this is the hot path: one result, one update)."""
+    if new not in TRANSITIONS[TaskState.RUNNING]:
+        raise IllegalTransition(f"task {claim.task_id}: running -> {new} is not allowed")
+    shape, params = _shape(values)
+    params.update(g_id=claim.task_id, g_token=claim.token, v_state=new, v_started=started)
+    return conn.execute(_end_statement(shape), params).rowcount == 1
+
+
+@functools.cache
+def _end_statement(shape: tuple[Any, ...]) -> sa.Update:
+    c = tasks.c
+    sets: dict[str, Any] = {
+        "state": sa.bindparam("v_state", type_=sa.String),
+        "started": sa.func.coalesce(c.started, sa.bindparam("v_started", type_=c.started.type)),
+    }
+    for key, is_time in shape:
+        param = sa.bindparam(f"v_{key}", type_=c[key].type)
+        sets[key] = db_now() + param if is_time else param
+    # Two comparisons, not IN (...): an IN list is expanded anew on each execution.
+    live = sa.or_(c.state == TaskState.DISPATCHED, c.state == TaskState.RUNNING)
+    guard = [c.id == sa.bindparam("g_id"), c.token == sa.bindparam("g_token"), live]
+    return sa.update(tasks).where(*guard).values(**sets)
 
 
 def _next_state(outcome: Outcome, attempt: int, max_attempts: int, retry_errors: bool) -> TaskState:

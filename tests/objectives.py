@@ -145,3 +145,10 @@ def jittery(params: dict) -> float:
 
     time.sleep(random.random() * 0.05)  # noqa: S311 - timing noise, not security
     return (params["x"] - 0.3) ** 2 + params["y"] ** 2
+
+
+def segment_aware(params: dict) -> dict:
+    """Records which segment it served (what a segment's training script reads)."""
+    import hpo
+
+    return {"value": params["x"], "user_attrs": {"segment": hpo.segment()}}

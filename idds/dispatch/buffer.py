@@ -171,6 +171,10 @@ class CommitBuffer:
         """The tasks handed in and not committed yet, per owner."""
         return {oid: list(specs) for oid, specs in self._to_submit.items()}
 
+    def handed_in_by(self, owner_id: int) -> list[TaskSpec]:
+        """The tasks ``owner_id`` handed in that are not committed yet."""
+        return list(self._to_submit.get(owner_id, ()))
+
     def forget_handed_in(self, owner_id: int, numbers: set[int]) -> None:
         """Tasks ``numbers`` of ``owner_id`` are recorded after all: do not hand them in."""
         specs = self._to_submit.get(owner_id, [])

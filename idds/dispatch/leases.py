@@ -122,23 +122,33 @@ class Leases:
         another process, and those another head holds now."""
         with self.engine.begin() as conn:
             held = owners_mod.renew(conn, owner_ids, self.head, self.lease_seconds)
-            rows = _owner_rows(conn, held)
+            changed = [r for r in _owner_rows(conn, held) if self._changed(r)]
+            specs = _owner_specs(conn, {r.id for r in changed})
         self._next = time.monotonic() + self.period
         notices = []
-        for row in rows:
-            updated = row.updated or 0.0
-            if row.state == OwnerState.CANCELLED:
-                notices.append(Notice(row.id, True, row.spec))
-            elif updated > self._seen.get(row.id, 0.0):
-                notices.append(Notice(row.id, False, row.spec))
-            self._seen[row.id] = updated
+        for row in changed:
+            notices.append(Notice(row.id, row.state == OwnerState.CANCELLED, specs[row.id]))
+            self._seen[row.id] = row.updated or 0.0
         return Renewal(notices, set(owner_ids) - held)
+
+    def _changed(self, row: Any) -> bool:
+        """Cancelled, or its spec changed since it was last seen."""
+        return row.state == OwnerState.CANCELLED or (row.updated or 0.0) > self._seen.get(
+            row.id, 0.0
+        )
 
 
 def _owner_rows(conn: Connection, held: set[int]) -> list[Any]:
+    """State and change stamp only: a spec (a workflow's holds every node) is read only
+    where it changed, so a renewal costs the same however big the owners are."""
     if not held:
         return []
     o = owners_mod.owners
-    return list(
-        conn.execute(sa.select(o.c.id, o.c.state, o.c.spec, o.c.updated).where(o.c.id.in_(held)))
-    )
+    return list(conn.execute(sa.select(o.c.id, o.c.state, o.c.updated).where(o.c.id.in_(held))))
+
+
+def _owner_specs(conn: Connection, ids: set[int]) -> dict[int, dict[str, Any]]:
+    if not ids:
+        return {}
+    o = owners_mod.owners
+    return {r.id: r.spec for r in conn.execute(sa.select(o.c.id, o.c.spec).where(o.c.id.in_(ids)))}

@@ -93,6 +93,11 @@ class Dispatcher:
         self.owners = HeldOwners()
         self._open: dict[int, int] = {}  # owner -> tasks not final
         self._retry_at: dict[int, float] = {}
+        # Owners to ask for new tasks in the next round: those told something since they were
+        # last asked, or that handed tasks in; the others are asked every ``poll_s`` (an owner
+        # may have work on a clock), so that a round costs what happened, not the owners held.
+        self._to_ask: set[int] = set()
+        self._quiet_until: dict[int, float] = {}
         self._idle = False
 
     # --- owners and leases ----------------------------------------------------------------
@@ -199,6 +204,7 @@ class Dispatcher:
 
     def _load(self) -> None:
         self._open = self._count_open()
+        self._to_ask = set(self.owners.by_id)
         self.leases.start(self.owners.by_id)
 
     def _step(self) -> None:
@@ -223,6 +229,7 @@ class Dispatcher:
     def _cycle(self) -> None:
         finals = self._record_ended()
         self.owners.tell(finals)
+        self._to_ask.update(claim.owner_id for claim, _, _ in finals)
         placed: list[tuple[Claim, Placement]] = []
         work = self._plan()
         if work:
@@ -264,12 +271,12 @@ class Dispatcher:
         committed), and how many queued tasks to claim."""
         now = time.monotonic()
         work: list[Work] = []
+        counts = self.ray.counts()
         for oid, owner in self.owners.by_id.items():
-            in_flight = self.ray.count(oid)
-            fresh = owner.new_tasks(max(owner.parallel - self._open[oid], 0))
-            self._open[oid] += len(fresh)
-            self.buffer.hand_in(oid, fresh)
-            specs = self.buffer.handed_in().get(oid, [])
+            in_flight = counts.get(oid, 0)
+            if oid in self._to_ask or now >= self._quiet_until.get(oid, 0.0):
+                self._ask(oid, owner, now)
+            specs = self.buffer.handed_in_by(oid)
             slots = min(owner.parallel - in_flight, self._open[oid] - in_flight)
             if specs:
                 self._retry_at.pop(oid, None)
@@ -278,6 +285,18 @@ class Dispatcher:
             if specs or slots > 0:
                 work.append((owner, specs, slots))
         return work
+
+    def _ask(self, oid: int, owner: TaskOwner, now: float) -> None:
+        """Ask an owner for new tasks and hand them in; one that has none is asked again once
+        it is told something, or after ``poll_s``."""
+        fresh = owner.new_tasks(max(owner.parallel - self._open[oid], 0))
+        self._open[oid] += len(fresh)
+        self.buffer.hand_in(oid, fresh)
+        if fresh:
+            self._to_ask.add(oid)
+        else:
+            self._to_ask.discard(oid)
+            self._quiet_until[oid] = now + self.poll_s
 
     def _submit_and_claim(
         self, conn: Connection, work: list[Work]
@@ -322,6 +341,7 @@ class Dispatcher:
         renewal = self.leases.renew(list(self.owners.by_id))
         for notice in renewal.notices:
             owner = self.owners.by_id[notice.owner_id]
+            self._to_ask.add(notice.owner_id)
             if notice.cancelled:
                 self._drop_owner(notice.owner_id)
                 owner.on_cancel()

@@ -111,6 +111,13 @@ class RaySide:
         """How many attempts of ``owner_id`` are in flight."""
         return sum(1 for f in self.flights.values() if f.claim.owner_id == owner_id)
 
+    def counts(self) -> dict[int, int]:
+        """How many attempts of each owner are in flight (one pass, for all owners)."""
+        out: dict[int, int] = {}
+        for flight in self.flights.values():
+            out[flight.claim.owner_id] = out.get(flight.claim.owner_id, 0) + 1
+        return out
+
     def by_token(self) -> dict[str, InFlight]:
         """The attempts in flight, by token (what the channel's messages name)."""
         return {f.claim.token: f for f in self.flights.values()}

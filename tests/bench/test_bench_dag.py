@@ -15,8 +15,11 @@ def test_dag_quick_writes_the_result_format(tmp_path, ray_address, pg_url):
     dag.main(["--quick", "--pg", pg_url, "--out", str(tmp_path)])
     result = json.loads((tmp_path / "dag.json").read_text())
     assert result["benchmark"] == "dag"
-    configs = {(r["system"], r["config"]) for r in result["rows"]}
-    assert ("idds", "sqlite") in configs and ("ray", "raw tasks, refs as dependencies") in configs
+    rows = {(r["system"], r["config"], r["metric"]): r["value"] for r in result["rows"]}
+    for n in (500, 2000):  # --quick: two sizes
+        assert rows[("idds", f"sqlite, {n} nodes", "ms_per_node")] > 0
+        assert rows[("idds", f"sqlite, {n} nodes", "create_s")] > 0
+        assert ("idds", f"sqlite, {n} nodes", "peak_head_mb_per_100k_nodes") in rows
+        assert rows[("ray", f"raw tasks, refs as dependencies, {n} nodes", "ms_per_node")] > 0
     assert {"dask"} <= {r["system"] for r in result["rows"]}
-    assert all(r["metric"] == "ms_per_node" and r["value"] > 0 for r in result["rows"])
     assert "ratio to raw Ray" in (tmp_path / "dag.md").read_text()

@@ -20,8 +20,23 @@ def test_overhead_quick_writes_the_result_format(tmp_path, ray_address, pg_url):
     assert ("idds", "sqlite") in rows
     assert ("optuna", "JournalStorage (file)") in rows
     assert ("ray-tune", "reuse_actors=True") in rows
+    assert ("ray", "floor: raw tasks") in rows  # raw Ray at the same parallelism
     assert all(r["metric"] == "ms_per_eval" and r["value"] > 0 for r in result["rows"])
     assert "ratio to idds on SQLite" in (tmp_path / "overhead.md").read_text()
+    assert "ratio to the floor" in (tmp_path / "overhead.md").read_text()
+
+
+def test_segments_quick_writes_the_result_format(tmp_path, ray_address, pg_url):
+    from bench import segments
+
+    segments.main(["--quick", "--pg", pg_url, "--out", str(tmp_path)])
+    result = json.loads((tmp_path / "segments.json").read_text())
+    assert result["benchmark"] == "segments"
+    configs = [r["config"] for r in result["rows"]]
+    assert "sqlite, 6 segments x 4 points" in configs
+    assert "sqlite, one study of 24 points" in configs
+    assert all(r["metric"] == "ms_per_eval" and r["value"] > 0 for r in result["rows"])
+    assert "ratio to one study" in (tmp_path / "segments.md").read_text()
 
 
 def test_quality_quick_writes_results_and_a_plot(tmp_path, ray_address):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -87,3 +88,53 @@ def test_a_segment_name_taken_writes_nothing(settings):
         hpo.load_study("grp", settings=settings)
     with pytest.raises(NotFound, match="no study named 'grp.b'"):
         hpo.load_study("grp.b", settings=settings)
+
+
+def _segmented(**fields):
+    space = {"x": {"type": "float", "low": 0.0, "high": 1.0}}
+    return {"name": "fcg", "proposer": "optuna:random", "max_points": 3, "parallel": 1,
+            "seed": 7, "space": space, "pythonpath": [TESTS],
+            "segments": {"net0": {}, "net1": {}, "net2": {"seed": 3}}, **fields}  # fmt: skip
+
+
+def test_each_segment_has_its_own_seed_from_the_study_s_seed_and_its_name():
+    specs = hpo.StudySpec.from_mapping(_segmented(objective="objectives:quadratic"))
+    seeds = {name: s.seed for name, s in specs.segment_specs().items()}
+    assert seeds["net2"] == 3  # a segment's own seed is kept
+    assert seeds["net0"] != seeds["net1"] and None not in seeds.values()
+    again = hpo.StudySpec.from_mapping(_segmented(objective="objectives:quadratic"))
+    assert {n: s.seed for n, s in again.segment_specs().items()} == seeds  # repeatable
+    other = hpo.StudySpec.from_mapping(_segmented(objective="objectives:quadratic", seed=8))
+    assert other.segment_specs()["net0"].seed != seeds["net0"]
+
+
+def test_a_segment_may_not_name_a_parameter_segment():
+    from idds.errors import SpecError
+
+    space = {"segment": {"type": "int", "low": 0, "high": 3}}
+    with pytest.raises(SpecError, match="segments.net0: space: 'segment'"):
+        hpo.StudySpec.from_mapping(_segmented(objective="objectives:quadratic", space=space))
+
+
+def test_segments_propose_different_points_and_the_objective_knows_its_segment(settings):
+    study = hpo.Study(settings=settings, **_segmented(objective="objectives:segment_aware"))
+    study.optimize(progress=False)
+    seen = {}
+    for segment in study._segments_here():
+        trials = segment.trials
+        assert {t.user_attrs["segment"] for t in trials} == {segment.name.split(".")[1]}
+        seen[segment.name] = [round(t.params["x"], 12) for t in trials]
+    assert len({tuple(points) for points in seen.values()}) == 3  # not one seed for all
+
+
+def test_a_segment_s_command_finds_its_segment_in_input_json(settings):
+    script = "import json; json.dump({'status': 0, 'loss': 1.0}, open('output.json', 'w'))"
+    study = hpo.Study(
+        settings=settings, **_segmented(command=["python", "-c", script], max_points=1)
+    )
+    study.optimize(progress=False)
+    for segment in study._segments_here():
+        (trial,) = segment.trials
+        assert trial.state == "succeeded"
+        point = json.loads((Path(segment.workdir) / "trial-00000" / "input.json").read_text())
+        assert point["segment"] == segment.name.split(".")[1] and "x" in point

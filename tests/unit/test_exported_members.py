@@ -18,7 +18,7 @@ EXPECTED = {
     },
     "hpo": {
         "PROPOSERS", "Proposer", "Pruned", "Study", "StudySpec", "Trial", "checkpoint_dir",
-        "load_spec_file", "load_study", "params", "report", "should_prune",
+        "load_spec_file", "load_study", "params", "report", "segment", "should_prune",
     },
     "toys": {
         "BANDS", "Limit", "Point", "ScanResult", "ToyScan", "ToyScanError", "ToyScanSpec",
