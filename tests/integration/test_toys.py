@@ -13,6 +13,19 @@ from toys import ToyScan, load_scan
 from toys.run import ToyScanRun
 
 EXAMPLES = Path(__file__).parents[2] / "examples" / "toys"
+DATA = Path(__file__).parents[1] / "data"
+
+
+def _low_count(poi: str = "mu", normfactor: bool = True) -> dict:
+    """The low-count example with its measurement's POI renamed, or without its normfactor."""
+    workspace = json.loads((EXAMPLES / "low_count.json").read_text())
+    workspace["measurements"][0]["config"]["poi"] = poi
+    for channel in workspace["channels"]:
+        for sample in channel["samples"]:
+            sample["modifiers"] = [
+                m for m in sample["modifiers"] if normfactor or m["type"] != "normfactor"
+            ]
+    return workspace
 
 
 def _fields(**over) -> dict:
@@ -68,6 +81,8 @@ def test_launch_show_list_resume_cancel(settings, tmp_path, capsys, monkeypatch)
         ({"poi": "nosuch"}, "poi: 'nosuch' is not a parameter"),
         ({"range": [0, 1]}, "does not bracket the limit"),
         ({"workspace": {"channels": []}}, "workspace: pyhf rejects it"),
+        ({"workspace": _low_count(poi="mu_typo")}, "poi: the measurement's POI 'mu_typo' is"),
+        ({"workspace": _low_count(normfactor=False)}, "poi: the measurement's POI 'mu' is"),
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, capsys, over, message):
@@ -126,3 +141,22 @@ def test_a_python_scan_records_every_batch(settings):
     assert all(p.batches == 2 and len(p.q_sb) + len(p.q_b) + p.failed == 80
                for p in result.points.values())  # fmt: skip
     assert json.dumps(scan.spec.to_json())  # the stored spec is plain JSON
+
+
+@pytest.mark.slow
+def test_range_advice_for_a_deficit_names_a_range_inside_the_bounds(tmp_path, capsys):
+    """A deficit where pyhf's asymptotic CLs at mu -> 0 is 0 / 0: the advice is a range that
+    brackets the limits (which lie well inside the POI's bounds), and pyhf's divide-by-zero
+    warnings stay out of the terminal."""
+    workspace = str(DATA / "toys_deficit.json")
+    spec = _write(tmp_path / "scan.yaml", workspace=workspace, range=[0, 1])
+    db = tmp_path / "idds.db"
+    code, _, err = _idds(capsys, "--db", f"sqlite:///{db}", "toys", "launch", str(spec))
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "try range: [0, " in err and "widen" not in err
+    top = float(err.split("try range: [0, ")[1].split("]")[0])
+    assert 2.0 < top <= 10  # the asymptotic +2 sigma limit is 1.7; the bounds are [0, 10]
+    assert not db.exists()
+    scan = ToyScan(name="deficit", workspace=workspace, range=[0, top])  # the advice holds
+    assert scan.spec.poi == "mu"
+    assert "Warning" not in capsys.readouterr().err
