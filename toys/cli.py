@@ -72,6 +72,27 @@ def show(
         click.echo(f"plot: {path}")
 
 
+@toys.command()
+@click.argument("name")
+@click.option("--max-steps", type=click.IntRange(min=1), help="The new cap on steps (in all).")
+@click.option("--tolerance", type=float, help="The new error every limit is wanted to.")
+@click.option("--max-toys", type=click.IntRange(min=1), help="The new cap on toys (in all).")
+@click.option("--no-progress", is_flag=True, help="No progress output.")
+@click.pass_obj
+def extend(
+    settings: Settings,
+    name: str,
+    max_steps: int | None,
+    tolerance: float | None,
+    max_toys: int | None,
+    no_progress: bool,
+) -> None:
+    """Run scan NAME on with more steps, a tighter tolerance or more toys, keeping its toys."""
+    scan = load_scan(name, settings=settings)
+    scan.extend(max_steps=max_steps, tolerance=tolerance, max_toys=max_toys)
+    _run(scan, not no_progress)
+
+
 def _print(scan: ToyScan, result: ScanResult) -> None:
     spec = scan.spec
     state = "converged" if result.converged else "not converged"

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from idds.cli import main
-from toys import ToyScan, load_scan
+from toys import ToyScan, ToyScanError, load_scan
 from toys.run import ToyScanRun
 
 EXAMPLES = Path(__file__).parents[2] / "examples" / "toys"
@@ -160,3 +160,36 @@ def test_range_advice_for_a_deficit_names_a_range_inside_the_bounds(tmp_path, ca
     scan = ToyScan(name="deficit", workspace=workspace, range=[0, top])  # the advice holds
     assert scan.spec.poi == "mu"
     assert "Warning" not in capsys.readouterr().err
+
+
+def _batches(scan: ToyScan) -> dict[int, tuple[int, dict]]:
+    """Each recorded batch by task number: its attempt and result."""
+    from idds.records import Records
+
+    records = Records(scan.engine)
+    return {t.number: (t.attempt, t.result) for t in records.tasks(scan.owner_id)}
+
+
+@pytest.mark.slow
+def test_a_finished_scan_extends_without_running_its_toys_again(settings, capsys):
+    whole = ToyScan(settings=settings, **_fields(name="whole", max_steps=2))
+    whole.run(progress=False)
+    short = ToyScan(settings=settings, **_fields(name="short", max_steps=1))
+    short.run(progress=False)
+    assert load_scan("short", settings=settings).state == "finished"
+    before = _batches(short)
+    db = ["--db", settings.db_url, "--ray-address", settings.ray_address]
+    code, _, err = _idds(capsys, *db, "toys", "extend", "short")
+    assert code == 2 and "give max_steps, tolerance or max_toys" in err
+    code, out, err = _idds(capsys, *db, "toys", "extend", "short", "--max-steps", "2")
+    assert code == 0, err
+    assert "step 1:" in out and "step 0:" not in out
+    extended = load_scan("short", settings=settings)
+    assert extended.spec.max_steps == 2 and extended.state == "finished"
+    after = _batches(extended)
+    assert {n: after[n] for n in before} == before  # the first step's batches, untouched
+    assert len(after) > len(before)
+    assert extended.result().limits == whole.result().limits  # as if run so from the start
+    extended.cancel()
+    with pytest.raises(ToyScanError, match="was cancelled; it cannot be extended"):
+        load_scan("short", settings=settings).extend(max_steps=5)
