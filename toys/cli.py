@@ -54,21 +54,32 @@ def _run(scan: ToyScan, progress: bool) -> None:
               help="Where to write the CLs plot (NAME-cls.png by default).")  # fmt: skip
 @click.option("--no-plot", is_flag=True, help="Print only.")
 @click.option("--points", "show_points", is_flag=True, help="Also print CLs at each point.")
+@click.option("--log", is_flag=True, help="Plot CLs on a log axis.")
+@click.option("--no-asymptotic", is_flag=True, help="Leave pyhf's asymptotic curves out.")
 @click.pass_obj
 def show(
-    settings: Settings, name: str, plot_path: str | None, no_plot: bool, show_points: bool
+    settings: Settings,
+    name: str,
+    plot_path: str | None,
+    no_plot: bool,
+    show_points: bool,
+    log: bool,
+    no_asymptotic: bool,
 ) -> None:
-    """Print scan NAME's observed and expected limits and write its CLs-vs-POI plot."""
+    """Print scan NAME's observed and expected limits and write its CLs-vs-POI plot (the
+    toys' curves, pyhf's asymptotic ones dashed)."""
     scan = load_scan(name, settings=settings)
     result = scan.result()
     _print(scan, result)
     if show_points:
         _print_points(result)
     if not no_plot and result.points:
-        from toys.plot import plot_cls
+        from toys.plot import asymptotic_curves, plot_cls
 
         path = Path(plot_path or f"{name}-cls.png")
-        plot_cls(result, path, cl=scan.spec.cl, poi=scan.spec.poi or "POI", title=name)
+        curves = None if no_asymptotic else asymptotic_curves(scan.spec)
+        plot_cls(result, path, cl=scan.spec.cl, poi=scan.spec.poi or "POI", title=name,
+                 asymptotic=curves, log=log)  # fmt: skip
         click.echo(f"plot: {path}")
 
 

@@ -62,6 +62,8 @@ def test_launch_show_list_resume_cancel(settings, tmp_path, capsys, monkeypatch)
     code, out, _ = _idds(capsys, *db, "toys", "show", "small", "--points")
     assert code == 0 and "toy scan 'small' (finished" in out and "plot: small-cls.png" in out
     assert (tmp_path / "small-cls.png").stat().st_size > 5000
+    code, out, _ = _idds(capsys, *db, "toys", "show", "small", "--log", "--plot", "log.png")
+    assert code == 0 and (tmp_path / "log.png").stat().st_size > 5000
     code, out, _ = _idds(capsys, *db, "toys", "list")
     assert code == 0 and "small" in out and "finished" in out
     code, out, _ = _idds(capsys, *db, "toys", "resume", "small")
