@@ -167,7 +167,8 @@ def _fit(
     """Where a weighted fit of log CLs over ``window``'s points crosses ``log alpha``, and
     its error: a parabola through four points or more (log CLs curves), else a straight line;
     the error from the fit's covariance, scaled up by the scatter about the curve where that
-    is larger than the CLs errors say.
+    is larger than the CLs errors say, and never below Fieller's interval (see
+    :func:`_band_width`).
 
     Points known exactly (CLs = 1 at zero, or pinned at 1 where every toy has q = 0) and
     points with no toy in the tail say nothing about the slope and are left out; None when
@@ -207,7 +208,28 @@ def _crossing(
             return None
         root -= value / slope
     grad = np.array([root**k for k in range(degree + 1)]) / slope  # d root / d coef
-    return float(root), math.sqrt(scale * float(grad @ cov @ grad))
+    delta = math.sqrt(scale * float(grad @ cov @ grad))
+    return float(root), max(delta, _band_width(coef, scale * cov, root, np.ptp(x)))
+
+
+def _band_width(coef: np.ndarray, cov: np.ndarray, root: float, span: float) -> float:
+    """Half the width of the POI values around ``root`` where the fitted curve is within its
+    1 sigma band of ``alpha`` (Fieller's interval, for any degree): wider than the delta
+    method's error where the slope itself is poorly known."""
+    grid = root + np.linspace(-3, 3, 601) * max(span, 1e-9)
+    powers = np.stack([grid**k for k in range(len(coef))], axis=1)
+    value = powers @ coef
+    sigma = np.sqrt(np.einsum("ij,jk,ik->i", powers, cov, powers))
+    inside = np.abs(value) <= sigma
+    centre = int(np.argmin(np.abs(grid - root)))
+    if not inside[centre]:
+        return 0.0
+    lo, hi = centre, centre
+    while lo > 0 and inside[lo - 1]:
+        lo -= 1
+    while hi < len(grid) - 1 and inside[hi + 1]:
+        hi += 1
+    return float(grid[hi] - grid[lo]) / 2
 
 
 def limits(points: dict[float, Point], alpha: float) -> dict[str, Limit]:
