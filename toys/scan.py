@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from toys.stats import BANDS, batch_seed, cls_bands, sorted_array
+from toys.stats import BANDS, EXPECTED_QUANTILES, batch_seed, cls_bands, sorted_array
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -268,7 +268,10 @@ def next_step(points: dict[float, Point], spec: ToyScanSpec) -> dict[float, int]
     want: dict[float, int] = {}
     tolerance = spec.tolerance_or_default
     share = tolerance / math.sqrt(2)
-    for lim in limits(points, 1 - spec.cl).values():
+    alpha = 1 - spec.cl
+    for lim in limits(points, alpha).values():
+        if lim.status == "ok" and lim.bracket is not None:
+            _fill_tails(points, lim, alpha, want)
         if converged(lim, tolerance) or lim.value is None or lim.bracket is None:
             continue
         wide = lim.bracket[1] - lim.bracket[0] > 4 * tolerance
@@ -283,6 +286,28 @@ def next_step(points: dict[float, Point], spec: ToyScanSpec) -> dict[float, int]
         for mu in _stat_sources(points, lim):
             _ask(want, mu, math.ceil(points[mu].batches * max(factor - 1.0, 0.5)))
     return want
+
+
+#: Signal-plus-background toys a bracket end's tail should hold at the crossing before its
+#: limit counts as known: with fewer, log CLs is too skewed for its error to be trusted.
+TAIL_TOYS = 10
+
+
+def _fill_tails(
+    points: dict[float, Point], lim: Limit, alpha: float, want: dict[float, int]
+) -> None:
+    """More toys (up to four times as many) at the bracket ends whose tail at the crossing,
+    ``alpha`` x CLb x toys, holds fewer than :data:`TAIL_TOYS` toys."""
+    # A band's CLb is one minus its quantile; the observed one's is taken as a half.
+    clb = 1 - EXPECTED_QUANTILES[lim.band] if lim.band in EXPECTED_QUANTILES else 0.5
+    for mu in lim.bracket or ():
+        point = points.get(mu)
+        if point is None or mu == 0.0 or not point.q_sb:
+            continue
+        tail = alpha * clb * len(point.q_sb)
+        if tail < TAIL_TOYS:
+            factor = min(4.0, TAIL_TOYS / max(tail, 1e-9))
+            _ask(want, mu, math.ceil(point.batches * (factor - 1.0)))
 
 
 def _stat_sources(points: dict[float, Point], lim: Limit) -> list[float]:

@@ -150,3 +150,13 @@ def test_a_scan_is_recorded_once_under_its_parent_and_loads_by_name(engine, tmp_
     assert load_scan("flow.scan", settings=settings).state == "cancelled"
     with pytest.raises(NotFound, match="no toy scan named 'nope'"):
         load_scan("nope", settings=settings)
+
+
+def test_a_limit_within_the_tolerance_still_gets_toys_while_its_tail_holds_a_few():
+    """Log CLs of a tail of two or three toys is too skewed for its error to be trusted: the
+    bracket ends get more toys even where the error is already below the tolerance."""
+    points = scan.collect(_batch(mu, math.exp(-mu), n=100) for mu in (1.0, 2.0, 3.0, 4.0))
+    spec = _spec(tolerance=3.0)
+    assert all(scan.converged(lim, 3.0) for lim in scan.limits(points, 0.05).values())
+    want = scan.next_step(points, spec)
+    assert want and set(want) <= {2.0, 3.0, 4.0}
