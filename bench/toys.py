@@ -10,6 +10,11 @@
    error estimate. Batches are seeded by (seed, POI value, index), so every grid reuses the
    batches of the others and of the adaptive scan; each is computed once, on Ray.
 
+3. ``coverage``: the fraction of scans whose reported +-1 sigma interval contains the true
+   limit, per band (target 0.68 +- 0.07), over independent scans of a model whose toy limits
+   are known exactly (:mod:`toys.coverage`: the scan's own plan and limits, toys drawn
+   without Ray): 200 scans, 20 with ``--quick``.
+
     python -m bench toys [--quick] [--out DIR]
 """
 
@@ -193,13 +198,35 @@ def measure(quick: bool, tmp: Path, out: Path) -> list[dict[str, Any]]:
     pool.add(_results(scan))
     cap = 4 * result.toys
     needed, how = uniform_needed(scan.spec, pool, cap)
-    tol = f"low_count, all 6 limits to +-{scan.spec.tolerance:g}"
+    tol = f"low_count, all 6 limits to +-{scan.spec.tolerance:g} (errors that cover)"
     status = "converged" if result.converged else "NOT converged"
     rows.append(row("idds", f"{tol}, adaptive: {len(result.points)} points, {result.steps} steps, "
                     f"{status}", "toys_needed", result.toys, "toys"))  # fmt: skip
     rows.append(row("uniform-grid", f"{tol}, cheapest uniform grid: {how}", "toys_needed",
                     needed if needed is not None else cap, "toys"))  # fmt: skip
     print(f"toys needed: adaptive {result.toys}, uniform {needed} ({how})")
+    return rows + coverage_rows(quick)
+
+
+#: The coverage runs' scans: toys per point, first grid, tolerance and steps of each.
+COVERAGE_SCAN = {"name": "coverage", "workspace": {}, "range": [0, 5], "toys": 1000,
+                 "batch_size": 500, "points": 5, "tolerance": 0.2, "max_steps": 4}  # fmt: skip
+
+
+def coverage_rows(quick: bool) -> list[dict[str, Any]]:
+    """Per band, the fraction of scans whose +-1 sigma interval contains the true limit."""
+    from toys.coverage import GaussianModel, coverage
+    from toys.spec import ToyScanSpec
+
+    scans = 20 if quick else 200
+    spec = ToyScanSpec.from_mapping(COVERAGE_SCAN)
+    counts = coverage(spec, GaussianModel(x_obs=0.3), range(scans))
+    config = (f"one Gaussian measurement (exact toy limits), {scans} scans of "
+              f"{spec.toys} toys per point, tolerance {spec.tolerance:g}, at most "
+              f"{spec.max_steps} steps")  # fmt: skip
+    rows = [row("idds", f"{config}, band {band}", "coverage", round(hit / n, 3), "fraction")
+            for band, (hit, n) in counts.items()]  # fmt: skip
+    print("coverage: " + ", ".join(f"{b} {h / n:.2f}" for b, (h, n) in counts.items()))
     return rows
 
 
@@ -230,6 +257,10 @@ def report(rows: list[dict[str, Any]]) -> str:
            f"\nToys needed: uniform grid / adaptive = **{saved:.2f}x** (target 3x)"
            + (" (no uniform grid within the cap converged: a lower bound)."
               if "none within" in need["uniform-grid"]["config"] else "."))  # fmt: skip
+    cover = [f"{r['config'].rsplit('band ', 1)[1]} {r['value']:.2f}" for r in rows
+             if r["metric"] == "coverage"]  # fmt: skip
+    md += ("\nCoverage of the reported +-1 sigma intervals (target 0.68 +- 0.07): "
+           + ", ".join(cover) + ".")  # fmt: skip
     return md
 
 

@@ -54,13 +54,16 @@ def _run(scan: ToyScan, progress: bool) -> None:
               help="Where to write the CLs plot (NAME-cls.png by default).")  # fmt: skip
 @click.option("--no-plot", is_flag=True, help="Print only.")
 @click.option("--points", "show_points", is_flag=True, help="Also print CLs at each point.")
+@click.option("--log", is_flag=True, help="Plot CLs on a log axis.")
+@click.option("--no-asymptotic", is_flag=True, help="Leave pyhf's asymptotic curves out.")
 @view_options
 @click.pass_obj
 def show(
     settings: Settings, name: str, plot_path: str | None, no_plot: bool, show_points: bool,
-    view: View,
+    log: bool, no_asymptotic: bool, view: View,
 ) -> None:  # fmt: skip
-    """Print scan NAME's observed and expected limits and write its CLs-vs-POI plot.
+    """Print scan NAME's observed and expected limits and write its CLs-vs-POI plot (the
+    toys' curves, pyhf's asymptotic ones dashed).
 
     With --format json or csv, only the limits (with --points, the points) are printed.
     """
@@ -73,11 +76,34 @@ def show(
     if show_points:
         _print_points(result)
     if not no_plot and result.points:
-        from toys.plot import plot_cls
+        from toys.plot import asymptotic_curves, plot_cls
 
         path = Path(plot_path or f"{name}-cls.png")
-        plot_cls(result, path, cl=scan.spec.cl, poi=scan.spec.poi or "POI", title=name)
+        curves = None if no_asymptotic else asymptotic_curves(scan.spec)
+        plot_cls(result, path, cl=scan.spec.cl, poi=scan.spec.poi or "POI", title=name,
+                 asymptotic=curves, log=log)  # fmt: skip
         click.echo(f"plot: {path}")
+
+
+@toys.command()
+@click.argument("name")
+@click.option("--max-steps", type=click.IntRange(min=1), help="The new cap on steps (in all).")
+@click.option("--tolerance", type=float, help="The new error every limit is wanted to.")
+@click.option("--max-toys", type=click.IntRange(min=1), help="The new cap on toys (in all).")
+@click.option("--no-progress", is_flag=True, help="No progress output.")
+@click.pass_obj
+def extend(
+    settings: Settings,
+    name: str,
+    max_steps: int | None,
+    tolerance: float | None,
+    max_toys: int | None,
+    no_progress: bool,
+) -> None:
+    """Run scan NAME on with more steps, a tighter tolerance or more toys, keeping its toys."""
+    scan = load_scan(name, settings=settings)
+    scan.extend(max_steps=max_steps, tolerance=tolerance, max_toys=max_toys)
+    _run(scan, not no_progress)
 
 
 def _print(scan: ToyScan, result: ScanResult) -> None:

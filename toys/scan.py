@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from toys.stats import BANDS, band_values, cls, sorted_array
+from toys.stats import BANDS, EXPECTED_QUANTILES, batch_seed, cls_bands, sorted_array
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -31,6 +31,9 @@ class Point:
     q_b: list[float] = field(default_factory=list)
     batches: int = 0
     failed: int = 0
+    _cached: tuple[tuple[int, int], dict[str, tuple[float, float]]] | None = field(
+        default=None, repr=False, compare=False
+    )
 
     @property
     def toys(self) -> int:
@@ -46,13 +49,19 @@ class Point:
         self.batches += 1
 
     def cls(self) -> dict[str, tuple[float, float]]:
-        """CLs and its statistical error for each band (by :data:`BANDS`)."""
+        """CLs and its error for each band (by :data:`BANDS`): the toys' whole noise, the
+        spread of the background-only quantile included (see :func:`toys.stats.cls_bands`)."""
         if self.mu == 0.0:  # both hypotheses are the same: CLs is 1 exactly
             return {band: (1.0, 0.0) for band in BANDS}
+        key = (len(self.q_sb), len(self.q_b))
+        if self._cached is not None and self._cached[0] == key:
+            return self._cached[1]
         q_sb, q_b = sorted_array(self.q_sb), sorted_array(self.q_b)
         if not len(q_sb) or not len(q_b):
             return {band: (float("nan"), float("inf")) for band in BANDS}
-        return {band: cls(q_sb, q_b, v) for band, v in band_values(self.q_obs, q_b).items()}
+        found = cls_bands(self.q_obs, q_sb, q_b, batch_seed(key[0], self.mu, key[1]))
+        self._cached = (key, found)
+        return found
 
 
 def collect(results: Iterable[dict[str, Any]]) -> dict[float, Point]:
@@ -99,7 +108,12 @@ def _curve(points: dict[float, Point], band: str) -> list[tuple[float, float, fl
 
 
 def limit(points: dict[float, Point], band: str, alpha: float) -> Limit:
-    """Where ``band``'s CLs first falls to ``alpha`` (log-linear between the bracket).
+    """Where ``band``'s CLs first falls to ``alpha``.
+
+    The bracket (the scanned values either side of the first crossing) locates it; a
+    weighted straight-line fit of log CLs over up to two points on each side of it (see
+    :func:`_fit`) sets it, so that one noisy point neither moves it nor makes its error
+    small. With too few points the bracket's log-linear interpolation stands in.
 
     Args:
         points: the scan's points.
@@ -107,7 +121,8 @@ def limit(points: dict[float, Point], band: str, alpha: float) -> Limit:
         alpha: ``1 - CL``.
 
     Returns:
-        The limit, with its statistical error propagated from the bracket's CLs errors.
+        The limit; ``stat`` is its error from the toys (through the fit), ``interp`` how much
+        linear and log-linear interpolation across the bracket disagree.
     """
     curve = _curve(points, band)
     below = [i for i, (_, c, _) in enumerate(curve) if c <= alpha]
@@ -116,8 +131,26 @@ def limit(points: dict[float, Point], band: str, alpha: float) -> Limit:
     i = below[0]
     if i == 0:
         return Limit(band, None, math.inf, math.inf, None, "below")
-    (m1, c1, e1), (m2, c2, e2) = curve[i - 1], curve[i]
-    floor = alpha * 1e-3  # a CLs of zero (no toy as extreme) still has a logarithm
+    m1, m2 = curve[i - 1][0], curve[i][0]
+    value, stat, interp = _interpolate(curve[i - 1], curve[i], alpha)
+    fitted = _fit(curve[max(i - 2, 0) : i + 2], alpha, value)
+    if fitted is not None:
+        value, stat = fitted
+        interp = 0.0
+    return Limit(band, value, stat, interp, (m1, m2), "ok")
+
+
+#: A CLs of zero (no toy as extreme) still has a logarithm: this fraction of ``1 - CL``.
+_FLOOR = 1e-3
+
+
+def _interpolate(
+    left: tuple[float, float, float], right: tuple[float, float, float], alpha: float
+) -> tuple[float, float, float]:
+    """The crossing between two points, log-linearly: value, error from the two CLs errors,
+    and its distance to the linear interpolation's."""
+    (m1, c1, e1), (m2, c2, e2) = left, right
+    floor = alpha * _FLOOR
     l1, l2, la = math.log(max(c1, floor)), math.log(max(c2, floor)), math.log(alpha)
     span = l1 - l2
     value = m1 + (l1 - la) / span * (m2 - m1) if span > 0 else m2
@@ -125,7 +158,78 @@ def limit(points: dict[float, Point], band: str, alpha: float) -> Limit:
     d1 = (m2 - m1) * (la - l2) / span**2 if span > 0 else 0.0  # d value / d l1
     d2 = (m2 - m1) * (l1 - la) / span**2 if span > 0 else 0.0  # d value / d l2
     stat = math.hypot(d1 * e1 / max(c1, floor), d2 * e2 / max(c2, floor))
-    return Limit(band, value, stat, abs(value - linear), (m1, m2), "ok")
+    return value, stat, abs(value - linear)
+
+
+def _fit(
+    window: list[tuple[float, float, float]], alpha: float, near: float
+) -> tuple[float, float] | None:
+    """Where a weighted fit of log CLs over ``window``'s points crosses ``log alpha``, and
+    its error: a parabola through four points or more (log CLs curves), else a straight line;
+    the error from the fit's covariance, scaled up by the scatter about the curve where that
+    is larger than the CLs errors say, and never below Fieller's interval (see
+    :func:`_band_width`).
+
+    Points known exactly (CLs = 1 at zero, or pinned at 1 where every toy has q = 0) and
+    points with no toy in the tail say nothing about the slope and are left out; None when
+    fewer than three remain, or the curve does not fall through ``alpha``.
+    """
+    rows = [(m, c, e) for m, c, e in window if m > 0 and 0 < c < 1 and e > 0]
+    if len(rows) < 3:
+        return None
+    x = np.array([m - near for m, _, _ in rows])
+    y = np.log([c for _, c, _ in rows]) - math.log(alpha)
+    w = np.array([(c / e) ** 2 for _, c, e in rows])  # 1 / variance of log CLs
+    for degree in (2, 1) if len(rows) >= 4 else (1,):
+        found = _crossing(x, y, w, degree)
+        if found is not None and x.min() <= found[0] <= x.max():
+            return near + found[0], found[1]
+    return None
+
+
+def _crossing(
+    x: np.ndarray, y: np.ndarray, w: np.ndarray, degree: int
+) -> tuple[float, float] | None:
+    """The root of a weighted polynomial fit of ``y`` against ``x`` nearest zero where it
+    falls, and its error (delta method); None where the fit does not fall there."""
+    design = np.stack([x**k for k in range(degree + 1)], axis=1)
+    cov = np.linalg.inv(design.T @ (design * w[:, None]))
+    coef = cov @ (design.T @ (w * y))
+    chi2 = float(np.sum(w * (y - design @ coef) ** 2))
+    ndf = len(x) - degree - 1
+    scale = max(1.0, chi2 / ndf) if ndf > 0 else 1.0
+    if not coef[1] < 0:
+        return None
+    root = -coef[0] / coef[1]
+    for _ in range(20):  # Newton's steps from the straight line's root (a parabola's)
+        value = sum(c * root**k for k, c in enumerate(coef))
+        slope = sum(k * c * root ** (k - 1) for k, c in enumerate(coef) if k)
+        if not slope < 0:
+            return None
+        root -= value / slope
+    grad = np.array([root**k for k in range(degree + 1)]) / slope  # d root / d coef
+    delta = math.sqrt(scale * float(grad @ cov @ grad))
+    return float(root), max(delta, _band_width(coef, scale * cov, root, np.ptp(x)))
+
+
+def _band_width(coef: np.ndarray, cov: np.ndarray, root: float, span: float) -> float:
+    """Half the width of the POI values around ``root`` where the fitted curve is within its
+    1 sigma band of ``alpha`` (Fieller's interval, for any degree): wider than the delta
+    method's error where the slope itself is poorly known."""
+    grid = root + np.linspace(-3, 3, 601) * max(span, 1e-9)
+    powers = np.stack([grid**k for k in range(len(coef))], axis=1)
+    value = powers @ coef
+    sigma = np.sqrt(np.einsum("ij,jk,ik->i", powers, cov, powers))
+    inside = np.abs(value) <= sigma
+    centre = int(np.argmin(np.abs(grid - root)))
+    if not inside[centre]:
+        return 0.0
+    lo, hi = centre, centre
+    while lo > 0 and inside[lo - 1]:
+        lo -= 1
+    while hi < len(grid) - 1 and inside[hi + 1]:
+        hi += 1
+    return float(grid[hi] - grid[lo]) / 2
 
 
 def limits(points: dict[float, Point], alpha: float) -> dict[str, Limit]:
@@ -164,19 +268,46 @@ def next_step(points: dict[float, Point], spec: ToyScanSpec) -> dict[float, int]
     want: dict[float, int] = {}
     tolerance = spec.tolerance_or_default
     share = tolerance / math.sqrt(2)
-    for lim in limits(points, 1 - spec.cl).values():
+    alpha = 1 - spec.cl
+    for lim in limits(points, alpha).values():
+        if lim.status == "ok" and lim.bracket is not None:
+            _fill_tails(points, lim, alpha, want)
         if converged(lim, tolerance) or lim.value is None or lim.bracket is None:
             continue
         wide = lim.bracket[1] - lim.bracket[0] > 4 * tolerance
         if lim.interp > share or wide:
             mu, batches = _new_point(points, lim.value, spec)
             if mu not in lim.bracket:  # a new point (else its nearest end gets more toys)
+                # Bands whose estimates fall within half a tolerance share one new point.
+                mu = next((m for m in want if m not in points and abs(m - mu) < share), mu)
                 _ask(want, mu, batches)
                 continue
         factor = min(4.0, (lim.stat / (0.8 * share)) ** 2)
         for mu in _stat_sources(points, lim):
             _ask(want, mu, math.ceil(points[mu].batches * max(factor - 1.0, 0.5)))
     return want
+
+
+#: Signal-plus-background toys a bracket end's tail should hold at the crossing before its
+#: limit counts as known: with fewer, log CLs is too skewed for its error to be trusted.
+TAIL_TOYS = 10
+
+
+def _fill_tails(
+    points: dict[float, Point], lim: Limit, alpha: float, want: dict[float, int]
+) -> None:
+    """More toys (up to four times as many) at the bracket ends whose tail at the crossing,
+    ``alpha`` x CLb x toys, holds fewer than :data:`TAIL_TOYS` toys."""
+    # A band's CLb is one minus its quantile; the observed one's is taken as a half.
+    clb = 1 - EXPECTED_QUANTILES[lim.band] if lim.band in EXPECTED_QUANTILES else 0.5
+    for mu in lim.bracket or ():
+        point = points.get(mu)
+        if point is None or mu == 0.0 or not point.q_sb:
+            continue
+        tail = alpha * clb * len(point.q_sb)
+        if tail < TAIL_TOYS:
+            factor = min(4.0, TAIL_TOYS / max(tail, 1e-9))
+            _ask(want, mu, math.ceil(point.batches * (factor - 1.0)))
 
 
 def _stat_sources(points: dict[float, Point], lim: Limit) -> list[float]:

@@ -177,9 +177,13 @@ def check_model(spec: ToyScanSpec) -> ToyScanSpec:
         poi = spec.poi or workspace.get_measurement()["config"]["poi"]
     except _pyhf_errors() as exc:
         raise ToyScanError(f"workspace: pyhf rejects it: {_one_line(exc)}") from None
-    names = sorted(workspace.model().config.parameters)
+    try:
+        config = workspace.model(poi_name=None).config
+    except _pyhf_errors() as exc:
+        raise ToyScanError(f"workspace: pyhf rejects it: {_one_line(exc)}") from None
+    names = sorted(config.parameters)
     if poi not in names:
-        raise ToyScanError(f"poi: {poi!r} is not a parameter of the workspace ({', '.join(names)})")
+        raise ToyScanError(_no_poi(spec.poi, poi, names, _normfactors(spec.workspace)))
     try:
         model = workspace.model(poi_name=poi)
     except _pyhf_errors() as exc:
@@ -191,6 +195,30 @@ def check_model(spec: ToyScanSpec) -> ToyScanSpec:
             f"range: [{lo:g}, {hi:g}] leaves the bounds of {poi!r}, [{low:g}, {high:g}]"
         )
     return spec.model_copy(update={"poi": poi})
+
+
+def _normfactors(workspace: dict[str, Any]) -> list[str]:
+    """The names of the workspace's normfactors (the parameters a POI can be)."""
+    return sorted(
+        {
+            modifier["name"]
+            for channel in workspace.get("channels", [])
+            for sample in channel.get("samples", [])
+            for modifier in sample.get("modifiers", [])
+            if modifier.get("type") == "normfactor"
+        }
+    )
+
+
+def _no_poi(named: str | None, poi: str, names: list[str], normfactors: list[str]) -> str:
+    """The one line saying that ``poi`` is not a parameter, and what could be."""
+    who = f"poi: {poi!r} is" if named else f"poi: the measurement's POI {poi!r} is"
+    could = (
+        f"normfactors that could be: {', '.join(normfactors)}"
+        if normfactors
+        else "the workspace has no normfactor to scan"
+    )
+    return f"{who} not a parameter of the workspace ({', '.join(names)}); {could}"
 
 
 def check_range(spec: ToyScanSpec) -> None:
@@ -213,7 +241,7 @@ def check_range(spec: ToyScanSpec) -> None:
         )
     if lo > 0:
         at_lo = asymptotic_cls(spec.workspace, spec.poi, lo, spec.test_stat)
-        below = [b for b in BANDS if not at_lo[b] > alpha]
+        below = [b for b in BANDS if at_lo[b] <= alpha]  # NaN (0 / 0) says nothing
         if below:
             raise ToyScanError(
                 f"range: [{lo:g}, {hi:g}] does not bracket the limit: asymptotic CLs at {lo:g} "

@@ -9,17 +9,19 @@ of the toy distributions, computed here (pyhf 0.7.6's ToyCalculator fails on num
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
 import math
+import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterator, Sequence
 
 #: The expected bands, by name, and the quantile of the background-only test-statistic
 #: distribution each one is read at. A larger test statistic means a smaller CLs, hence a
@@ -194,6 +196,79 @@ def cls(q_sb: np.ndarray, q_b: np.ndarray, value: float) -> tuple[float, float]:
     return ratio, max(ratio, 0.5 / sb.n / b.p) * rel
 
 
+#: Bootstrap replicas behind each CLs error (:func:`cls_bands`).
+REPLICAS = 400
+#: The 1 sigma quantiles of a normal distribution (the half-width of a 68 % interval).
+_SIGMA = (0.5 * (1 - math.erf(1 / math.sqrt(2))), 0.5 * (1 + math.erf(1 / math.sqrt(2))))
+
+
+def cls_bands(
+    q_obs: float, q_sb: np.ndarray, q_b: np.ndarray, seed: int
+) -> dict[str, tuple[float, float]]:
+    """CLs of every band (by :data:`BANDS`) with an error that covers all the toys' noise.
+
+    The error is half the central 68 % of a bootstrap of the recorded toys: each replica
+    redraws the background-only quantile an expected band is read at (its order statistic,
+    ``Beta``-distributed in probability) and both tail counts (binomial); the observed band
+    redraws only the counts. It is never below the resolution of half a toy.
+
+    Args:
+        q_obs: the observed test statistic.
+        q_sb: the signal-plus-background toys' test statistics, sorted.
+        q_b: the background-only toys' test statistics, sorted.
+        seed: seeds the replicas (the same toys give the same errors).
+
+    Returns:
+        ``(CLs, error)`` by band.
+    """
+    out = {}
+    for index, (band, value) in enumerate(band_values(q_obs, q_b).items()):
+        ratio = cls(q_sb, q_b, value)[0]
+        rng = np.random.default_rng([seed, index])
+        replicas = _replicas(rng, band, value, q_sb, q_b)
+        finite = replicas[np.isfinite(replicas)]
+        low, high = _quantiles(np.sort(finite), _SIGMA) if len(finite) else (0.0, 0.0)
+        clb = tail(q_b, value).p
+        half_toy = 0.5 / len(q_sb) / clb if clb > 0 else 1.0
+        out[band] = (ratio, max(float(high - low) / 2, half_toy))
+    return out
+
+
+def _tails(sorted_values: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """:func:`tail`'s fraction at each of ``values``."""
+    edges = values - TIE_TOLERANCE * np.maximum(1.0, np.abs(values))
+    n = len(sorted_values)
+    return (n - np.searchsorted(sorted_values, edges, side="left")) / n
+
+
+def _quantiles(sorted_values: np.ndarray, probs: Any) -> np.ndarray:
+    """``np.quantile`` (its linear method) of values already sorted, without sorting."""
+    at = np.asarray(probs, dtype=float) * (len(sorted_values) - 1)
+    low = np.clip(np.floor(at).astype(int), 0, len(sorted_values) - 1)
+    high = np.minimum(low + 1, len(sorted_values) - 1)
+    frac = at - low
+    return sorted_values[low] + frac * (sorted_values[high] - sorted_values[low])
+
+
+def _replicas(
+    rng: np.random.Generator, band: str, value: float, q_sb: np.ndarray, q_b: np.ndarray
+) -> np.ndarray:
+    """CLs of :data:`REPLICAS` bootstrap replicas of one band (NaN where CLb is zero)."""
+    n_sb, n_b = len(q_sb), len(q_b)
+    if band == "obs":
+        values = np.full(REPLICAS, value)
+        clb = rng.binomial(n_b, _tails(q_b, values)) / n_b
+    else:
+        # The order statistic np.quantile reads, redrawn: its probability is Beta-distributed.
+        rank = EXPECTED_QUANTILES[band] * (n_b - 1)
+        probs = rng.beta(rank + 1, n_b - rank, REPLICAS)
+        values = _quantiles(q_b, probs)
+        clb = _tails(q_b, values)
+    clsb = rng.binomial(n_sb, _tails(q_sb, values)) / n_sb
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(clb > 0, clsb / np.where(clb > 0, clb, 1.0), np.nan)
+
+
 def band_values(q_obs: float, q_b: np.ndarray) -> dict[str, float]:
     """The test-statistic value each band's CLs is read at: observed, and the quantiles of
     the (sorted) background-only distribution."""
@@ -210,10 +285,11 @@ def asymptotic_cls(
     import pyhf
 
     model, data = model_and_data(workspace, poi)
-    obs, expected = pyhf.infer.hypotest(
-        mu, data, model, test_stat="qtilde" if test_stat == "qtilde" else "q",
-        return_expected_set=True,
-    )  # fmt: skip
+    with quiet():
+        obs, expected = pyhf.infer.hypotest(
+            mu, data, model, test_stat="qtilde" if test_stat == "qtilde" else "q",
+            return_expected_set=True,
+        )  # fmt: skip
     # pyhf orders the expected set from -2 sigma to +2 sigma.
     values = [float(obs)] + [float(e) for e in expected]
     return dict(zip(BANDS, values, strict=True))
@@ -234,11 +310,33 @@ def asymptotic_limits(
 
     model, data = model_and_data(workspace, poi)
     low, high = model.config.suggested_bounds()[model.config.poi_index]
+    low = defined_low(workspace, poi, low, high, test_stat)
     # upper_limit(scan=None) of pyhf 0.7.6 drops its level: call the root finder itself.
-    obs, expected = toms748_scan(
-        data, model, max(low, 1e-9), high, level=1 - cl, test_stat=test_stat
-    )
+    with quiet():
+        obs, expected = toms748_scan(data, model, low, high, level=1 - cl, test_stat=test_stat)
     return dict(zip(BANDS, [float(obs)] + [float(e) for e in expected], strict=True))
+
+
+def defined_low(
+    workspace: dict[str, Any], poi: str, low: float, high: float, test_stat: str
+) -> float:
+    """The lowest of a few POI values just above ``low`` where every band's asymptotic CLs
+    is defined. Close to zero pyhf's asymptotic CLs of a deficit can be 0 / 0 (the Asimov
+    test statistic vanishes while the observed one, a fit's noise, does not)."""
+    for fraction in (0.0, 1e-6, 1e-4, 1e-3, 1e-2):
+        mu = max(low, 1e-9) + fraction * (high - low)
+        if all(math.isfinite(v) for v in asymptotic_cls(workspace, poi, mu, test_stat).values()):
+            return mu
+    return max(low, 1e-9) + 0.05 * (high - low)
+
+
+@contextlib.contextmanager
+def quiet() -> Iterator[None]:
+    """pyhf's asymptotic formulae divide by zero near mu = 0: keep numpy's warnings of it out
+    of the terminal (the callers check the values)."""
+    with warnings.catch_warnings(), np.errstate(divide="ignore", invalid="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        yield
 
 
 def sorted_array(values: Sequence[float]) -> np.ndarray:

@@ -16,9 +16,10 @@ from idds.db import require
 from idds.dispatch import Dispatcher
 from idds.errors import NotFound
 from idds.handle import OwnerHandle
+from idds.owners import OwnerState
 from idds.tasks import TaskState
 from toys import scan as scan_mod
-from toys.spec import ToyScanSpec, check_model, check_range
+from toys.spec import ToyScanError, ToyScanSpec, check_model, check_range
 
 if TYPE_CHECKING:
     from idds.records import TaskRecord
@@ -161,6 +162,38 @@ class ToyScan(OwnerHandle):
                 self.finish()
             self.stopped_because = run.stopped_because
         return self.result()
+
+    def extend(
+        self,
+        *,
+        max_steps: int | None = None,
+        tolerance: float | None = None,
+        max_toys: int | None = None,
+    ) -> None:
+        """Let a scan run on: more steps, a tighter tolerance or more toys. The toys it has
+        are kept; the next :meth:`run` plans from them (a finished scan becomes active).
+
+        Args:
+            max_steps: the new cap on steps (counted from the scan's start).
+            tolerance: the new error every limit is wanted to.
+            max_toys: the new cap on toys.
+
+        Raises:
+            ToyScanError: no change given, a value that does not validate, or the scan was
+                cancelled.
+            NotFound: the scan is not recorded.
+            AccessDenied: it is another user's.
+        """
+        change = {k: v for k, v in (("max_steps", max_steps), ("tolerance", tolerance),
+                                    ("max_toys", max_toys)) if v is not None}  # fmt: skip
+        if not change:
+            raise ToyScanError("extend: give max_steps, tolerance or max_toys")
+        if self.state == OwnerState.CANCELLED:
+            raise ToyScanError(f"toy scan {self.name!r} was cancelled; it cannot be extended")
+        self.require("extend")
+        spec = ToyScanSpec.from_mapping({**self.spec.to_json(), **change}, source="extend")
+        self.records.update_spec(self.owner_id, lambda _: spec.to_json(), state=OwnerState.ACTIVE)
+        self.spec = spec
 
     # --- reading --------------------------------------------------------------------------
 

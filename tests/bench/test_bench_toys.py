@@ -19,9 +19,12 @@ def test_toys_quick_writes_both_metrics_and_the_plot(tmp_path, ray_address):
     assert set(rows) == {
         ("idds", "toys_per_s"), ("pyhf-loop", "toys_per_s"),
         ("idds", "toys_per_cpu_s"), ("pyhf-loop", "toys_per_cpu_s"),
-        ("idds", "toys_needed"), ("uniform-grid", "toys_needed"),
+        ("idds", "toys_needed"), ("uniform-grid", "toys_needed"), ("idds", "coverage"),
     }  # fmt: skip
+    bands = [r["config"].rsplit("band ", 1)[1] for r in result["rows"] if r["metric"] == "coverage"]
+    assert bands == ["obs", "-2", "-1", "0", "+1", "+2"]
     assert all(r["value"] > 0 for r in result["rows"])
     markdown = (tmp_path / "toys.md").read_text()
     assert "Throughput: idds / single-process pyhf loop" in markdown
+    assert "Coverage of the reported +-1 sigma intervals" in markdown
     assert (tmp_path / "toys.png").stat().st_size > 5000

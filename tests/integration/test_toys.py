@@ -9,10 +9,23 @@ import pytest
 import yaml
 
 from idds.cli import main
-from toys import ToyScan, load_scan
+from toys import ToyScan, ToyScanError, load_scan
 from toys.run import ToyScanRun
 
 EXAMPLES = Path(__file__).parents[2] / "examples" / "toys"
+DATA = Path(__file__).parents[1] / "data"
+
+
+def _low_count(poi: str = "mu", normfactor: bool = True) -> dict:
+    """The low-count example with its measurement's POI renamed, or without its normfactor."""
+    workspace = json.loads((EXAMPLES / "low_count.json").read_text())
+    workspace["measurements"][0]["config"]["poi"] = poi
+    for channel in workspace["channels"]:
+        for sample in channel["samples"]:
+            sample["modifiers"] = [
+                m for m in sample["modifiers"] if normfactor or m["type"] != "normfactor"
+            ]
+    return workspace
 
 
 def _fields(**over) -> dict:
@@ -49,6 +62,8 @@ def test_launch_show_list_resume_cancel(settings, tmp_path, capsys, monkeypatch)
     code, out, _ = _idds(capsys, *db, "toys", "show", "small", "--points")
     assert code == 0 and "toy scan 'small' (finished" in out and "plot: small-cls.png" in out
     assert (tmp_path / "small-cls.png").stat().st_size > 5000
+    code, out, _ = _idds(capsys, *db, "toys", "show", "small", "--log", "--plot", "log.png")
+    assert code == 0 and (tmp_path / "log.png").stat().st_size > 5000
     code, out, _ = _idds(capsys, *db, "toys", "list")
     assert code == 0 and "small" in out and "finished" in out
     code, out, _ = _idds(capsys, *db, "toys", "resume", "small")
@@ -68,6 +83,8 @@ def test_launch_show_list_resume_cancel(settings, tmp_path, capsys, monkeypatch)
         ({"poi": "nosuch"}, "poi: 'nosuch' is not a parameter"),
         ({"range": [0, 1]}, "does not bracket the limit"),
         ({"workspace": {"channels": []}}, "workspace: pyhf rejects it"),
+        ({"workspace": _low_count(poi="mu_typo")}, "poi: the measurement's POI 'mu_typo' is"),
+        ({"workspace": _low_count(normfactor=False)}, "poi: the measurement's POI 'mu' is"),
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, capsys, over, message):
@@ -126,3 +143,55 @@ def test_a_python_scan_records_every_batch(settings):
     assert all(p.batches == 2 and len(p.q_sb) + len(p.q_b) + p.failed == 80
                for p in result.points.values())  # fmt: skip
     assert json.dumps(scan.spec.to_json())  # the stored spec is plain JSON
+
+
+@pytest.mark.slow
+def test_range_advice_for_a_deficit_names_a_range_inside_the_bounds(tmp_path, capsys):
+    """A deficit where pyhf's asymptotic CLs at mu -> 0 is 0 / 0: the advice is a range that
+    brackets the limits (which lie well inside the POI's bounds), and pyhf's divide-by-zero
+    warnings stay out of the terminal."""
+    workspace = str(DATA / "toys_deficit.json")
+    spec = _write(tmp_path / "scan.yaml", workspace=workspace, range=[0, 1])
+    db = tmp_path / "idds.db"
+    code, _, err = _idds(capsys, "--db", f"sqlite:///{db}", "toys", "launch", str(spec))
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "try range: [0, " in err and "widen" not in err
+    top = float(err.split("try range: [0, ")[1].split("]")[0])
+    assert 2.3 < top <= 10  # the asymptotic +2 sigma limit is 2.24; the bounds are [0, 10]
+    assert not db.exists()
+    scan = ToyScan(name="deficit", workspace=workspace, range=[0, top])  # the advice holds
+    assert scan.spec.poi == "mu"
+    assert "Warning" not in capsys.readouterr().err
+
+
+def _batches(scan: ToyScan) -> dict[int, tuple[int, dict]]:
+    """Each recorded batch by task number: its attempt and result."""
+    from idds.records import Records
+
+    records = Records(scan.engine)
+    return {t.number: (t.attempt, t.result) for t in records.tasks(scan.owner_id)}
+
+
+@pytest.mark.slow
+def test_a_finished_scan_extends_without_running_its_toys_again(settings, capsys):
+    whole = ToyScan(settings=settings, **_fields(name="whole", max_steps=2))
+    whole.run(progress=False)
+    short = ToyScan(settings=settings, **_fields(name="short", max_steps=1))
+    short.run(progress=False)
+    assert load_scan("short", settings=settings).state == "finished"
+    before = _batches(short)
+    db = ["--db", settings.db_url, "--ray-address", settings.ray_address]
+    code, _, err = _idds(capsys, *db, "toys", "extend", "short")
+    assert code == 2 and "give max_steps, tolerance or max_toys" in err
+    code, out, err = _idds(capsys, *db, "toys", "extend", "short", "--max-steps", "2")
+    assert code == 0, err
+    assert "step 1:" in out and "step 0:" not in out
+    extended = load_scan("short", settings=settings)
+    assert extended.spec.max_steps == 2 and extended.state == "finished"
+    after = _batches(extended)
+    assert {n: after[n] for n in before} == before  # the first step's batches, untouched
+    assert len(after) > len(before)
+    assert extended.result().limits == whole.result().limits  # as if run so from the start
+    extended.cancel()
+    with pytest.raises(ToyScanError, match="was cancelled; it cannot be extended"):
+        load_scan("short", settings=settings).extend(max_steps=5)

@@ -53,14 +53,26 @@ def test_expected_bands_read_background_quantiles_in_order():
     assert values["0"] == pytest.approx(5.0)
 
 
-def test_limit_is_exact_for_an_exponential_cls_by_log_linear_interpolation():
+def test_limit_is_exact_for_an_exponential_cls_by_a_local_log_linear_fit():
     points = scan.collect(_batch(mu, math.exp(-mu), 100000) for mu in (1.0, 2.0, 3.0, 4.0))
     lim = scan.limit(points, "obs", 0.1)
     assert lim.status == "ok" and lim.bracket == (2.0, 3.0)
     # exp(-mu) sampled at 1e-5 resolution: the crossing is ln(10) to that resolution.
     assert lim.value == pytest.approx(math.log(10), abs=1e-3)
     assert 0 < lim.stat < 0.05
-    assert lim.interp > 0  # linear interpolation differs from log-linear on a curve
+    assert lim.interp == 0  # the fit over four points sets it, not the bracket
+
+
+def test_two_close_points_with_noisy_cls_do_not_make_the_error_small():
+    """CLs 0.073 and 0.047 at 1.00 and 1.02 (one toy-noise apart; the curve falls like
+    exp(-3 mu)): the bracket alone gives a slope of 22 per unit and an error of 0.01; the
+    fit over the neighbours gives the slope of the curve and an error to match."""
+    curve = {1.00: 0.073, 1.02: 0.047, 0.7: 0.14, 1.14: 0.055, 1.5: 0.017}
+    points = scan.collect(_batch(mu, c, 2000) for mu, c in curve.items())
+    lim = scan.limit(points, "obs", 0.05)
+    assert lim.bracket == (1.0, 1.02)
+    assert lim.error > 0.03
+    assert 1.0 < lim.value < 1.25
 
 
 def test_limit_says_when_the_range_does_not_reach_the_crossing():
@@ -138,3 +150,13 @@ def test_a_scan_is_recorded_once_under_its_parent_and_loads_by_name(engine, tmp_
     assert load_scan("flow.scan", settings=settings).state == "cancelled"
     with pytest.raises(NotFound, match="no toy scan named 'nope'"):
         load_scan("nope", settings=settings)
+
+
+def test_a_limit_within_the_tolerance_still_gets_toys_while_its_tail_holds_a_few():
+    """Log CLs of a tail of two or three toys is too skewed for its error to be trusted: the
+    bracket ends get more toys even where the error is already below the tolerance."""
+    points = scan.collect(_batch(mu, math.exp(-mu), n=100) for mu in (1.0, 2.0, 3.0, 4.0))
+    spec = _spec(tolerance=3.0)
+    assert all(scan.converged(lim, 3.0) for lim in scan.limits(points, 0.05).values())
+    want = scan.next_step(points, spec)
+    assert want and set(want) <= {2.0, 3.0, 4.0}
