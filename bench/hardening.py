@@ -199,9 +199,9 @@ def prepare_db(kind: str, path: Path, cwd: Path) -> Path:
         path.unlink()
     if kind == "fresh":
         return path
-    done = run_idds(["hpo", "list"], path, cwd, None)
-    if done.code != 0:
-        raise RuntimeError(f"could not make a database: {done.stderr.strip()}")
+    from idds.db import connect
+
+    connect(f"sqlite:///{path}").dispose()  # made and migrated (a read makes none)
     if kind == "newer":
         with sqlite3.connect(path) as conn:
             conn.execute("UPDATE alembic_version SET version_num = 'ffff_from_the_future'")

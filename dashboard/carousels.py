@@ -15,7 +15,7 @@ import streamlit as st
 
 from carousel.sizes import format_size
 from carousel.store import CarouselInfo, list_carousels, load_carousel
-from dashboard._common import live, settings, when
+from dashboard._common import back_link, link_table, live, settings, when
 
 HOUR, TB = 3600.0, 1e12
 METRICS = {
@@ -26,21 +26,29 @@ METRICS = {
 
 
 def render() -> None:
-    """Draw the page."""
-    st.title("Carousel")
+    """Draw the page: the list (each name links to its carousel's own page), or one carousel."""
     rows = list_carousels(settings())
+    name = st.query_params.get("carousel")
+    if name:  # a carousel's own page (its name in the list links here)
+        back_link("carousel", "All carousels")
+        state = next((r.state for r in rows if r.name == name), None)
+        if state is None:
+            st.warning(f"No carousel named {name!r}.")
+            return
+        live(lambda: _carousel(name), active=state == "active", key="carousel-refresh")
+        return
+    st.title("Carousel")
     if not rows:
         st.info("No carousel yet: `idds carousel run campaign.yaml` runs one live.")
         return
-    st.dataframe(_list_frame(rows), hide_index=True)
+    live(_list, active=any(r.state == "active" for r in rows), key="carousel-refresh")
+
+
+def _list() -> None:
+    rows = list_carousels(settings())
+    link_table(_list_frame(rows), page="carousel", param="carousel")
+    st.caption("Open a carousel by its name.")
     _compare([r for r in rows if r.result])
-    names = [r.name for r in rows]
-    wanted = st.query_params.get("carousel")
-    index = names.index(wanted) if wanted in names else len(names) - 1
-    name = st.selectbox("Open a carousel", names, index=index, key="open-carousel")
-    st.query_params["carousel"] = name
-    active = next(r.state for r in rows if r.name == name) == "active"
-    live(lambda: _carousel(name), active=active, key="carousel-refresh")
 
 
 def _list_frame(rows: list[CarouselInfo]) -> pd.DataFrame:
@@ -59,6 +67,9 @@ def _compare(finished: list[CarouselInfo]) -> None:
     st.subheader("Policies compared")
     if not finished:
         st.caption("No carousel has finished yet: its metrics are recorded when it ends.")
+        return
+    if len({r.result.get("policy", r.policy) for r in finished}) < 2:
+        st.caption("One policy so far: run the campaign under another to compare them.")
         return
     long = [
         {"carousel": r.name, "policy": r.result.get("policy", r.policy), "metric": label,

@@ -77,7 +77,7 @@ def _body(url: str, name: str) -> None:
 
 
 def _metrics(study: hpo.Study, trials: list[Trial]) -> None:
-    states = pd.Series([t.state for t in trials], dtype="object").value_counts()
+    states = pd.Series([_state(t) for t in trials], dtype="object").value_counts()
     shown = data.shown_owner(engine(), data.STUDY_KINDS, study.name)
     cols = st.columns(6)
     cols[0].metric("State", shown.state)

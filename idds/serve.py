@@ -195,6 +195,9 @@ class ApiServer:
     port: int = 8000
     tls_cert: str | None = None
     tls_key: str | None = None
+    #: Whether a port in use is an error (an address asked for) or a warning (the default
+    #: address, which another head on this host may serve already).
+    required: bool = True
     _server: Any = None
     _thread: threading.Thread | None = None
 
@@ -223,7 +226,12 @@ class ApiServer:
         self._thread.start()
         while not self._server.started:
             if not self._thread.is_alive():
-                raise IddsError(f"the HTTP API did not start on {self.host}:{self.port}")
+                where = f"{self.host}:{self.port}"
+                if self.required:
+                    raise IddsError(f"the HTTP API did not start on {where}")
+                log.warning("the HTTP API is not served: %s is in use (give --api)", where)
+                self._server = None
+                return
             time.sleep(0.05)
         if self.port == 0:
             self.port = self._server.servers[0].sockets[0].getsockname()[1]

@@ -65,7 +65,10 @@ def test_a_database_file_deleted_mid_run_stops_the_head(ray_address, tmp_path, f
 
 
 def made_database(tmp_path: Path) -> Path:
+    from idds.db import connect
+
     db = tmp_path / "idds.db"
+    connect(f"sqlite:///{db}").dispose()  # made and migrated, as a first launch makes it
     done, _ = idds(db, "hpo", "list")
     assert done.returncode == 0, done.stderr
     return db

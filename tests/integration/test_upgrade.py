@@ -50,8 +50,8 @@ WORKFLOWS = {
 }
 #: ``idds toys list``: name -> (state, points, toys, steps, observed)
 SCANS = {
-    "scan": ("finished", "3", "120", "1", "0.4033 +- 58"),
-    "scan-cut": ("active", "7", "560", "3", "0.6443 +- 8.6"),
+    "scan": ("finished", "3", "120", "1", "0.4033 +- 41"),
+    "scan-cut": ("active", "7", "560", "3", "0.6443 +- 6.1"),
 }
 
 
@@ -237,10 +237,11 @@ def test_the_carousel_shows_on_the_dashboard_with_its_metrics(idds, monkeypatch,
     row = re.search(r'<tr><td><a href="carousel\?carousel=tape".*?</tr>', table).group()
     cells = re.findall(r"<td>(.*?)</td>", row)
     assert cells[1:4] == ["alice", '<span style="color: #2ca02c">finished</span>', "file-level"]
-    assert cells[4:7] == ["300GB", "12", "0"]  # buffer, files processed, failed
-    assert float(cells[8]) == pytest.approx(0.024105909720421637)  # peak disk (TB)
-    assert float(cells[10]) == pytest.approx(41.53591843333275)  # makespan (h)
-    assert (cells[12], cells[14]) == ("4", "0")  # mounts, files lost
+    assert cells[4:8] == ["300GB", "12", "12", "0"]  # buffer, files, files processed, failed
+    # after the creation time: peak disk (TB), TB x h, makespan (h), p95, mounts, util, lost
+    assert float(cells[9]) == pytest.approx(0.024105909720421637)
+    assert float(cells[11]) == pytest.approx(41.53591843333275)
+    assert (cells[13], cells[15]) == ("4", "0")
     at.query_params["carousel"] = "tape"
     at.switch_page("views/carousel.py").run()
     metrics = {m.label: m.value for m in at.metric}
