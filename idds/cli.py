@@ -150,7 +150,9 @@ def serve(
     api = _api_server(api_at or ("none" if until_idle else "127.0.0.1:8000"), tls_cert, tls_key)
     if api is not None and api_at is None:
         api.required = False  # the default address: another head here may serve it
-    secrets.strip()  # what this head starts gets the credentials it needs from it, not by
+    secrets.strip(
+        keep_ray=True
+    )  # what this head starts gets the credentials it needs from it, not by
     # inheriting them: evaluations never see them
     server = Server(settings, max_owners=max_owners, poll_s=poll)
     actor = auth.acting_user(server.engine, settings)  # a head, too, needs a known user

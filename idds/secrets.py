@@ -30,11 +30,13 @@ def secret_names(environ: MutableMapping[str, str] | None = None) -> set[str]:
     return set(SECRET_NAMES) | extra
 
 
-def strip(environ: MutableMapping[str, str] | None = None) -> None:
-    """Remove the secret names from ``environ`` (this process's environment by default)."""
+def strip(environ: MutableMapping[str, str] | None = None, *, keep_ray: bool = False) -> None:
+    """Remove the secret names from ``environ`` (this process's environment by default);
+    with ``keep_ray``, Ray's own (a head joins its cluster with them)."""
     environ = os.environ if environ is None else environ
     for name in secret_names(environ):
-        environ.pop(name, None)
+        if not (keep_ray and name.startswith("RAY_")):
+            environ.pop(name, None)
 
 
 @contextlib.contextmanager
