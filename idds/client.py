@@ -183,9 +183,9 @@ class RemoteRecords(Records):
         offset: int = 0,
         limit: int | None = None,
     ) -> list[TaskRecord]:
+        if (states is not None and not states) or (numbers is not None and not numbers):
+            return []  # none asked for
         query = {"state": [str(s) for s in states or []], "number": list(numbers or [])}
-        if states is not None and not states or numbers is not None and not numbers:
-            return []
         return self._pages(f"/owners/{owner_id}/tasks", TaskRecord, query, offset, limit)
 
     def task(self, owner_id: int, number: int) -> TaskRecord:

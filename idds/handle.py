@@ -108,14 +108,6 @@ class OwnerHandle:
         """The user who created it (None: recorded before owners had users)."""
         return self.record().user
 
-    def owner_id_or(self, create: Callable[[], int]) -> int:
-        """Its id, recording it first with ``create`` where it is not recorded yet (a run
-        creates its owner the first time and resumes it afterwards)."""
-        try:
-            return self.owner_id
-        except NotFound:
-            return create()
-
     def attach(self, records: Records) -> None:
         """Read and change it through ``records`` (a loaded owner shares its loader's)."""
         if self.remote:
