@@ -158,8 +158,8 @@ def test_two_heads_racing_run_every_task_exactly_once(settings, tmp_path, fault_
 
 
 def _race(settings, engine, logs: Path, head_log: Path) -> tuple[list[str], float, set[str]]:
-    """Two heads serve while studies arrive; one is stopped and started again once its
-    children run attempts. Returns the owners' names, how long it took until all were
+    """Two heads serve while studies arrive; after RESTART_AFTER_S, a head whose children
+    run attempts is stopped and started again. Returns the owners' names, how long it took until all were
     finished, and the stopped head's children (as attempts name their head)."""
     names = [_workflow(settings, logs), _study(settings, logs, 0), _study(settings, logs, 1)]
     heads = [_head(settings, head_log), _head(settings, head_log)]
@@ -174,14 +174,15 @@ def _race(settings, engine, logs: Path, head_log: Path) -> tuple[list[str], floa
                 break
             assert elapsed < RACE_S + 120, (_states(engine, names), head_log.read_text()[-3000:])
             assert all(h.poll() is None for h in heads), head_log.read_text()[-3000:]
-            if not stopped and elapsed > RESTART_AFTER_S and _running(engine, heads[0]):
-                stopped = _children(heads[0])
-                _stop(heads[0])  # its children record what came in and give their leases up
-                heads[0] = _head(settings, head_log)
+            busy = [i for i, h in enumerate(heads) if _running(engine, h)]
+            if not stopped and elapsed > RESTART_AFTER_S and busy:
+                stopped = _children(heads[busy[0]])  # whichever head has attempts in flight
+                _stop(heads[busy[0]])  # its children record what came in, give leases up
+                heads[busy[0]] = _head(settings, head_log)
             time.sleep(0.3)
         duration = time.monotonic() - start
     finally:
         for head in heads:
             _stop(head)
-    assert stopped, "no child of the first head ran an attempt to hand over"
+    assert stopped, "no child of either head ran an attempt to hand over"
     return names, duration, stopped
