@@ -16,6 +16,9 @@ from idds.cli import format_table
 from idds.config import Settings
 from idds.errors import SpecError
 
+#: The words that go on with a carousel (``idds serve`` runs active carousels with them).
+RESUME = ["carousel", "resume"]
+
 
 @click.group("carousel")
 def carousel() -> None:
@@ -166,14 +169,31 @@ def run_cmd(
     result = run_live(
         spec, settings, policy=policy, speedup=speedup, base_dir=base, progress=not no_progress
     )
-    cpus = _cluster_cpus()
-    if cpus < spec.processing.slots:
+    _ran(spec.name, spec.processing.slots, result)
+
+
+@carousel.command("resume")
+@click.argument("name")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+@click.pass_obj
+def resume_cmd(settings: Settings, name: str, no_progress: bool) -> None:
+    """Go on with live carousel NAME whose head stopped: no file is asked for twice."""
+    from carousel.live import resume_live
+
+    _ran(name, 0, resume_live(name, settings, progress=not no_progress))
+
+
+def _ran(name: str, slots: int, result: CampaignResult) -> None:
+    """Print how a live run ended (and where Ray has fewer CPUs than ``slots``, that its
+    makespan is not the campaign's)."""
+    if slots and _cluster_cpus() < slots:
+        cpus = _cluster_cpus()
         click.echo(
-            f"live run at Ray's {cpus:g} CPUs, not the campaign's {spec.processing.slots} "
+            f"live run at Ray's {cpus:g} CPUs, not the campaign's {slots} "
             f"processing slots: its makespan is not comparable with simulate's"
         )
     click.echo(format_table(_HEADERS, [_row(result)]))
-    click.echo(f"carousel {spec.name!r}: {result.files} files in {result.wall_s:.1f} s wall")
+    click.echo(f"carousel {name!r}: {result.files} files in {result.wall_s:.1f} s wall")
 
 
 def _free_names(settings: Settings, names: list[str]) -> None:

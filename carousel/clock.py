@@ -58,16 +58,23 @@ class WallClock(SimClock):
 
     Args:
         speedup: simulated seconds per wall-clock second.
+        start: the simulated time it starts at (a resumed run goes on from its last).
     """
 
-    def __init__(self, speedup: float) -> None:
+    def __init__(self, speedup: float, start: float = 0.0) -> None:
         super().__init__()
         self.speedup = speedup
+        self.now = self.origin = start
+        self._start = time.monotonic()
+
+    def restart(self, start: float) -> None:
+        """Go on from simulated time ``start`` now."""
+        self.now = self.origin = start
         self._start = time.monotonic()
 
     def sim_time(self) -> float:
         """The simulated time that the wall clock has reached."""
-        return (time.monotonic() - self._start) * self.speedup
+        return self.origin + (time.monotonic() - self._start) * self.speedup
 
     def catch_up(self) -> None:
         """Run every event due by the wall clock, and set ``now`` to it."""

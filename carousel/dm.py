@@ -76,5 +76,16 @@ class DataManagement(abc.ABC):
     def state(self, file: int) -> FileState:
         """Where ``file`` stands now."""
 
+    def reattach(self, requested: Sequence[int], staged: Sequence[int]) -> None:
+        """Take up, in a new process, what an earlier one of this carousel left behind:
+        ``requested`` files were asked for and their outcome was not heard, ``staged`` files
+        are on disk and not released. Outcomes of the former arrive as after
+        :meth:`request_staging` (none is asked for again); the latter may be released.
+
+        Raises:
+            NotImplementedError: this system cannot be taken up again.
+        """
+        raise NotImplementedError(f"{type(self).__name__} cannot be taken up again")
+
     def poll(self) -> None:  # noqa: B027 - systems that push events need no polling
         """Deliver the outcomes that have arrived since the last call (remote systems)."""

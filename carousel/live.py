@@ -5,10 +5,15 @@ A carousel is an owner of kind ``carousel`` (:class:`Carousel`); :class:`Carouse
 :class:`~idds.dispatch.TaskOwner` the dispatcher drives. A file's processing is task number
 ``file``; its retries are the core's attempts, so a failed attempt is retried while the file
 stays on disk (it is never staged again).
+
+Its staging is logged on its record (:mod:`carousel.journal`), so that when its head stops,
+:func:`resume_live` (``idds carousel resume NAME``, or an ``idds serve`` head) goes on with it:
+no file is asked for twice, none is lost.
 """
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from collections import deque
@@ -19,7 +24,8 @@ from typing import Any
 
 from carousel.catalog import Catalog, build_catalog
 from carousel.clock import WallClock
-from carousel.orchestrator import Orchestrator, Processing
+from carousel.journal import KEY, Journal, JournalledDM, JournalledOrchestrator, outstanding, replay
+from carousel.orchestrator import Processing
 from carousel.policies import make_policy
 from carousel.rucio import RucioDM, RucioSite
 from carousel.simulate import CampaignResult, collect
@@ -32,10 +38,12 @@ from idds.dispatch import Dispatcher, TaskOwner
 from idds.errors import Exists, SpecError
 from idds.handle import OwnerHandle
 from idds.owners import OwnerState
-from idds.tasks import TaskSpec, TaskState
+from idds.tasks import FINAL, TaskSpec, TaskState
 
 KIND = "carousel"
 DEFAULT_CALLABLE = "carousel.live:process_file"
+#: What a carousel's record keeps beside its campaign's fields.
+RUN_KEYS = frozenset({"policy", "mode", "speedup", "pythonpath", "result", "curve", KEY})
 
 
 def process_file(name: str, size: float, seconds: float, failure: float = 0.0) -> dict[str, Any]:
@@ -72,17 +80,40 @@ class Carousel(OwnerHandle):
     def name(self) -> str:
         return self._name
 
-    def create(self, spec: CampaignSpec, policy: str, mode: str = "live") -> int:
-        """Record the carousel, its campaign, policy and mode (``live``, ``simulated``);
-        returns its id.
+    def create(self, spec: CampaignSpec, policy: str, mode: str = "live", **run: Any) -> int:
+        """Record the carousel, its campaign, policy and mode (``live``, ``simulated``), and
+        what a live run needs to go on (``run``: its speedup and pythonpath); returns its id.
 
         Raises:
-            Exists: a carousel of that name exists already (a carousel is not resumed).
+            Exists: a carousel of that name exists already.
         """
+        staging: dict[str, Any] = {KEY: []} if mode == "live" else {}
         try:
-            return self.create_owner({**spec.to_json(), "policy": policy, "mode": mode})
+            return self.create_owner(
+                {**spec.to_json(), "policy": policy, "mode": mode, **run, **staging}
+            )
         except Exists:
-            raise Exists(f"a carousel named {self.name!r} exists; choose another name") from None
+            raise Exists(
+                f"a carousel named {self.name!r} exists; resume it with `idds carousel resume "
+                f"{self.name}`, or choose another name"
+            ) from None
+
+    def recorded(self) -> tuple[int, CampaignSpec, dict[str, Any]]:
+        """A live carousel to go on with: its id, campaign and record.
+
+        Raises:
+            NotFound: no carousel of that name.
+            SpecError: it is over, or was not run live with a staging log.
+        """
+        record = self.record()
+        stored = record.spec
+        if record.state is not OwnerState.ACTIVE:
+            raise SpecError(f"carousel {self.name!r} is {record.state}: nothing to resume")
+        if stored.get("mode") != "live" or KEY not in stored:
+            raise SpecError(f"carousel {self.name!r} was not run live with a staging log: "
+                            "it cannot be resumed")  # fmt: skip
+        campaign = {k: v for k, v in stored.items() if k not in RUN_KEYS}
+        return record.id, CampaignSpec.from_mapping(campaign, source=self.name), stored
 
     def record_result(
         self, result: CampaignResult, *, cancelled: bool, curve: dict[str, Any] | None = None
@@ -125,6 +156,9 @@ class CarouselRun(TaskOwner):
         snapshot: called with the run's disk curve and file timeline
             (:func:`carousel.store.curve`) every ``snapshot_s`` wall-clock seconds, to record
             them while it runs.
+        journal: log its staging there (:mod:`carousel.journal`); with events in it, go
+            on from where they leave it.
+        tasks: the core's tasks of a run that goes on, by number (file), with their states.
     """
 
     def __init__(
@@ -140,6 +174,8 @@ class CarouselRun(TaskOwner):
         rucio: RucioSite | None = None,
         snapshot: Callable[[dict[str, Any]], None] | None = None,
         snapshot_s: float = 2.0,
+        journal: Journal | None = None,
+        tasks: dict[int, TaskState] | None = None,
     ) -> None:
         self.spec, self.owner_id, self.speedup = spec, owner_id, speedup
         self.snapshot, self.snapshot_s = snapshot, snapshot_s
@@ -151,29 +187,63 @@ class CarouselRun(TaskOwner):
         self.queue = _Queue()
         chosen = make_policy(spec, spec.policy(policy), self.catalog)
         buffer = spec.buffer if chosen.uses_buffer else None
-        self.rucio, self.dm, self.player = rucio, self._dm(rucio), None
+        self.rucio, self.dm, self.player = rucio, self._dm(rucio, chosen.name), None
         if rucio is not None and rucio.player:
             self.player = TapePlayer(self.tape, self.catalog, rucio.client, rse=rucio.rse)
         self._next_poll = 0.0
-        self.orchestrator = Orchestrator(
-            self.catalog, self.dm, chosen, self.queue, self.clock, buffer
+        self.journal = journal
+        dm = self.dm if journal is None else JournalledDM(self.dm, journal, self.clock)
+        self.orchestrator = JournalledOrchestrator(
+            self.catalog, dm, chosen, self.queue, self.clock, buffer
         )
         self.pythonpath = pythonpath or []
         self.cancelled = False
         self._rng = random.Random(spec.seed + 2)
         self._bar = _progress_bar(spec.name, len(self.catalog)) if progress else None
-        self.orchestrator.start()
+        if journal is None:
+            self.orchestrator.start()
+        else:
+            self._go_on(journal, tasks or {})
 
-    def _dm(self, rucio: RucioSite | None) -> TapeEmulator | TapeLibraries | RucioDM:
+    def _go_on(self, journal: Journal, tasks: dict[int, TaskState]) -> None:
+        """Replay the log, take up what the data management holds, and hear the outcomes of
+        processing the core recorded after the log's last event."""
+        orch = self.orchestrator
+        orch.journal = journal
+        unmade = replay(orch, journal.events)
+        for f in sorted(tasks):  # a file with a task was staged, logged or not
+            if math.isnan(orch.staged_at[f]):
+                orch.on_staged(f)
+        requested, staged = outstanding(orch)
+        never_made = {f for files in unmade for f in files}
+        requested = [f for f in requested if f not in never_made]
+        self.clock.restart(orch.clock.now)
+        orch.dm.attach(orch)
+        if requested or staged:
+            self.dm.reattach(requested, staged)
+        for files in unmade:
+            orch.dm.request_staging(files)
+        self.queue.ready = deque(f for f in self.queue.ready if f not in tasks)
+        for f, state in sorted(tasks.items()):
+            if state in FINAL and math.isnan(orch.processed_at[f]):
+                orch.on_processed(f, state is TaskState.SUCCEEDED)
+        if self._bar is not None:
+            self._bar.update(sum(not math.isnan(t) for t in orch.processed_at))
+        journal.commit()
+
+    def _dm(self, rucio: RucioSite | None, policy: str) -> TapeEmulator | TapeLibraries | RucioDM:
         if rucio is None:
             return self.tape
         return RucioDM(self.catalog, rucio.client, rse=rucio.rse, source=rucio.source,
-                       account=rucio.account, max_stuck=1 if rucio.player else 3)  # fmt: skip
+                       account=rucio.account, max_stuck=1 if rucio.player else 3,
+                       dataset_rules=policy != "file-level")  # fmt: skip
 
     def _tick(self) -> None:
         """Run the emulator's events due; record a snapshot, and poll Rucio, when their
         intervals have passed."""
         self.clock.catch_up()
+        if self.journal is not None:
+            self.journal.commit()
         if self.snapshot is not None and time.monotonic() >= self._next_snapshot:
             from carousel.store import curve
 
@@ -185,6 +255,8 @@ class CarouselRun(TaskOwner):
         if self.player is not None:
             self.player.pump()
         self.dm.poll()
+        if self.journal is not None:
+            self.journal.commit()
 
     def new_tasks(self, free: int) -> list[TaskSpec]:
         self._tick()
@@ -273,30 +345,82 @@ def run_live(
     make_policy(spec, spec.policy(policy), catalog)  # bad input fails before anything is written
     carousel = Carousel(spec.name, settings=settings)
     ensure_ray(settings.ray_address)
-    owner_id = carousel.create(spec, policy)
-    dispatcher = Dispatcher(carousel.engine, settings=settings, backoff_s=backoff_s)
     pythonpath = [str(base_dir)] if base_dir else []
+    owner_id = carousel.create(spec, policy, speedup=speedup, pythonpath=pythonpath)
+    run = dict(policy=policy, speedup=speedup, catalog=catalog, pythonpath=pythonpath,
+               progress=progress, rucio=rucio)  # fmt: skip
+    return _drive(carousel, owner_id, spec, run, backoff_s, events=None)
+
+
+def resume_live(
+    name: str,
+    settings: Settings,
+    *,
+    backoff_s: float = 1.0,
+    progress: bool = False,
+    rucio: RucioSite | None = None,
+) -> CampaignResult:
+    """Go on with live carousel ``name`` whose head stopped, to its end: its staging log is
+    replayed, the data management's outstanding requests are taken up (none is made again),
+    and the processing the core recorded meanwhile is heard.
+
+    Args:
+        name: the carousel.
+        settings: database and Ray.
+        backoff_s: the core's delay before a failed processing attempt's retry.
+        progress: show a progress bar.
+        rucio: the Rucio it stages through (``None``: the tape emulator, as it was run).
+
+    Raises:
+        NotFound: no carousel of that name.
+        SpecError: it is over, or cannot be resumed.
+        IddsError: another live head holds it.
+    """
+    from idds.runtime import ensure_ray
+
+    carousel = Carousel(name, settings=settings)
+    owner_id, spec, stored = carousel.recorded()
+    ensure_ray(settings.ray_address)
+    run = dict(policy=stored["policy"], speedup=float(stored.get("speedup", 3600.0)),
+               pythonpath=list(stored.get("pythonpath", [])), progress=progress,
+               rucio=rucio)  # fmt: skip
+    return _drive(carousel, owner_id, spec, run, backoff_s, events=True)
+
+
+def _drive(
+    carousel: Carousel, owner_id: int, spec: CampaignSpec, run: dict[str, Any],
+    backoff_s: float, *, events: bool | None,
+) -> CampaignResult:  # fmt: skip
+    """Hold the carousel and run it to its end (``events``: go on from its log, read once
+    it is held); record how it ended."""
+    settings = carousel.settings
+    dispatcher = Dispatcher(carousel.engine, settings=settings, backoff_s=backoff_s)
     started = time.perf_counter()
     with carousel.held(dispatcher, [owner_id]):
         records = carousel.records
+        recorded = records.owner_by_id(owner_id)
+        if recorded.state is not OwnerState.ACTIVE:
+            raise SpecError(f"carousel {carousel.name!r} is {recorded.state}: nothing to resume")
+        journal = Journal(records, owner_id, recorded.spec.get(KEY, []) if events else [])
+        tasks = {t.number: t.state for t in records.tasks(owner_id)} if events else {}
 
-        def snapshot(recorded: dict[str, Any]) -> None:
-            records.update_spec(owner_id, lambda s: {**s, "curve": recorded})
+        def snapshot(curve_now: dict[str, Any]) -> None:
+            records.update_spec(owner_id, lambda s: {**s, "curve": curve_now})
 
-        run = CarouselRun(spec, policy, owner_id, speedup=speedup, catalog=catalog,
-                          pythonpath=pythonpath, progress=progress, rucio=rucio,
-                          snapshot=snapshot)  # fmt: skip
+        live = CarouselRun(spec, owner_id=owner_id, snapshot=snapshot, journal=journal,
+                           tasks=tasks, **run)  # fmt: skip
         try:
-            dispatcher.run([run])
+            dispatcher.run([live])
         finally:
-            run.close()
-        result = collect(run.orchestrator, run.tape, time.perf_counter() - started)
-        if isinstance(run.dm, RucioDM):
-            result = replace(result, dm_stats=_rucio_stats(run.dm))
+            live.close()
+        result = collect(live.orchestrator, live.tape, time.perf_counter() - started)
+        if isinstance(live.dm, RucioDM):
+            result = replace(result, dm_stats=_rucio_stats(live.dm))
         from carousel.store import curve
 
-        recorded = curve(run.orchestrator)
-        return carousel.record_result(result, cancelled=run.cancelled, curve=recorded)
+        return carousel.record_result(
+            result, cancelled=live.cancelled, curve=curve(live.orchestrator)
+        )
 
 
 def _rucio_stats(dm: RucioDM) -> dict[str, float]:

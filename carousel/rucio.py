@@ -1,19 +1,23 @@
 """The data-management interface over a Rucio server, through ``rucio-clients``.
 
 Staging is replication rules from the tape RSE (the source) to the disk buffer's RSE, made
-in one call per request batch: one rule per dataset where a batch holds a whole dataset
-(``dataset-level`` and ``sliding-window`` request datasets whole), one rule per file
-otherwise. Outcomes are read in bulk by :meth:`RucioDM.poll`, never one call per file:
+in one call per request batch: one rule per dataset where a batch holds a whole dataset and
+the policy releases datasets whole (``dataset-level``, ``sliding-window``), one rule per file
+otherwise (``file-level``). Outcomes are read in bulk by :meth:`RucioDM.poll`, never one call
+per file: one listing of the account's rules at the buffer (``list_replication_rules``) gives
+each file rule's state (``OK``: staged; ``STUCK``: a failed attempt) and each dataset rule's
+lock counts; only a dataset rule whose counts moved since the last poll is read further, its
+datasets' buffer replicas in one call (``list_replicas``; ``AVAILABLE``: staged), or its locks
+where some are stuck (``list_replica_locks``). After ``max_stuck`` failed attempts a file is
+lost and its lock let go.
 
-- the buffer's replicas of the datasets with files in flight (``list_replicas`` over dataset
-  DIDs, a chunk of datasets per call): a file whose buffer replica is ``AVAILABLE`` is staged
-  (its lock is ``OK``);
-- the account's ``STUCK`` rules (``list_replication_rules``, one call), and the locks of
-  those that are dataset rules (``list_replica_locks``): a ``STUCK`` lock is a failed
-  attempt; after ``max_stuck`` of them the file is lost and its lock let go.
+Release lets a processed file's buffer copy go: its own rule is deleted (its lock on the
+buffer replica goes with it, and Rucio may delete the replica), so under ``file-level`` each
+file leaves the buffer as soon as it is processed; a dataset rule is deleted when its last
+file is released (the dataset policies release datasets whole).
 
-Release deletes the file's rule; a dataset rule is deleted when its last file is released
-(until then Rucio keeps the earlier ones pinned, which the dataset policies never need).
+A carousel that goes on in a new process takes its rules up again (:meth:`RucioDM.reattach`):
+they live in Rucio, not in the process.
 """
 
 from __future__ import annotations
@@ -82,7 +86,8 @@ class RucioDM(DataManagement):
         lifetime_s: the rules' lifetime, a safety net if this process dies.
         max_stuck: a file whose lock was seen ``STUCK`` this many times is lost; 1 where
             the tape system retries recalls itself before reporting a failure (CTA does).
-        dataset_rules: a whole dataset in one request batch is one rule.
+        dataset_rules: a whole dataset in one request batch is one rule (for policies that
+            release datasets whole); ``False``: one rule per file, released file by file.
         chunk: datasets per ``list_replicas`` call.
     """
 
@@ -111,6 +116,7 @@ class RucioDM(DataManagement):
         self._in_flight: dict[int, set[int]] = {}  # dataset -> files requested, not over
         self._stuck: dict[int, int] = {}
         self._seen_stuck: set[int] = set()
+        self._counts: dict[str, tuple[Any, ...]] = {}  # dataset rule -> its lock counts seen
         self._dataset_size = [len(fs) for fs in catalog.dataset_files()]
         self.polls = 0  # poll cycles with files in flight
         self.poll_calls = 0  # Rucio calls those cycles made
@@ -155,32 +161,119 @@ class RucioDM(DataManagement):
                 self._state[f] = FileState.REQUESTED
                 self._in_flight.setdefault(self.catalog.datasets[f], set()).add(f)
 
+    def reattach(self, requested: Sequence[int], staged: Sequence[int]) -> None:
+        """Rucio kept the rules: find the account's rules at the buffer (one call) and take
+        up those of these files; a requested file without one was never heard of by Rucio
+        (its head died between recording the request and making it): ask for it now."""
+        files = {*requested, *staged}
+        index, by_dataset = self.catalog.index, self.catalog.dataset_files()
+        datasets = {name: d for d, name in enumerate(self.catalog.dataset_names)}
+        self.calls += 1
+        for rule in self.client.list_replication_rules(
+            {"account": self.account, "rse_expression": self.rse}
+        ):
+            did = f"{rule['scope']}:{rule['name']}"
+            if did in index:
+                group, dataset = [index[did]], False
+            elif did in datasets:
+                group, dataset = list(by_dataset[datasets[did]]), True
+            else:
+                continue
+            group = [f for f in group if f in files and f not in self._rule]
+            if group:
+                self._take(rule["id"], group, dataset)
+        for f in staged:
+            self._state[f] = FileState.STAGED
+        for f in requested:
+            if f in self._rule:
+                self._state[f] = FileState.REQUESTED
+                self._in_flight.setdefault(self.catalog.datasets[f], set()).add(f)
+        missing = [f for f in requested if f not in self._rule]
+        if missing:
+            self.request_staging(missing)
+
+    def _take(self, rule: str, group: list[int], dataset: bool) -> None:
+        self._members[rule] = set(group)
+        if dataset:
+            self._dataset_rule.add(rule)
+        for f in group:
+            self._rule[f] = rule
+
     # --- outcomes --------------------------------------------------------------------------
 
     def poll(self) -> None:
-        """Read the buffer's replicas and the stuck rules in bulk; report what changed."""
+        """Read the outcomes in bulk (:meth:`_outcomes`); report what changed."""
         if not self._in_flight:
             return
         self.polls += 1
         self.polled_files += sum(len(fs) for fs in self._in_flight.values())
         before = self.poll_calls
-        available = self._available()
-        for f in sorted(available):
+        staged, stuck, looked = self._outcomes()
+        for f in sorted(staged):
             if self._state[f] is FileState.REQUESTED:
                 self._over(f, FileState.STAGED)
                 if self.listener is not None:
                     self.listener.on_staged(f)
-        stuck = self._stuck_files() - available
+        stuck -= staged
         for f in sorted(stuck):
             if self._state[f] is FileState.REQUESTED and f not in self._seen_stuck:
                 self._seen_stuck.add(f)  # one failed attempt per STUCK spell
                 self._failed(f)
-        self._seen_stuck &= stuck
+        self._seen_stuck -= looked - stuck
         self.calls += self.poll_calls - before
 
-    def _available(self) -> set[int]:
+    def _outcomes(self) -> tuple[set[int], set[int], set[int]]:
+        """The files staged and stuck, from one listing of the account's rules at the buffer:
+        a file rule's state is its file's; a dataset rule's locks are read only where its
+        lock counts changed since the last poll (the buffer's replicas of such datasets in
+        one call, or its locks where some are stuck). Returns (staged, stuck, files looked at).
+        """
+        staged: set[int] = set()
+        stuck: set[int] = set()
+        looked: set[int] = set()
+        changed: list[int] = []
+        self.poll_calls += 1
+        for rule in self.client.list_replication_rules(
+            {"account": self.account, "rse_expression": self.rse}
+        ):
+            waiting = self._waiting(rule["id"])
+            if not waiting:
+                continue
+            if rule["id"] not in self._dataset_rule:
+                looked |= waiting
+                if rule["state"] in ("OK", "STUCK"):
+                    (staged if rule["state"] == "OK" else stuck).update(waiting)
+                continue
+            counts = tuple(rule.get(f"locks_{k}_cnt") for k in ("ok", "replicating", "stuck"))
+            if self._counts.get(rule["id"]) == counts:
+                continue  # no lock of it moved
+            self._counts[rule["id"]] = counts
+            looked |= waiting
+            if counts[2]:
+                self._locks(rule["id"], waiting, staged, stuck)
+            else:
+                changed.append(self.catalog.datasets[next(iter(waiting))])
+        if changed:
+            staged |= self._available(changed) & looked
+        return staged, stuck, looked
+
+    def _waiting(self, rule: str) -> set[int]:
+        """The files of ``rule`` whose staging is not over."""
+        members = self._members.get(rule, ())
+        return {f for f in members if self._state[f] is FileState.REQUESTED}
+
+    def _locks(self, rule: str, waiting: set[int], staged: set[int], stuck: set[int]) -> None:
         index = self.catalog.index
-        datasets = sorted(self._in_flight)
+        self.poll_calls += 1
+        for lock in self.client.list_replica_locks(rule):
+            f = index.get(f"{lock['scope']}:{lock['name']}")
+            if f in waiting and lock["state"] in ("OK", "STUCK"):
+                (staged if lock["state"] == "OK" else stuck).add(f)
+
+    def _available(self, datasets: list[int]) -> set[int]:
+        """The files of ``datasets`` whose buffer replica is available (a chunk of datasets
+        per call)."""
+        index = self.catalog.index
         out: set[int] = set()
         for i in range(0, len(datasets), self.chunk):
             dids = [_split(self.catalog.dataset_names[d]) for d in datasets[i : i + self.chunk]]
@@ -193,25 +286,6 @@ class RucioDM(DataManagement):
                     f = index.get(f"{r['scope']}:{r['name']}")
                     if f is not None:
                         out.add(f)
-        return out
-
-    def _stuck_files(self) -> set[int]:
-        filters = {"account": self.account, "state": "S", "rse_expression": self.rse}
-        out: set[int] = set()
-        self.poll_calls += 1
-        for rule in self.client.list_replication_rules(filters):
-            members = self._members.get(rule["id"])
-            if not members:
-                continue
-            if rule["id"] not in self._dataset_rule:
-                out |= members
-                continue
-            index = self.catalog.index
-            self.poll_calls += 1
-            for lock in self.client.list_replica_locks(rule["id"]):
-                f = index.get(f"{lock['scope']}:{lock['name']}")
-                if lock["state"] == "STUCK" and f in members:
-                    out.add(f)
         return out
 
     def _over(self, f: int, state: FileState) -> None:
@@ -240,12 +314,15 @@ class RucioDM(DataManagement):
 
     def _let_go(self, f: int, *, purge: bool) -> None:
         """``f`` no longer needs its rule; the rule goes when none of its files does."""
-        rule = self._rule.pop(f)
+        rule = self._rule.pop(f, None)
+        if rule is None:  # gone already: released by a head that died before it said so
+            return
         members = self._members[rule]
         members.discard(f)
         if not members:
             del self._members[rule]
             self._dataset_rule.discard(rule)
+            self._counts.pop(rule, None)
             self.calls += 1
             self.client.delete_replication_rule(rule, purge_replicas=purge)
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import bisect
 import heapq
+import json
+import os
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -75,6 +77,7 @@ class TapeEmulator(DataManagement):
         self._robots = [0.0] * spec.robots  # when each robot is next free (a heap)
         self._wakes: set[int] = set()
         self._locate_per_byte = 2 * spec.locate_mean_s / spec.cartridge_capacity
+        self._log = os.environ.get("IDDS_CAROUSEL_TAPE_LOG")
 
     # --- the interface ----------------------------------------------------------------------
 
@@ -85,7 +88,30 @@ class TapeEmulator(DataManagement):
                 raise ValueError(f"{cat.names[f]} is already {state[f]}")
             state[f] = FileState.REQUESTED
             self._enqueue(f)
+        self._journal("request", files)
         self._mount_what_may()
+
+    def reattach(self, requested: Sequence[int], staged: Sequence[int]) -> None:
+        """The library outlived the carousel's head (it stands for a remote one): the files
+        on disk are still there, the requests still queued. Nothing is read twice for the
+        carousel's asking; a read the head's death cut short is made again."""
+        for f in staged:
+            self._state[f] = FileState.STAGED
+        for f in requested:
+            self._state[f] = FileState.REQUESTED
+            self._enqueue(f)
+        self._journal("reattach", requested)
+        self._mount_what_may()
+
+    def _journal(self, event: str, files: Sequence[int]) -> None:
+        """Append one line per file to the file ``IDDS_CAROUSEL_TAPE_LOG`` names, where it
+        is set: an audit of what the library was asked, across the carousel's heads."""
+        if not self._log or not files:
+            return
+        with open(self._log, "a") as out:
+            out.writelines(
+                json.dumps({"event": event, "file": self.catalog.names[f]}) + "\n" for f in files
+            )
 
     def release(self, file: int) -> None:
         if self._state[file] is not FileState.STAGED:
@@ -268,6 +294,11 @@ class TapeLibraries(DataManagement):
 
     def release(self, file: int) -> None:
         self._of(file).release(file)
+
+    def reattach(self, requested: Sequence[int], staged: Sequence[int]) -> None:
+        for k, lib in enumerate(self.libraries):
+            lib.reattach([f for f in requested if self.catalog.libraries[f] == k],
+                         [f for f in staged if self.catalog.libraries[f] == k])  # fmt: skip
 
     def state(self, file: int) -> FileState:
         return self._of(file).state(file)

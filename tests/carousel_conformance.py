@@ -32,9 +32,14 @@ class Recorder:
 
 
 class DataManagementConformance:
-    """Each back-end's test class provides ``make(read_failure)`` -> (dm, advance)."""
+    """Each back-end's test class provides ``make(read_failure)`` -> (dm, advance), and
+    ``again(dm)`` -> (dm, advance): a new instance over the same system, as a new process
+    of the carousel makes."""
 
     def make(self, read_failure: float = 0.0):
+        raise NotImplementedError
+
+    def again(self, dm):
         raise NotImplementedError
 
     def test_requested_files_are_staged_and_reported_once(self):
@@ -90,3 +95,32 @@ class DataManagementConformance:
         dm.request_staging([5])
         with pytest.raises(ValueError, match="already"):
             dm.request_staging([5])
+
+    def test_a_new_instance_takes_up_what_the_last_one_left_and_asks_for_nothing_again(self):
+        dm, advance = self.make()
+        dm.attach(Recorder())
+        dm.request_staging([1, 2, 3])
+        advance()
+        dm.request_staging([12, 14])  # outstanding when its process stops
+        new, advance = self.again(dm)
+        rec = Recorder()
+        new.attach(rec)
+        new.reattach([12, 14], [1, 2, 3])
+        assert new.state(12) is FileState.REQUESTED and new.state(1) is FileState.STAGED
+        advance()
+        advance()
+        assert sorted(rec.staged) == [12, 14]  # each reported once, by the new instance
+        new.release(1)
+        assert new.state(1) is FileState.RELEASED and new.state(2) is FileState.STAGED
+        with pytest.raises(ValueError, match="already"):
+            new.request_staging([12])
+
+    def test_releasing_part_of_a_dataset_leaves_the_rest_staged(self):
+        dm, advance = self.make()
+        dm.attach(Recorder())
+        dm.request_staging(list(range(10)))  # dataset 0
+        advance()
+        for f in range(5):
+            dm.release(f)
+        assert all(dm.state(f) is FileState.RELEASED for f in range(5))
+        assert all(dm.state(f) is FileState.STAGED for f in range(5, 10))

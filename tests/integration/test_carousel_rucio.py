@@ -44,17 +44,22 @@ class Counting:
         return counted
 
 
-def _setup(server, read_failure: float = 0.0):
+def _setup(server, read_failure: float = 0.0, **options):
     spec = campaign(unique_scope(), read_failure)
     catalog = build_catalog(spec)
     client = server.client()
     bootstrap(client, spec.name)
     register(client, catalog)
+    return _over(catalog, client, spec.tape, **options)
+
+
+def _over(catalog, client, tape_spec, **options):
+    """A RucioDM (its client counting calls) and a tape player over a registered catalogue."""
     clock = SimClock()
-    tape = TapeEmulator(catalog, spec.tape, clock, seed=1)
+    tape = TapeEmulator(catalog, tape_spec, clock, seed=1)
     player = TapePlayer(tape, catalog, client, rse=BUFFER)
     counting = Counting(client)
-    dm = RucioDM(catalog, counting, rse=BUFFER, source=TAPE, max_stuck=1)
+    dm = RucioDM(catalog, counting, rse=BUFFER, source=TAPE, max_stuck=1, **options)
     return dm, player, counting, client
 
 
@@ -71,6 +76,21 @@ class TestRucioServer(DataManagementConformance):
             dm.poll()
 
         return dm, advance
+
+    def again(self, dm):
+        # Rucio kept the rules; the new process has a new client, adapter and player.
+        new, player, counting, _ = _over(dm.catalog, self.server.client(), campaign().tape)
+
+        def advance():
+            player.pump()
+            new.poll()
+
+        self.counting = counting
+        return new, advance
+
+    def test_a_new_instance_takes_up_what_the_last_one_left_and_asks_for_nothing_again(self):
+        super().test_a_new_instance_takes_up_what_the_last_one_left_and_asks_for_nothing_again()
+        assert "add_replication_rule" not in self.counting.calls  # the rules were found again
 
 
 def test_a_whole_dataset_is_one_rule_whose_locks_go_ok_inside_rucio(rucio_server):
@@ -93,7 +113,7 @@ def test_a_poll_is_bulk_not_one_call_per_file(rucio_server):
     player.pump(until=0.0)
     counting.calls.clear()
     dm.poll()
-    assert sum(counting.calls.values()) == 2  # one list_replicas, one list_replication_rules
+    assert counting.calls == {"list_replication_rules": 1}  # file rules: their states
     player.pump()
     dm.poll()
     assert sorted(rec.staged) == [0, 2, 4, 11, 13, 15]
@@ -109,6 +129,35 @@ def test_release_deletes_the_rule(rucio_server):
     dm.release(6)
     assert dm.state(6) is FileState.RELEASED
     # Rucio expires a deleted rule at once; its judge-cleaner daemon removes it later.
+    assert client.get_replication_rule(rule)["expires_at"] is not None
+
+
+def test_file_level_releases_a_file_by_deleting_its_own_rule(rucio_server):
+    dm, player, counting, client = _setup(rucio_server, dataset_rules=False)
+    dm.attach(Recorder())
+    dm.request_staging(list(range(10)))  # a whole dataset, one call, a rule per file
+    assert counting.calls == {"add_replication_rule": 1}
+    rules = [dm._rule[f] for f in range(10)]
+    assert len(set(rules)) == 10
+    player.pump()
+    dm.poll()
+    dm.release(3)
+    # its lock on the buffer replica goes with its rule; the others stay pinned
+    assert client.get_replication_rule(rules[3])["expires_at"] is not None
+    assert all(client.get_replication_rule(r)["expires_at"] is None for r in rules[4:])
+
+
+def test_dataset_level_deletes_the_dataset_rule_with_its_last_file(rucio_server):
+    dm, player, _, client = _setup(rucio_server)
+    dm.attach(Recorder())
+    dm.request_staging(list(range(10)))
+    (rule,) = {dm._rule[f] for f in range(10)}
+    player.pump()
+    dm.poll()
+    for f in range(9):
+        dm.release(f)
+    assert client.get_replication_rule(rule)["expires_at"] is None  # the dataset stays pinned
+    dm.release(9)
     assert client.get_replication_rule(rule)["expires_at"] is not None
 
 

@@ -19,6 +19,10 @@ class TestTapeEmulator(DataManagementConformance):
         dm = TapeEmulator(build_catalog(spec), spec.tape, clock, seed=1)
         return dm, clock.run
 
+    def again(self, dm):
+        clock = SimClock()  # the emulator of a new process: one that outlived the last
+        return TapeEmulator(dm.catalog, dm.spec, clock, seed=2), clock.run
+
 
 class TestTwoTapeLibraries(DataManagementConformance):
     def make(self, read_failure: float = 0.0):
@@ -28,6 +32,11 @@ class TestTwoTapeLibraries(DataManagementConformance):
         clock = SimClock()
         dm = TapeLibraries(build_catalog(spec), spec.tape_libraries, clock, seed=1)
         return dm, clock.run
+
+    def again(self, dm):
+        clock = SimClock()
+        specs = [lib.spec for lib in dm.libraries]
+        return TapeLibraries(dm.catalog, specs, clock, seed=2), clock.run
 
 
 def test_each_library_stages_its_own_datasets_from_its_own_cartridges():
