@@ -177,7 +177,8 @@ def run_cmd(
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @click.pass_obj
 def resume_cmd(settings: Settings, name: str, no_progress: bool) -> None:
-    """Go on with live carousel NAME whose head stopped: no file is asked for twice."""
+    """Go on with live carousel NAME whose head stopped: no file is asked for twice, none is
+    lost (its staging log is replayed; `idds serve` does this for every active carousel)."""
     from carousel.live import resume_live
 
     _ran(name, 0, resume_live(name, settings, progress=not no_progress))

@@ -190,7 +190,9 @@ class CarouselRun(TaskOwner):
         self.rucio, self.dm, self.player = rucio, self._dm(rucio, chosen.name), None
         if rucio is not None and rucio.player:
             self.player = TapePlayer(self.tape, self.catalog, rucio.client, rse=rucio.rse)
-        self._next_poll = 0.0
+        self._next_poll = self._put_off_until = 0.0
+        self._handed = self._heard = 0  # tasks handed to the core, and heard back
+        self._cpus: int | None = None
         self.journal = journal
         dm = self.dm if journal is None else JournalledDM(self.dm, journal, self.clock)
         self.orchestrator = JournalledOrchestrator(
@@ -224,6 +226,7 @@ class CarouselRun(TaskOwner):
         for files in unmade:
             orch.dm.request_staging(files)
         self.queue.ready = deque(f for f in self.queue.ready if f not in tasks)
+        self._handed = sum(state not in FINAL for state in tasks.values())
         for f, state in sorted(tasks.items()):
             if state in FINAL and math.isnan(orch.processed_at[f]):
                 orch.on_processed(f, state is TaskState.SUCCEEDED)
@@ -254,9 +257,25 @@ class CarouselRun(TaskOwner):
         self._next_poll = time.monotonic() + self.rucio.poll_s
         if self.player is not None:
             self.player.pump()
+        if self._waiting() >= 2 * self._width() and time.monotonic() < self._put_off_until:
+            return  # processing has a round of work waiting: what Rucio would say can wait
+        self._put_off_until = time.monotonic() + self.rucio.poll_s * self.rucio.put_off
         self.dm.poll()
         if self.journal is not None:
             self.journal.commit()
+
+    def _waiting(self) -> int:
+        """Staged files whose processing is not over (queued here, or tasks in the core)."""
+        return len(self.queue.ready) + self._handed - self._heard
+
+    def _width(self) -> int:
+        """How many files are processed at once: the slots, or the Ray cluster's CPUs."""
+        if self._cpus is None:
+            import ray
+
+            cpus = ray.cluster_resources().get("CPU") if ray.is_initialized() else None
+            self._cpus = int(cpus or self.parallel)
+        return max(1, min(self.parallel, self._cpus))
 
     def new_tasks(self, free: int) -> list[TaskSpec]:
         self._tick()
@@ -264,6 +283,7 @@ class CarouselRun(TaskOwner):
         out: list[TaskSpec] = []
         while ready and len(out) < free and not self.cancelled:
             out.append(self._task(ready.popleft()))
+        self._handed += len(out)
         return out
 
     def _task(self, f: int) -> TaskSpec:
@@ -282,6 +302,7 @@ class CarouselRun(TaskOwner):
         )
 
     def on_final(self, number: int, state: TaskState, result: Any, error: str | None) -> None:
+        self._heard += 1
         self._tick()
         self.orchestrator.on_processed(number, state is TaskState.SUCCEEDED)
         if self._bar is not None:

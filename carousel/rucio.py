@@ -60,6 +60,10 @@ class RucioSite:
         source: the tape RSE expression to stage from.
         account: the client's account.
         poll_s: wall-clock seconds between two polls of Rucio.
+        put_off: while processing has a round of work waiting (staged files not processed:
+            twice as many as it processes at once), news of more could not be used: a poll
+            is put off, for at most this many ``poll_s`` (files staged meanwhile are then
+            read in one poll).
         player: FTS, CTA and the conveyor played by the tape emulator
             (:class:`carousel.tapeplayer.TapePlayer`) with this client: where Rucio has no
             transfer system of its own (tests, benchmarks).
@@ -70,6 +74,7 @@ class RucioSite:
     source: str
     account: str = "root"
     poll_s: float = 0.5
+    put_off: int = 30
     player: Any = None
 
 

@@ -138,7 +138,7 @@ def serve(
     settings: Settings, max_owners: int, poll: float, until_idle: bool,
     api_at: str | None, tls_cert: str | None, tls_key: str | None,
 ) -> None:  # fmt: skip
-    """Run, as a long-lived head, every active study, workflow and scan no live head holds
+    """Run, as a long-lived head, every active study, workflow, scan and carousel no live head holds
     (those launched with --detach or through the API, and those whose head died), and serve
     the HTTP API (docs at /docs) that clients with IDDS_URL use."""
     import logging

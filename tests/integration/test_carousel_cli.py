@@ -105,3 +105,15 @@ def test_show_of_an_unknown_carousel_is_one_line(tmp_path, capsys):
         capsys, "--db", f"sqlite:///{tmp_path}/idds.db", "carousel", "show", "nope"
     )
     assert code != 0 and "no carousel named 'nope'" in err and len(err.strip().splitlines()) == 1
+
+
+def test_resume_of_an_unknown_or_a_finished_carousel_is_one_line(tmp_path, capsys):
+    db = f"sqlite:///{tmp_path}/idds.db"
+    code, _, err = _idds(capsys, "--db", db, "carousel", "resume", "nope")
+    assert code != 0 and "no carousel named 'nope'" in err and len(err.strip().splitlines()) == 1
+    code, _, err = _idds(capsys, "--db", db, "carousel", "simulate", str(SMALL), "--save", "s2",
+                         "--policy", "file-level")  # fmt: skip
+    assert code == 0, err
+    code, _, err = _idds(capsys, "--db", db, "carousel", "resume", "s2-file-level")
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "carousel 's2-file-level' is finished: nothing to resume" in err

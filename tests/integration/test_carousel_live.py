@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 
 from carousel.catalog import build_catalog
-from carousel.live import KIND, run_live
+from carousel.live import KIND, resume_live, run_live
 from carousel.spec import CampaignSpec
 from idds.db import connect
-from idds.errors import Exists
+from idds.errors import Exists, SpecError
 from idds.records import Records
 from idds.tasks import TaskState
 
@@ -39,8 +39,10 @@ def test_a_live_carousel_processes_every_file_once_through_the_core(settings):
     assert [r.number for r in rows] == list(range(20))  # one task per file
     assert all(r.state == TaskState.SUCCEEDED for r in rows)
     assert sum(r.attempt - 1 for r in rows) == result.processing_retries
-    with pytest.raises(Exists, match="a carousel named 'live-small' exists; choose another"):
+    with pytest.raises(Exists, match="a carousel named 'live-small' exists; resume it with"):
         run_live(spec, settings, speedup=6000)  # a carousel runs once: its name is taken
+    with pytest.raises(SpecError, match="carousel 'live-small' is finished: nothing to resume"):
+        resume_live("live-small", settings)
     engine.dispose()
 
 

@@ -10,7 +10,7 @@ EXPECTED = {
     "Policy", "Processing", "RucioDM", "RucioSite", "SimClock", "SimProcessing", "Simulation",
     "SlidingWindow", "StagingListener", "TapeEmulator", "TapePlayer", "WallClock",
     "build_catalog", "format_size", "list_carousels", "load_campaign_file", "load_carousel",
-    "make_policy", "parse_size", "plan", "recommend", "run_live", "simulate",
+    "make_policy", "parse_size", "plan", "recommend", "resume_live", "run_live", "simulate",
 }  # fmt: skip
 
 
