@@ -35,7 +35,7 @@ from carousel.tape import TapeEmulator, TapeLibraries, make_tape
 from carousel.tapeplayer import TapePlayer
 from idds.config import Settings
 from idds.dispatch import Dispatcher, TaskOwner
-from idds.errors import Exists, SpecError
+from idds.errors import Exists, IddsError, SpecError
 from idds.handle import OwnerHandle
 from idds.owners import OwnerState
 from idds.tasks import FINAL, TaskSpec, TaskState
@@ -104,11 +104,14 @@ class Carousel(OwnerHandle):
         Raises:
             NotFound: no carousel of that name.
             SpecError: it is over, or was not run live with a staging log.
+            IddsError: it is a simulation, being recorded (``simulate --save``).
         """
         record = self.record()
         stored = record.spec
         if record.state is not OwnerState.ACTIVE:
             raise SpecError(f"carousel {self.name!r} is {record.state}: nothing to resume")
+        if stored.get("mode") == "simulated":  # being recorded by `simulate --save` right now
+            raise IddsError(f"carousel {self.name!r} is a simulation being recorded")
         if stored.get("mode") != "live" or KEY not in stored:
             raise SpecError(f"carousel {self.name!r} was not run live with a staging log: "
                             "it cannot be resumed")  # fmt: skip
@@ -355,7 +358,8 @@ def run_live(
         Its metrics (times in simulated seconds); the processing retries are the core's.
 
     Raises:
-        SpecError: the campaign does not validate or its name is taken; nothing is written.
+        SpecError: the campaign does not validate, its name is taken, or this is service
+            mode (``IDDS_URL``); nothing is written.
         IddsError: another head holds the carousel.
     """
     from idds.runtime import ensure_ray
@@ -365,6 +369,8 @@ def run_live(
     catalog = build_catalog(spec)
     make_policy(spec, spec.policy(policy), catalog)  # bad input fails before anything is written
     carousel = Carousel(spec.name, settings=settings)
+    if carousel.remote:
+        raise SpecError("a live carousel runs in this process, on a database: unset IDDS_URL")
     ensure_ray(settings.ray_address)
     pythonpath = [str(base_dir)] if base_dir else []
     owner_id = carousel.create(spec, policy, speedup=speedup, pythonpath=pythonpath)

@@ -107,7 +107,8 @@ def test_show_of_an_unknown_carousel_is_one_line(tmp_path, capsys):
     assert code != 0 and "no carousel named 'nope'" in err and len(err.strip().splitlines()) == 1
 
 
-def test_resume_of_an_unknown_or_a_finished_carousel_is_one_line(tmp_path, capsys):
+def test_resume_of_an_unknown_or_a_finished_carousel_is_one_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # simulate writes its plot here
     db = f"sqlite:///{tmp_path}/idds.db"
     code, _, err = _idds(capsys, "--db", db, "carousel", "resume", "nope")
     assert code != 0 and "no carousel named 'nope'" in err and len(err.strip().splitlines()) == 1

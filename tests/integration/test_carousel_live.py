@@ -123,3 +123,13 @@ def test_a_running_carousel_records_its_timeline_as_it_goes(settings, monkeypatc
     processed = [sum(t is not None for t in c["timeline"]["processed"]) for c in seen]
     assert any(0 < n < 20 for n in processed)  # recorded mid-run, on the carousel's row
     assert processed == sorted(processed)
+
+
+def test_a_live_run_in_service_mode_is_refused_before_anything_is_written(tmp_path):
+    from idds.config import Settings
+
+    settings = Settings(db_url=f"sqlite:///{tmp_path}/idds.db", url="http://127.0.0.1:9")
+    spec = CampaignSpec.from_mapping({**SPEC, "name": "live-remote"})
+    with pytest.raises(SpecError, match="unset IDDS_URL"):
+        run_live(spec, settings, speedup=6000)
+    assert not (tmp_path / "idds.db").exists()
