@@ -208,3 +208,57 @@ def test_a_live_carousel_stages_through_rucio_and_processes_every_file_once(
     assert rules and all(_let_go(r) for r in rules)  # every rule let go
     # file-level: one rule per file, each deleted as soon as its file was processed
     assert sorted(f"{r['scope']}:{r['name']}" for r in rules) == sorted(catalog.names)
+
+
+@pytest.mark.slow
+def test_a_carousel_whose_head_stopped_goes_on_with_the_rules_rucio_kept(
+    rucio_server, ray_address, tmp_path
+):
+    """A first head requests and stages part of the campaign and stops without a word (its
+    objects dropped, as a kill leaves them); resume_live goes on to the end. Rucio's own
+    rules say that each file was asked for exactly once."""
+    import collections
+    import time
+
+    from carousel.live import Carousel, CarouselRun, resume_live
+    from carousel.rucio import RucioSite
+    from carousel.spec import CampaignSpec
+    from idds.config import Settings
+
+    settings = Settings(db_url=f"sqlite:///{tmp_path}/idds.db", ray_address=ray_address,
+                        work_dir=tmp_path / "work", lease_seconds=6.0)  # fmt: skip
+    spec = CampaignSpec.from_mapping(
+        {"name": unique_scope("resumed"), "files": {"count": 20, "datasets": 3},
+         "tape": {"cartridges": 4, "cartridges_per_dataset": 2, "drives": 2, "read_failure": 0},
+         "processing": {"slots": 2, "time_s": 600, "failure": 0.0}, "buffer": "10GB"}
+    )  # fmt: skip
+    client = rucio_server.client()
+    bootstrap(client, spec.name)
+    catalog = build_catalog(spec)
+    register(client, catalog)
+    carousel = Carousel(spec.name, settings=settings)
+    owner_id = carousel.create(spec, "file-level", speedup=6000.0, pythonpath=[])
+    from carousel.journal import Journal
+
+    site = RucioSite(client, rse=BUFFER, source=TAPE, poll_s=0.0, player=True)
+    # a slow tape for the first head, so that it stops with files on disk and others not
+    first = CarouselRun(spec, "file-level", owner_id, speedup=60.0, rucio=site,
+                        journal=Journal(carousel.records, owner_id))  # fmt: skip
+    deadline = time.monotonic() + 60
+    while first.orchestrator.on_disk == 0 and time.monotonic() < deadline:
+        first.new_tasks(0)  # ticks: the tape plays, Rucio is polled; nothing is processed
+        time.sleep(0.01)
+    assert first.orchestrator.on_disk > 0
+    outstanding = [
+        f for f in first.orchestrator.request_order if first.dm.state(f).value == "requested"
+    ]
+    del first
+
+    again = RucioSite(rucio_server.client(), rse=BUFFER, source=TAPE, poll_s=0.2, player=True)
+    result = resume_live(spec.name, settings, rucio=again)
+    assert result.files == 20 and not result.lost and not result.failed
+    rules = list(client.list_replication_rules({"scope": spec.name}))
+    per_file = collections.Counter(f"{r['scope']}:{r['name']}" for r in rules)
+    assert per_file == collections.Counter(dict.fromkeys(catalog.names, 1))  # asked once each
+    assert all(_let_go(r) for r in rules)
+    assert outstanding  # the first head stopped with requests in flight, Rucio's to answer
