@@ -35,7 +35,7 @@ def test_detached_study_and_workflow_are_run_by_a_serve_head(settings, tmp_path,
     assert not hpo.load_study("detached", settings=settings).trials  # nothing ran yet
 
     server = Server(settings, poll_s=0.3)
-    assert {"study", "workflow", "toyscan"} <= set(server.kinds)
+    assert {"study", "workflow", "toyscan", "carousel"} <= set(server.kinds)
     server.serve(until_idle=True)
 
     done = hpo.load_study("detached", settings=settings)
