@@ -335,7 +335,8 @@ def payload_for(study: Study, number: int, params: dict[str, Any]) -> dict[str, 
                 "pythonpath": study.pythonpath, "workdir": workdir, **segment}  # fmt: skip
     argv = [a.replace("%SPEC_DIR", study.spec_dir) for a in spec.argv]
     point = {**params, **segment}
-    payload: dict[str, Any] = {"command": argv, "input": point, "workdir": workdir}
+    # timed: the worker measures the command's run time (``run_s``, as a callable's)
+    payload: dict[str, Any] = {"command": argv, "input": point, "workdir": workdir, "timed": True}
     if spec.container:
         payload["container"] = spec.container.model_dump()
     if spec.input_ds is not None:
