@@ -6,8 +6,10 @@ sequential loop with the same sampler (one worker: the loop asks, then evaluates
 default study has 10,000 points for TPE; the Gaussian processes, whose asks grow with the
 cube of the points seen, stop at ``--gp-n`` (500). Metrics: evaluations per second, and the
 workers' idle fraction (1 - the objectives' run time / (wall time x workers)). Target:
-idds at least 1.5x Optuna's loop for TPE at 10,000 points. TPE also runs with
-``deterministic: true`` (reproducible batches), to show what that costs.
+idds at least 1.5x Optuna's loop for TPE at 10,000 points (where TPE's asks bound both: idds
+makes them in ask processes, one per worker up to the CPUs, ``hpo/replicas.py``). TPE also
+runs with ``deterministic: true`` (reproducible batches, asked in the head), to show what that
+costs.
 
     python -m bench proposers [--quick] [--n N] [--gp-n N] [--proposers a,b]
 """

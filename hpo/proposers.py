@@ -97,6 +97,13 @@ class Proposer(abc.ABC):
         """A progress report of a pending point; True if it should stop (be pruned)."""
         return False
 
+    @property
+    def replicable(self) -> bool:
+        """Whether copies of this proposer, each told the same outcomes and the others'
+        points as pending, may ask at once (:mod:`hpo.replicas`): their asks are independent
+        enough given the pending points."""
+        return False
+
     def observe(self, run_s: float) -> None:  # noqa: B027 - an optional hook
         """An evaluation's run time on its worker (a proposer may weigh its own cost)."""
 
@@ -284,6 +291,18 @@ class OptunaProposer(Proposer):
         value = point.handle._suggest(name, json_to_distribution(distribution))
         point.params[name] = _plain(value)
         return _plain(value)
+
+    @property
+    def replicable(self) -> bool:
+        # TPE with its constant liar: a pending point counts as a bad one, so that copies
+        # asking at once spread their points, as workers sharing an Optuna storage do.
+        options = self.spec.proposer_options
+        return self.spec.proposer == "optuna:tpe" and options.get("constant_liar", True)
+
+    def finished(self, point: Point) -> optuna.trial.FrozenTrial:
+        """The trial of a point told its outcome, as the study holds it."""
+        trial = point.handle
+        return trial.storage.get_trial(trial._trial_id)  # type: ignore[no-any-return]
 
     def report(self, point: Point, step: int, value: float) -> bool:
         trial = point.handle

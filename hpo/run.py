@@ -64,7 +64,9 @@ class StudyRun(TaskOwner):
         self._queue: list[tuple[int, dict[str, Any]]] = []
         self.on_spec({"initial_points": [dict(p) for p in spec.initial_points]})
         self._rebuild(trials)
-        self.asker = Asker(self.proposer)
+        # Asks in processes of their own where they hold the workers up (not for batches,
+        # whose points must not depend on timing).
+        self.asker = Asker(self.proposer, parallel=0 if self.batched else self.parallel)
         self._bar = _progress_bar(spec, self._final, self._best, position) if progress else None
 
     def _rebuild(self, trials: list[Trial]) -> None:
@@ -156,10 +158,11 @@ class StudyRun(TaskOwner):
         """Where asks are slow, have the points made that the ones in flight will need."""
         asker = self.asker
         slow = asker.ask_s is not None and asker.ask_s >= INLINE_ASK_S
-        if self.batched or not slow or asker.asking or self._how_many(1) == 0:
+        if self.batched or not (slow or asker.replicas) or self._how_many(1) == 0:
             return
         left = self.spec.max_points - self._created
-        if asker.ready < self.parallel:  # two rounds ahead: one ready, one being made
+        ahead = asker.ready + asker.in_flight
+        if ahead < 2 * self.parallel:  # two rounds ahead: one ready, one being made
             asker.request(min(2 * self.parallel, left, MAX_ASK) - asker.ready)
 
     def _how_many(self, free: int) -> int:
@@ -237,6 +240,7 @@ class StudyRun(TaskOwner):
         run_s = result.get("run_s") if state is TaskState.SUCCEEDED else None
         if run_s is not None:
             self.proposer.observe(run_s)
+            self.asker.observe(run_s)
         if not self.batched:
             self._tell(point, state, result)
             return
@@ -335,7 +339,8 @@ def payload_for(study: Study, number: int, params: dict[str, Any]) -> dict[str, 
                 "pythonpath": study.pythonpath, "workdir": workdir, **segment}  # fmt: skip
     argv = [a.replace("%SPEC_DIR", study.spec_dir) for a in spec.argv]
     point = {**params, **segment}
-    payload: dict[str, Any] = {"command": argv, "input": point, "workdir": workdir}
+    # timed: the worker measures the command's run time (``run_s``, as a callable's)
+    payload: dict[str, Any] = {"command": argv, "input": point, "workdir": workdir, "timed": True}
     if spec.container:
         payload["container"] = spec.container.model_dump()
     if spec.input_ds is not None:

@@ -2,13 +2,14 @@
 
 The payload ``{"command": [...], "workdir": DIR, "input": {...}, "input_ds": [...],
 "container": {"engine": "apptainer" | "docker", "image": IMAGE}, "timeout_s": N,
-"output_required": true}`` runs the
+"output_required": true, "timed": true}`` runs the
 command in ``DIR`` with the point in ``input.json`` (and the list of training files in
 ``input_ds.json``); the command writes ``output.json``, ``{"status": 0, "loss": <float>,
 "message": "..."}``; a non-zero status, a non-zero exit or a missing/unreadable output is a
 failed attempt. ``%IN`` and ``%OUT`` in the arguments become the two files' paths. Its
 stdout and stderr go to ``attempt-N.out`` / ``attempt-N.err`` in ``DIR``; other files there
-(checkpoints) are kept between attempts.
+(checkpoints) are kept between attempts. A ``timed`` payload's result gets ``run_s``, the
+command's run time (start to exit) measured here, beside what ``output.json`` holds.
 """
 
 from __future__ import annotations
@@ -91,7 +92,9 @@ def run_command(
         except OSError as exc:
             return {"ok": False, "error": f"cannot run {argv[0]!r}: {exc.strerror}"}
         watch = _Watch(workdir, relay)
+        start = time.perf_counter()
         code = watch.wait(proc, payload.get("timeout_s"))
+        run_s = time.perf_counter() - start
         if code is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
@@ -99,11 +102,21 @@ def run_command(
             return {"ok": False, "kind": "timeout", "error": f"timed out after {limit:g} s",
                     **watch.reports()}  # fmt: skip
     if watch.pruned and watch.last is not None:
-        return {"ok": True, "value": {"pruned": True, **watch.last}, **watch.reports()}
-    if code != 0:
-        return {"ok": False, "error": f"command exited with {code}: {_tail(err_path)}",
-                **watch.reports()}  # fmt: skip
-    return {**_read_output(workdir, payload.get("output_required", True)), **watch.reports()}
+        outcome = {"ok": True, "value": {"pruned": True, **watch.last}}
+    elif code != 0:
+        outcome = {"ok": False, "error": f"command exited with {code}: {_tail(err_path)}"}
+    else:
+        outcome = _read_output(workdir, payload.get("output_required", True))
+    if payload.get("timed") and outcome["ok"]:
+        outcome["value"] = _with_run_time(outcome["value"], run_s)
+    return {**outcome, **watch.reports()}
+
+
+def _with_run_time(value: Any, run_s: float) -> dict[str, Any]:
+    """A command's output with its measured run time (a bare value becomes ``values``); the
+    measurement replaces any ``run_s`` the command wrote itself."""
+    output = value if isinstance(value, dict) else {"values": value}
+    return {**output, "run_s": run_s}
 
 
 REPORTS, PRUNE = "reports.jsonl", "PRUNE"

@@ -16,6 +16,8 @@ if mode == "exit":
 if mode == "sleep":
     Path("pid").write_text(str(os.getpid()))
     time.sleep(60)
+if mode == "nap":  # runs measurably long
+    time.sleep(0.3)
 if mode == "resume":  # dies on its first attempt after writing a checkpoint
     if not ckpt.exists():
         ckpt.parent.mkdir(parents=True, exist_ok=True)

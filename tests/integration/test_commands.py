@@ -52,6 +52,20 @@ def test_command_reads_input_json_and_writes_output_json(sqlite_settings, capsys
     assert "point {" in out
 
 
+def test_a_command_run_time_is_measured_on_its_worker(sqlite_settings, capsys):
+    study = _study(sqlite_settings, ["nap"], max_points=2)  # each sleeps 0.3 s
+    study.optimize(progress=False)
+    for t in study.trials:
+        assert t.state == "succeeded"
+        assert t.run_s is not None and t.run_s >= 0.3
+        assert t.duration_s is not None and t.run_s < t.duration_s
+    main(["--db", sqlite_settings.db_url, "hpo", "show", "cmd"])
+    out = capsys.readouterr().out
+    for t in study.trials:
+        (row,) = [line for line in out.splitlines() if line.split()[:1] == [str(t.number)]]
+        assert f"{t.run_s:.3g}s" in row and f"{t.duration_s:.3g}s" in row
+
+
 @pytest.mark.parametrize(("mode", "message"), [
     ("exit", "command exited with 3: something went wrong"),
     ("no-output", "the command wrote no output.json"),

@@ -210,3 +210,29 @@ def test_warm_start_from_an_earlier_study(sqlite_settings):
     told = run.proposer.study.trials
     assert len(told) == 6 + 2
     assert {t.params["x"] for t in told} >= {t.params["x"] for t in first.trials}
+
+
+def test_tpe_asks_in_ask_processes_where_asks_hold_the_workers_up(sqlite_settings, monkeypatch):
+    import hpo.ahead
+
+    started = []
+
+    class Counted(hpo.ahead.Replicas):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            started.append(self)
+
+    monkeypatch.setattr(hpo.ahead, "REPLICA_ASK_S", 0.0)  # every ask counts as slow
+    monkeypatch.setattr(hpo.ahead, "Replicas", Counted)
+    space = {k: {"type": "float", "low": -2.0, "high": 2.0} for k in "xy"}
+    study = _study(sqlite_settings, proposer="optuna:tpe", max_points=30, space=space,
+                   deterministic=False)  # fmt: skip
+    study.optimize(progress=False)
+    assert len(started) == 1 and started[0].count == 2
+    assert [t.number for t in study.trials] == list(range(30))
+    assert all(t.state == "succeeded" for t in study.trials)
+    assert len({(t.params["x"], t.params["y"]) for t in study.trials}) == 30
+    seeded = _study(sqlite_settings, name="d", proposer="optuna:tpe", space=space,
+                    deterministic=True)  # fmt: skip
+    seeded.optimize(progress=False)
+    assert len(started) == 1  # reproducible batches are asked in the head

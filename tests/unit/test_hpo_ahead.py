@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
-from hpo.ahead import INLINE_ASK_S, Asker
+from hpo.ahead import INLINE_ASK_S, REPLICA_ASK_S, Asker
 from hpo.proposers import Point, Proposer
 from hpo.spec import StudySpec
 
@@ -79,3 +79,46 @@ def test_points_never_handed_out_are_told_as_failed_when_the_study_stops():
     asker.take(1)
     asker.drop()
     assert len(slow.told) == 2 and asker.ready == 0
+
+
+def _tpe(seed=1):
+    from hpo.proposers import make_proposer
+
+    spec = StudySpec.from_mapping({
+        "name": "r", "objective": "m:f", "proposer": "optuna:tpe", "seed": seed,
+        "space": {k: {"type": "float", "low": -5.0, "high": 5.0} for k in "ab"},
+    })  # fmt: skip
+    return make_proposer(spec, seed)
+
+
+def test_slow_asks_of_tpe_are_made_in_ask_processes_that_hear_every_outcome():
+    tpe = _tpe()
+    for i in range(20):  # a history the replicas start from
+        tpe.restore({"a": i / 10, "b": -i / 10}, [float(i)])
+    asker = Asker(tpe, parallel=2)
+    asker.ask_s = REPLICA_ASK_S  # as if measured: asks the workers would wait for
+    made = []
+    deadline = time.monotonic() + 120
+    while asker.made_elsewhere < 6 and time.monotonic() < deadline:
+        asker.request(2, now=True)  # the head asks itself until the processes have started
+        for point in asker.take(2):
+            made.append(point)
+            asker.tell(point, [point.params["a"] ** 2 + point.params["b"] ** 2])
+    assert asker.replicas == 2 and asker.made_elsewhere >= 6
+    trials = tpe.study.get_trials(deepcopy=False)
+    assert len(trials) == 20 + len(made)  # every point is a trial of the head's study, told
+    assert all(t.state.name == "COMPLETE" for t in trials)
+    assert len({tuple(p.params.values()) for p in made}) == len(made)
+    asker.request(2)
+    asker.drop()  # the points being made are waited for, and told as failed
+    assert asker.ready == 0 and not asker.asking
+    asker.close()
+
+
+def test_proposers_whose_asks_depend_on_each_other_are_asked_in_the_head():
+    asker = Asker(Slow(0.0), parallel=4)  # not replicable: a thread, as before
+    assert asker.parallel == 0
+    tpe = _tpe()
+    assert Asker(tpe, parallel=2).parallel == 2
+    tpe.spec.proposer_options["constant_liar"] = False  # without the liar, copies collide
+    assert not tpe.replicable
