@@ -83,13 +83,16 @@ def _page(app, token: str, script: str, **query):
     app.session_state[TOKEN_KEY] = token
     for key, value in query.items():
         app.query_params[key] = value
-    at = app.run()
+    at = app.run()  # the Overview, through the server too
+    _no_error(at)
     at.switch_page(f"views/{script}").run()
     _no_error(at)
     return at
 
 
 def test_a_study_and_a_workflow_render_through_the_server(app, served):
+    at = _page(app, served.tokens["carol"], "sites.py")
+    assert "Per site" in _texts(at)  # attempts' accounting, read through the server
     at = _page(app, served.tokens["carol"], "studies.py")
     assert 'href="studies?study=quad"' in _texts(at)
     at = _page(app, served.tokens["carol"], "studies.py", study="quad")
