@@ -162,7 +162,8 @@ def _pct(values: list[float], q: float) -> float:
 
 def _targets(url: str, token: str, n: int) -> list[int]:
     """One suspended study per client, to enqueue into."""
-    http = httpx.Client(base_url=url + "/api/v1", headers={"Authorization": f"Bearer {token}"})
+    http = httpx.Client(base_url=url + "/api/v1", headers={"Authorization": f"Bearer {token}"},
+                        timeout=60)  # fmt: skip
     ids = []
     for i in range(n):
         body = {"kind": "study", "name": f"target-{i}", "spec": {"space": SPACE}}

@@ -1,9 +1,10 @@
-"""The Streamlit dashboard: ``idds dashboard [--db URL] [--port N]``.
+"""The Streamlit dashboard: ``idds dashboard [--db URL | --url SERVER] [--port N]``.
 
 Pages: Overview (owners by kind and state, tasks running per site, recent failures) and
 Studies (the list with filters; a study's figures, trials, a trial's logs; cancel and enqueue).
-The dashboard only reads the database, through the helpers below and hpo's public API, and
-acts only through that API. Its pieces are usable on their own, e.g. in a notebook::
+The dashboard only reads, through the helpers below (on a records object: the database's, or
+an ``idds serve`` HTTP API's with the visitor's token) and hpo's public API, and acts only
+through that API. Its pieces are usable on their own, e.g. in a notebook::
 
     import hpo, dashboard
     study = hpo.load_study("svc-digits")

@@ -1,11 +1,14 @@
-"""What every page shares: the settings, one engine per database URL, refreshing."""
+"""What every page shares: the settings, the records read (one engine per database URL in
+embedded mode; the server's HTTP API with the visitor's token where ``IDDS_URL`` is set),
+signing in, refreshing."""
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import html
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 import pandas as pd
@@ -14,7 +17,8 @@ import streamlit as st
 from idds import auth
 from idds.config import Settings
 from idds.db import connect
-from idds.errors import AccessDenied
+from idds.errors import AccessDenied, IddsError
+from idds.records import Records
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -41,8 +45,48 @@ def acting_settings() -> Settings:
     return replace(settings(), token=st.session_state.get(TOKEN_KEY))
 
 
+def service() -> bool:
+    """Whether the dashboard reads through an ``idds serve`` HTTP API (``IDDS_URL``), with each
+    visitor's token, and never opens a database (service mode)."""
+    return bool(settings().url)
+
+
+def records() -> Records:
+    """The records this browser session reads: through the server as its user (service
+    mode: what the server shows that user), else the database's."""
+    if not service():
+        return Records(engine())
+    from idds.client import RemoteRecords
+
+    token = st.session_state.get(TOKEN_KEY)
+    cached = st.session_state.get(_REMOTE_KEY)
+    if cached is None or cached[0] != token:  # one client (its connections) per session
+        cached = (token, RemoteRecords(acting_settings()))
+        st.session_state[_REMOTE_KEY] = cached
+    return cached[1]  # type: ignore[no-any-return]
+
+
+_REMOTE_KEY = "idds-remote-records"
+
+
+def source() -> str:
+    """What the cached pages are read from: the database URL, or in service mode the server
+    and the visitor's token (as a digest), since the server hides others' errors and logs
+    from them."""
+    if not service():
+        return settings().db_url
+    token = st.session_state.get(TOKEN_KEY) or ""
+    return f"{settings().url} {hashlib.sha256(token.encode()).hexdigest()}"
+
+
 def actor() -> auth.Actor:
-    """The user this browser session acts as."""
+    """The user this browser session acts as (in service mode, as the server says)."""
+    if service():
+        from idds.client import RemoteRecords
+
+        found = records()
+        assert isinstance(found, RemoteRecords)
+        return found.whoami()
     return auth.acting_user(engine(), acting_settings())
 
 
@@ -52,7 +96,11 @@ def _sign_out() -> None:
 
 def signed_in() -> bool:
     """Whether this browser session may see the pages: the database has no registered users,
-    or the session signed in with a valid token (then its user shows in the sidebar)."""
+    or the session signed in with a valid token (then its user shows in the sidebar). In
+    service mode the server says: its ``whoami`` answers for the session's token (or for no
+    token where it has no registered users)."""
+    if service():
+        return _served_sign_in()
     if not auth.has_users(engine()):
         return True
     if not st.session_state.get(TOKEN_KEY):
@@ -62,24 +110,57 @@ def signed_in() -> bool:
     except AccessDenied:  # the token was renewed or its user removed meanwhile
         _sign_out()
         return False
-    st.sidebar.caption(f"Signed in as **{who.name}**{' (admin)' if who.admin else ''}")
-    st.sidebar.button("Sign out", key="sign-out", on_click=_sign_out)
+    _signed_in_as(who)
     return True
 
 
+def _served_sign_in() -> bool:
+    try:
+        who = actor()
+    except AccessDenied:  # no token where one is needed, or one renewed or removed meanwhile
+        _sign_out()
+        return False
+    except IddsError as exc:  # the server does not answer
+        st.error(str(exc))
+        st.stop()
+    if st.session_state.get(TOKEN_KEY):
+        _signed_in_as(who)
+    return True
+
+
+def _signed_in_as(who: auth.Actor) -> None:
+    st.sidebar.caption(f"Signed in as **{who.name}**{' (admin)' if who.admin else ''}")
+    st.sidebar.button("Sign out", key="sign-out", on_click=_sign_out)
+
+
 def sign_in() -> None:
-    """The sign-in page: a token, checked against the registered users."""
+    """The sign-in page: a token, checked against the registered users (in service mode, by
+    the server)."""
     st.title("iDDS dashboard")
     with st.form("sign-in"):
         token = st.text_input("Token", type="password", help="`idds users add NAME` gives one.")
         if st.form_submit_button("Sign in"):
             try:
-                auth.acting_user(engine(), replace(settings(), token=token.strip()))
+                _check_token(token.strip())
             except AccessDenied:
-                st.error("That is not the token of a user of this database.")
+                where = "this server" if service() else "this database"
+                st.error(f"That is not the token of a user of {where}.")
                 return
             st.session_state[TOKEN_KEY] = token.strip()
             st.rerun()
+
+
+def _check_token(token: str) -> None:
+    """Raises:
+    AccessDenied: ``token`` is not a user's (the server's ``whoami`` refuses it).
+    """
+    acting = replace(settings(), token=token)
+    if service():
+        from idds.client import RemoteRecords
+
+        RemoteRecords(acting).whoami()
+    else:
+        auth.acting_user(engine(), acting)
 
 
 @st.cache_resource(show_spinner=False)
@@ -88,8 +169,46 @@ def _engine(url: str) -> Engine:
 
 
 def engine() -> Engine:
-    """The database engine of this dashboard (one per URL, shared by sessions)."""
+    """The database engine of this dashboard (one per URL, shared by sessions); embedded mode
+    only.
+
+    Raises:
+        IddsError: in service mode, where the dashboard opens no database.
+    """
+    if service():
+        raise IddsError(f"service mode (IDDS_URL={settings().url}): no database is opened here")
     return _engine(settings().db_url)
+
+
+#: The most characters of a log shown (its end).
+LOG_CHARS = 20_000
+
+
+def logs_of(
+    handle: Any, number: int, attempt: int | None, *, path: str | None = None
+) -> tuple[int, dict[str, str]]:
+    """The end of a task's attempt's stdout and stderr, as ``(attempt, {name: text})``: from
+    the server (service mode: it decides who may read them), else from the work dir.
+
+    Args:
+        handle: the study or workflow, loaded as the session's user.
+        number: the task's number.
+        attempt: the attempt (the last by default).
+        path: a workflow's node path (its logs are found by it in embedded mode).
+
+    Raises:
+        AccessDenied: the session's user may not read them.
+    """
+    if handle.remote:
+        attempt, out, err = handle.served_logs(number, attempt)
+        texts = {"stdout": out, "stderr": err}
+        return attempt, {k: (v or "")[-LOG_CHARS:] or "(nothing written)" for k, v in texts.items()}
+    found = handle.log_paths(number if path is None else path, attempt)
+    shown = {}
+    for label, file in zip(("stdout", "stderr"), found[:2], strict=True):
+        text = file.read_text(errors="replace")[-LOG_CHARS:] if file.exists() else ""
+        shown[label] = text or f"(nothing at {file})"
+    return found[2], shown
 
 
 def live(body: Callable[[], None], *, active: bool, key: str) -> None:

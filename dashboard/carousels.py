@@ -15,7 +15,7 @@ import streamlit as st
 
 from carousel.sizes import format_size
 from carousel.store import CarouselInfo, list_carousels, load_carousel
-from dashboard._common import back_link, link_table, live, settings, when
+from dashboard._common import acting_settings, back_link, link_table, live, when
 
 HOUR, TB = 3600.0, 1e12
 METRICS = {
@@ -27,7 +27,7 @@ METRICS = {
 
 def render() -> None:
     """Draw the page: the list (each name links to its carousel's own page), or one carousel."""
-    rows = list_carousels(settings())
+    rows = list_carousels(acting_settings())
     name = st.query_params.get("carousel")
     if name:  # a carousel's own page (its name in the list links here)
         back_link("carousel", "All carousels")
@@ -45,7 +45,7 @@ def render() -> None:
 
 
 def _list() -> None:
-    rows = list_carousels(settings())
+    rows = list_carousels(acting_settings())
     link_table(_list_frame(rows), page="carousel", param="carousel")
     st.caption("Open a carousel by its name.")
     _compare([r for r in rows if r.result])
@@ -85,7 +85,7 @@ def _compare(finished: list[CarouselInfo]) -> None:
 
 
 def _carousel(name: str) -> None:
-    info = load_carousel(name, settings())
+    info = load_carousel(name, acting_settings())
     st.header(f"Carousel {name}")
     cols = st.columns(4)
     cols[0].metric("State", info.state)

@@ -1,7 +1,9 @@
 """Read helpers: what the pages show, read through the records API (:mod:`idds.records`).
 
-Nothing here writes. Every function takes an engine (``idds.connect``) so that the pages can
-cache one per database URL.
+Nothing here writes. Every function takes the records to read (:func:`dashboard._common.records`):
+the database's (embedded mode), or those of an ``idds serve`` HTTP API read with the visitor's
+token (:class:`idds.client.RemoteRecords`, service mode), so the pages never open a database
+in service mode.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ from hpo.study import GROUP_KIND, KIND
 from idds.records import Failure, OwnerRecord, Records, TaskRecord
 
 if TYPE_CHECKING:
-    from idds.db import Engine
     from idds.records.views import Shown
 
 #: Owner kinds shown as studies: a study, and a segmented study (a group of studies).
@@ -59,17 +60,16 @@ class StudyRow:
     lost: int = 0
 
 
-def list_studies(engine: Engine) -> list[StudyRow]:
+def list_studies(records: Records) -> list[StudyRow]:
     """Every study (segments included, groups too), oldest first, with progress and best
     (by the one rule: succeeded, feasible, not pruned; see :meth:`Records.best`).
 
     Args:
-        engine: the database.
+        records: the records read.
 
     Returns:
         One :class:`StudyRow` per study.
     """
-    records = Records(engine)
     studies = records.owners(STUDY_KINDS)
     bests = records.best(studies)
     shown = records.shown(studies)
@@ -94,26 +94,26 @@ def _study_row(owner: OwnerRecord, best: TaskRecord | None, shown: Shown) -> Stu
     )
 
 
-def database_version(engine: Engine) -> tuple[Any, ...]:
+def database_version(records: Records) -> tuple[Any, ...]:
     """A cheap fingerprint of everything recorded: it changes whenever an owner or a task is
     added or changes, so that lists are read again only then."""
-    return Records(engine).stamp()
+    return records.stamp()
 
 
-def owner_counts(engine: Engine) -> dict[str, dict[str, int]]:
+def owner_counts(records: Records) -> dict[str, dict[str, int]]:
     """How many owners (studies, scans, workflows, carousels ...) of each kind are in each
     state: ``{kind: {state: n}}``."""
-    return Records(engine).kind_counts()
+    return records.kind_counts()
 
 
-def tasks_by_site(engine: Engine) -> dict[str, dict[str, int]]:
+def tasks_by_site(records: Records) -> dict[str, dict[str, int]]:
     """Tasks dispatched or running now, per site and owner kind: ``{site: {kind: n}}``."""
-    return Records(engine).tasks_by_site()
+    return records.tasks_by_site()
 
 
-def recent_failures(engine: Engine, limit: int = 20) -> list[Failure]:
+def recent_failures(records: Records, limit: int = 20) -> list[Failure]:
     """The last ``limit`` tasks that failed (all attempts spent), newest first."""
-    return Records(engine).failures(limit)
+    return records.failures(limit)
 
 
 def last_line(error: str | None) -> str:
@@ -122,62 +122,59 @@ def last_line(error: str | None) -> str:
     return lines[-1].strip() if lines else ""
 
 
-def study_version(engine: Engine, name: str) -> tuple[Any, ...]:
+def study_version(records: Records, name: str) -> tuple[Any, ...]:
     """A cheap fingerprint of a study's recorded state: it changes whenever a trial is added,
     changes state or reports a value, so that pages recompute only then.
 
     Raises:
         NotFound: no study of that name.
     """
-    return owner_version(engine, STUDY_KINDS, name)
+    return owner_version(records, STUDY_KINDS, name)
 
 
-def owner_version(engine: Engine, kinds: tuple[str, ...], name: str) -> tuple[Any, ...]:
+def owner_version(records: Records, kinds: tuple[str, ...], name: str) -> tuple[Any, ...]:
     """A cheap fingerprint of an owner's recorded state (a study, a scan, a workflow ...):
     its id and state (``[1]``), its tasks' count and latest times, their attempts and
     progress reports.
 
     Args:
-        engine: the database.
+        records: the records read.
         kinds: the owner kinds the name may have.
         name: the owner's name.
 
     Raises:
         NotFound: no owner of those kinds and that name.
     """
-    records = Records(engine)
     return records.stamp(records.owner(kinds, name).id)
 
 
-def owners_of(engine: Engine, kind: str) -> list[OwnerRecord]:
+def owners_of(records: Records, kind: str) -> list[OwnerRecord]:
     """Every owner of ``kind``, oldest first, with its tasks counted by state."""
-    return Records(engine).owners(kind)
+    return records.owners(kind)
 
 
-def tasks_of(engine: Engine, kind: str, name: str) -> list[TaskRecord]:
+def tasks_of(records: Records, kind: str, name: str) -> list[TaskRecord]:
     """The tasks of the owner ``name`` of ``kind``, in number order.
 
     Raises:
         NotFound: no such owner.
     """
-    records = Records(engine)
     return records.tasks(records.owner(kind, name).id)
 
 
-def shown_states(engine: Engine, owners_: list[OwnerRecord]) -> dict[int, str]:
+def shown_states(records: Records, owners_: list[OwnerRecord]) -> dict[int, str]:
     """How each of ``owners_`` is shown, by id: its state, or ``stopped (no live head; resume
     it)`` for an active one whose head is gone and whose lease lapsed (the one rule,
     :meth:`Records.shown`)."""
-    return {oid: shown.state for oid, shown in Records(engine).shown(owners_).items()}
+    return {oid: shown.state for oid, shown in records.shown(owners_).items()}
 
 
-def shown_owner(engine: Engine, kinds: tuple[str, ...], name: str) -> Shown:
+def shown_owner(records: Records, kinds: tuple[str, ...], name: str) -> Shown:
     """What to show of the owner ``name`` (its state; its tasks in flight, running or lost
     with their head).
 
     Raises:
         NotFound: no owner of those kinds and that name.
     """
-    records = Records(engine)
     owner = records.owner(kinds, name)
     return records.shown([owner])[owner.id]

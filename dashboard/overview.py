@@ -7,7 +7,7 @@ import plotly.express as px
 import streamlit as st
 
 from dashboard import data
-from dashboard._common import engine, link_table, live, when
+from dashboard._common import link_table, live, records, when
 
 #: How the page names each owner kind it knows (others are shown by their kind).
 KIND_NAMES = {
@@ -22,13 +22,13 @@ KIND_NAMES = {
 def render() -> None:
     """Draw the page."""
     st.title("Overview")
-    counts = data.owner_counts(engine())
+    counts = data.owner_counts(records())
     active = any(states.get("active") for states in counts.values())
     live(_body, active=active, key="overview-refresh")
 
 
 def _body() -> None:
-    counts = data.owner_counts(engine())
+    counts = data.owner_counts(records())
     if not counts:
         st.info("The database holds nothing yet: run `idds hpo launch study.yaml` to start.")
         return
@@ -36,8 +36,8 @@ def _body() -> None:
     _active_work(counts)
     st.subheader("By state")
     st.dataframe(_counts_frame(counts), hide_index=True)
-    _running(data.tasks_by_site(engine()))
-    _failures(data.recent_failures(engine()))
+    _running(data.tasks_by_site(records()))
+    _failures(data.recent_failures(records()))
 
 
 def _owner_metrics(counts: dict[str, dict[str, int]]) -> None:
@@ -61,8 +61,8 @@ def _active_work(counts: dict[str, dict[str, int]]) -> None:
         st.caption("Nothing is active.")
         return
     for kind in active:
-        owners = [o for o in data.owners_of(engine(), kind) if o.state == "active"]
-        shown = data.shown_states(engine(), owners)
+        owners = [o for o in data.owners_of(records(), kind) if o.state == "active"]
+        shown = data.shown_states(records(), owners)
         frame = pd.DataFrame([_progress(o, shown[o.id]) for o in owners])
         page, param = PAGES.get(kind, ("", kind))
         st.caption(KIND_NAMES.get(kind, kind))

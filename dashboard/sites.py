@@ -11,22 +11,21 @@ import plotly.express as px
 import streamlit as st
 
 from dashboard import data
-from dashboard._common import engine, live, settings
-from idds.records import Records
+from dashboard._common import live, records, settings
 
 
 def render() -> None:
     """Draw the page."""
     st.title("Sites")
-    busy = data.tasks_by_site(engine())
+    busy = data.tasks_by_site(records())
     live(_body, active=bool(busy), key="sites-refresh")
 
 
 def _body() -> None:
     from gpu_sites import rollup, usage
 
-    used = usage(Records(engine()))
-    busy = {site: sum(kinds.values()) for site, kinds in data.tasks_by_site(engine()).items()}
+    used = usage(records())
+    busy = {site: sum(kinds.values()) for site, kinds in data.tasks_by_site(records()).items()}
     _declared(busy)
     if not used:
         st.info("No attempt has run yet: GPU-hours appear once work runs.")

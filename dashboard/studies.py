@@ -8,14 +8,14 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import data
-from dashboard._common import back_link, engine, link_table, live, settings, when
+from dashboard._common import back_link, link_table, live, records, source, when
 from dashboard.study_page import render_study
 from idds.errors import NotFound
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
 def _studies(url: str, version: tuple[Any, ...]) -> list[data.StudyRow]:
-    return data.list_studies(engine())
+    return data.list_studies(records())
 
 
 def render() -> None:
@@ -30,7 +30,7 @@ def render() -> None:
             st.warning(f"No study named {wanted!r}.")
         return
     st.title("Studies")
-    rows = _studies(settings().db_url, data.database_version(engine()))
+    rows = _studies(source(), data.database_version(records()))
     if not rows:
         st.info("No study yet: `idds hpo launch study.yaml` starts one.")
         return
@@ -40,7 +40,7 @@ def render() -> None:
 
 def _list() -> None:
     """The list, read again each time it refreshes (beside a running study it moves on)."""
-    rows = _filtered(_studies(settings().db_url, data.database_version(engine())))
+    rows = _filtered(_studies(source(), data.database_version(records())))
     link_table(_frame(rows), page="studies", param="study")
     st.caption("Open a study by its name.")
 

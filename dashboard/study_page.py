@@ -17,10 +17,10 @@ import streamlit as st
 
 import hpo
 from dashboard import data
-from dashboard._common import acting_settings, actor, engine, live, settings
+from dashboard._common import acting_settings, actor, live, logs_of, records, service, source
 from dashboard.plots import StudyFigures, figure_titles, study_figures
 from hpo.study import best_of, pareto_front
-from idds.errors import IddsError
+from idds.errors import AccessDenied, IddsError
 from idds.records.views import LOST
 
 if TYPE_CHECKING:
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 @st.cache_resource(show_spinner=False, max_entries=16)
 def _study(url: str, name: str) -> hpo.Study:
-    return hpo.load_study(name, settings=settings())
+    return hpo.load_study(name, settings=acting_settings())
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
@@ -50,7 +50,7 @@ def _table(url: str, name: str, version: tuple[Any, ...]) -> pd.DataFrame:
 
 def render_study(name: str) -> None:
     """Draw study ``name``: header, actions, then the part that refreshes while it runs."""
-    url = settings().db_url
+    url = source()
     study = _study(url, name)
     spec = study.spec
     st.header(f"Study {name}")
@@ -62,7 +62,7 @@ def render_study(name: str) -> None:
 
 
 def _body(url: str, name: str) -> None:
-    version = data.study_version(engine(), name)
+    version = data.study_version(records(), name)
     study = _study(url, name)
     trials = _trials(url, name, version)
     _metrics(study, trials)
@@ -78,7 +78,7 @@ def _body(url: str, name: str) -> None:
 
 def _metrics(study: hpo.Study, trials: list[Trial]) -> None:
     states = pd.Series([_state(t) for t in trials], dtype="object").value_counts()
-    shown = data.shown_owner(engine(), data.STUDY_KINDS, study.name)
+    shown = data.shown_owner(records(), data.STUDY_KINDS, study.name)
     cols = st.columns(6)
     cols[0].metric("State", shown.state)
     cols[1].metric("Trials", f"{len(trials)}/{study.spec.max_points}")
@@ -197,17 +197,20 @@ def _best_number(study: hpo.Study, trials: list[Trial]) -> int:
 
 def _logs(study: hpo.Study, t: Trial) -> None:
     owner = study.user
-    if not actor().may_change(owner):
+    if not service() and not actor().may_change(owner):
         st.caption(f"Logs are shown to the study's owner ({owner}) and admins only.")
         return
     attempts = list(range(max(t.attempt, 1), 0, -1))
     attempt = st.selectbox("Attempt", attempts, key="trial-attempt")
     acting = hpo.load_study(study.name, settings=acting_settings())
-    out, err, attempt = acting.log_paths(t.number, attempt)
-    for label, path in (("stdout", out), ("stderr", err)):
-        text = path.read_text(errors="replace")[-20000:] if path.exists() else ""
+    try:
+        attempt, texts = logs_of(acting, t.number, attempt)
+    except AccessDenied:  # the server's answer (in service mode)
+        st.caption(f"Logs are shown to the study's owner ({owner}) and admins only.")
+        return
+    for label, text in texts.items():
         with st.expander(f"{label} of trial {t.number}, attempt {attempt}", expanded=bool(text)):
-            st.code(text or f"(nothing at {path})", language="text")
+            st.code(text, language="text")
 
 
 def _actions(study: hpo.Study) -> None:

@@ -11,7 +11,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from dashboard import data
-from dashboard._common import back_link, engine, link_table, live, settings, when
+from dashboard._common import acting_settings, back_link, link_table, live, records, source, when
 from idds.tasks import TaskState
 
 if TYPE_CHECKING:
@@ -26,13 +26,13 @@ LABELS = {"obs": "observed", "-2": "expected -2σ", "-1": "expected -1σ", "0": 
 def _result(url: str, name: str, version: tuple[Any, ...]) -> tuple[Any, ScanResult]:
     from toys import load_scan
 
-    scan = load_scan(name, settings=settings())
+    scan = load_scan(name, settings=acting_settings())
     return scan.spec, scan.result()
 
 
 def render() -> None:
     """Draw the page."""
-    rows = data.owners_of(engine(), KIND)
+    rows = data.owners_of(records(), KIND)
     name = st.query_params.get("scan")
     if name:  # a scan's own page (its name in the list links here)
         back_link("toys", "All toy scans")
@@ -50,8 +50,8 @@ def render() -> None:
 
 
 def _list() -> None:
-    rows = data.owners_of(engine(), KIND)
-    link_table(_list_frame(rows, data.shown_states(engine(), rows)), page="toys", param="scan")
+    rows = data.owners_of(records(), KIND)
+    link_table(_list_frame(rows, data.shown_states(records(), rows)), page="toys", param="scan")
     st.caption("Open a scan by its name.")
 
 
@@ -66,8 +66,8 @@ def _list_frame(rows: list[data.OwnerRecord], states: dict[int, str]) -> pd.Data
 
 
 def _scan(name: str) -> None:
-    version = data.owner_version(engine(), (KIND,), name)
-    spec, result = _result(settings().db_url, name, version)
+    version = data.owner_version(records(), (KIND,), name)
+    spec, result = _result(source(), name, version)
     st.header(f"Toy scan {name}")
     cols = st.columns(5)
     cols[0].metric("State", version[1])

@@ -16,13 +16,16 @@ from dashboard._common import (
     acting_settings,
     actor,
     back_link,
-    engine,
     link_table,
     live,
-    settings,
+    logs_of,
+    records,
+    service,
+    source,
     when,
 )
 from dashboard.workflow_graph import grouped_figure
+from idds.errors import AccessDenied
 from idds.tasks import TaskState
 
 if TYPE_CHECKING:
@@ -47,13 +50,13 @@ _TEMPLATE = re.compile(r"\$\{([^}]*)\}")
 def _nodes(url: str, name: str, version: tuple[Any, ...]) -> tuple[Any, list[NodeInfo]]:
     from dag import load_workflow
 
-    workflow = load_workflow(name, settings=settings())
+    workflow = load_workflow(name, settings=acting_settings())
     return workflow, workflow.nodes()
 
 
 def render() -> None:
     """Draw the page."""
-    rows = data.owners_of(engine(), KIND)
+    rows = data.owners_of(records(), KIND)
     name = st.query_params.get("workflow")
     if name:  # a workflow's own page (its name in the list links here)
         back_link("workflows", "All workflows")
@@ -71,8 +74,8 @@ def render() -> None:
 
 
 def _list() -> None:
-    rows = data.owners_of(engine(), KIND)
-    frame = _list_frame(rows, data.shown_states(engine(), rows))
+    rows = data.owners_of(records(), KIND)
+    frame = _list_frame(rows, data.shown_states(records(), rows))
     link_table(frame, page="workflows", param="workflow")
     st.caption("Open a workflow by its name.")
 
@@ -88,8 +91,8 @@ def _list_frame(rows: list[data.OwnerRecord], states: dict[int, str]) -> pd.Data
 
 
 def _workflow(name: str) -> None:
-    version = data.owner_version(engine(), (KIND,), name)
-    workflow, nodes = _nodes(settings().db_url, name, version)
+    version = data.owner_version(records(), (KIND,), name)
+    workflow, nodes = _nodes(source(), name, version)
     st.header(f"Workflow {name}")
     states = pd.Series([n.state for n in nodes], dtype="object").value_counts()
     cols = st.columns(5)
@@ -229,14 +232,17 @@ def _logs(workflow: Any, nodes: list[NodeInfo]) -> None:
     if node.error:
         st.code(node.error, language="text")
     owner = workflow.user
-    if not actor().may_change(owner):
+    if not service() and not actor().may_change(owner):
         st.caption(f"Logs are shown to the workflow's owner ({owner}) and admins only.")
         return
     from dag import load_workflow
 
     acting = load_workflow(workflow.name, settings=acting_settings())  # the session's user
-    out, err, attempt = acting.log_paths(path)
-    for label, file in (("stdout", out), ("stderr", err)):
-        text = file.read_text(errors="replace")[-20000:] if file.exists() else ""
+    try:
+        attempt, texts = logs_of(acting, node.number, None, path=path)
+    except AccessDenied:  # the server's answer (in service mode)
+        st.caption(f"Logs are shown to the workflow's owner ({owner}) and admins only.")
+        return
+    for label, text in texts.items():
         with st.expander(f"{label} of {path}, attempt {attempt}", expanded=bool(text)):
-            st.code(text or f"(nothing at {file})", language="text")
+            st.code(text, language="text")

@@ -109,6 +109,23 @@ class Settings:
         return replace(cls(), **values)  # type: ignore[arg-type]
 
 
+def settings_env(settings: Settings) -> dict[str, str]:
+    """``settings`` as the ``IDDS_*`` variables :meth:`Settings.from_env` reads back: how a
+    process started by this one (a head's API, an owner's child) gets them, since a command
+    line is public and a database URL may hold a password.
+
+    Returns:
+        One variable per setting that is set (``None`` and ``False`` ones are left out).
+    """
+    out: dict[str, str] = {}
+    for f in fields(settings):
+        value = getattr(settings, f.name)
+        if value is None or value is False:
+            continue
+        out[f"IDDS_{f.name.upper()}"] = "1" if value is True else str(value)
+    return out
+
+
 def _convert(name: str, raw: str) -> object:
     if name in ("work_dir", "sites"):
         return Path(raw)

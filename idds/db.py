@@ -62,14 +62,17 @@ def reason(exc: BaseException) -> str:
     return redact(lines[0] if lines else type(orig).__name__)
 
 
-def connect(url: str, *, migrate: bool = True) -> Engine:
+def connect(url: str, *, migrate: bool = True, pool_size: int | None = None) -> Engine:
     """Open the database at ``url``, check that it answers and bring its schema to head.
+
+    ``pool_size``: the connections kept open (SQLAlchemy's default, 5, otherwise), for a
+    process that runs that many statements at once (the HTTP API's threads).
 
     Raises:
         DatabaseError: the URL is malformed, its driver is missing, the server does not answer
             or a newer release of idds wrote the database.
     """
-    engine = _create_engine(url)
+    engine = _create_engine(url, {} if pool_size is None else {"pool_size": pool_size})
     try:
         with engine.connect() as conn:
             conn.execute(sa.text("SELECT 1"))
@@ -149,15 +152,15 @@ def drop_all(url: str) -> None:
         engine.dispose()
 
 
-def _create_engine(url: str) -> Engine:
+def _create_engine(url: str, pool: dict[str, Any] | None = None) -> Engine:
     try:
         parsed = sa.engine.make_url(url)
     except sa.exc.ArgumentError:
         raise DatabaseError(f"not a database URL: {url!r}") from None
     try:
         if parsed.get_backend_name() == "sqlite":
-            return _sqlite_engine(parsed)
-        return sa.create_engine(parsed, pool_pre_ping=True)
+            return _sqlite_engine(parsed, pool or {})
+        return sa.create_engine(parsed, pool_pre_ping=True, **(pool or {}))
     except (ImportError, sa.exc.NoSuchModuleError) as exc:
         raise DatabaseError(f"cannot use database {redact(url)}: {exc}") from None
 
@@ -190,8 +193,9 @@ def check_file(engine: Engine) -> None:
         )
 
 
-def _sqlite_engine(url: sa.URL) -> Engine:
-    engine = sa.create_engine(url, connect_args={"timeout": 60})
+def _sqlite_engine(url: sa.URL, pool: dict[str, Any]) -> Engine:
+    memory = url.database in (None, "", ":memory:")
+    engine = sa.create_engine(url, connect_args={"timeout": 60}, **({} if memory else pool))
     path = url.database if url.database not in (None, "", ":memory:") else None
 
     @sa.event.listens_for(engine, "connect")

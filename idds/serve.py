@@ -14,11 +14,10 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
@@ -182,7 +181,8 @@ def spawn_head(
 
 @dataclass
 class ApiServer:
-    """The HTTP API (:mod:`idds.api`) on uvicorn, in a thread of the head.
+    """The HTTP API (:mod:`idds.api`) on uvicorn, in a child process of the head
+    (:mod:`idds.api.process`): started and stopped with it, and gone when it is.
 
     Attributes:
         host: the address to listen on (loopback by default).
@@ -198,8 +198,9 @@ class ApiServer:
     #: Whether a port in use is an error (an address asked for) or a warning (the default
     #: address, which another head on this host may serve already).
     required: bool = True
-    _server: Any = None
-    _thread: threading.Thread | None = None
+    #: Seconds to wait for it to listen (it opens the database first).
+    start_s: float = 120.0
+    _proc: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
@@ -211,37 +212,64 @@ class ApiServer:
         Raises:
             IddsError: it did not start (the port is taken, a bad certificate ...).
         """
-        import uvicorn
-
-        from idds.api import make_app
+        from idds.api.process import child_env
         from idds.errors import IddsError
 
-        config = uvicorn.Config(
-            make_app(settings, kinds=kinds), host=self.host, port=self.port,
-            ssl_certfile=self.tls_cert, ssl_keyfile=self.tls_key, log_level="warning",
-            access_log=False,
-        )  # fmt: skip
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, name="idds-api", daemon=True)
-        self._thread.start()
-        while not self._server.started:
-            if not self._thread.is_alive():
-                where = f"{self.host}:{self.port}"
-                if self.required:
-                    raise IddsError(f"the HTTP API did not start on {where}")
-                log.warning("the HTTP API is not served: %s is in use (give --api)", where)
-                self._server = None
-                return
-            time.sleep(0.05)
-        if self.port == 0:
-            self.port = self._server.servers[0].sockets[0].getsockname()[1]
-        log.info("HTTP API on %s (docs: %s/docs)", self.url, self.url)
+        listen = {"host": self.host, "port": self.port, "tls_cert": self.tls_cert,
+                  "tls_key": self.tls_key, "kinds": sorted(kinds)}  # fmt: skip
+        read, write = os.pipe()
+        try:
+            self._proc = subprocess.Popen(
+                [sys.executable, "-m", "idds.api.process"], stdin=subprocess.PIPE,
+                env=child_env(settings, listen, write), pass_fds=(write,),
+            )  # fmt: skip
+        finally:
+            os.close(write)
+        port = _read_line(read, self.start_s)
+        if port.isdigit():
+            self.port = int(port)
+            log.info("HTTP API on %s (docs: %s/docs)", self.url, self.url)
+            return
+        self.stop()
+        where = f"{self.host}:{self.port}"
+        if self.required:
+            raise IddsError(f"the HTTP API did not start on {where}")
+        log.warning("the HTTP API is not served: %s is in use (give --api)", where)
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=10)
+        """Stop it (requests in flight end first, for up to 10 s)."""
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if proc.stdin is not None:
+            proc.stdin.close()
+
+
+def _read_line(fd: int, timeout: float) -> str:
+    """The first line written to the pipe ``fd`` (closed after), or what came before its
+    writer closed it or ``timeout`` passed."""
+    import select
+
+    got = b""
+    deadline = time.monotonic() + timeout
+    try:
+        while b"\n" not in got:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([fd], [], [], left)[0]:
+                break
+            chunk = os.read(fd, 64)
+            if not chunk:
+                break
+            got += chunk
+    finally:
+        os.close(fd)
+    return got.decode(errors="replace").strip()
 
 
 def fail_owner(engine: sa.Engine, owner_id: int, exc: BaseException) -> str:

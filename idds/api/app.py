@@ -12,8 +12,11 @@ Every refusal is a 4xx with one line in ``detail``: 400 bad input, 401 no accept
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Annotated, Any
 
+import anyio.to_thread
 import sqlalchemy as sa
 from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -50,6 +53,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("idds.api")
 HIDDEN = "(hidden: only its owner or an admin reads errors and logs)"
+#: Requests handled at once (each in a thread, with a database connection of its own).
+THREADS = 8
 STATUS = [
     (NotSignedIn, 401), (AccessDenied, 403), (NotFound, 404), (Exists, 409),
     (IllegalTransition, 409), (SpecError, 400), (IddsError, 409),
@@ -65,10 +70,10 @@ def make_app(settings: Settings, *, kinds: frozenset[str] | None = None) -> Fast
     """
     from idds.db import connect
 
-    engine = connect(settings.db_url)
+    engine = connect(settings.db_url, pool_size=THREADS)
     app = FastAPI(
         title="iDDS", version="1", docs_url="/docs", openapi_url="/openapi.json",
-        description=__doc__,
+        description=__doc__, lifespan=_lifespan,
     )  # fmt: skip
     app.state.records = Records(engine)
     app.state.identities = Identities(engine, settings)
@@ -80,6 +85,14 @@ def make_app(settings: Settings, *, kinds: frozenset[str] | None = None) -> Fast
 
     app.include_router(routes.router, prefix="/api/v1")
     return app
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    # Requests run in this many threads: more would only take turns at the interpreter's lock
+    # (and open more database connections), and slow each other and the heads beside them.
+    anyio.to_thread.current_default_thread_limiter().total_tokens = THREADS
+    yield
 
 
 def _errors(app: FastAPI) -> None:
@@ -102,14 +115,33 @@ def _errors(app: FastAPI) -> None:
 
 
 def _limit_body(app: FastAPI) -> None:
-    @app.middleware("http")
-    async def limit(request: Request, call_next: Any) -> Any:
-        size = request.headers.get("content-length")
-        if size is not None and (not size.isdigit() or int(size) > MAX_BODY):
-            return JSONResponse({"detail": f"request body over {MAX_BODY} bytes"}, 413)
-        if request.method in ("POST", "PUT", "PATCH") and size is None:
-            return JSONResponse({"detail": "a request body needs a Content-Length"}, 411)
-        return await call_next(request)
+    app.add_middleware(_BodyLimit)
+
+
+class _BodyLimit:
+    """Refuse a body over :data:`MAX_BODY` bytes (413), or a write without a length (411),
+    before it is read. Plain ASGI: a request costs it a header look-up, no extra task."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            refused = _refused(scope)
+            if refused is not None:
+                await refused(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def _refused(scope: Any) -> JSONResponse | None:
+    headers = dict(scope["headers"])
+    size = headers.get(b"content-length")
+    if size is not None and (not size.isdigit() or int(size) > MAX_BODY):
+        return JSONResponse({"detail": f"request body over {MAX_BODY} bytes"}, 413)
+    if scope["method"] in ("POST", "PUT", "PATCH") and size is None:
+        return JSONResponse({"detail": "a request body needs a Content-Length"}, 411)
+    return None
 
 
 def _one_line(text: str) -> str:

@@ -15,6 +15,7 @@ from hpo.interop import import_study
 from hpo.spec import StudySpec
 from hpo.study import Trial
 from idds.errors import NotFound
+from idds.records import Records
 
 APP = str(Path(__file__).parents[2] / "dashboard" / "app.py")
 EXPECTED = {
@@ -72,7 +73,7 @@ def settings_nr(db_url, tmp_path):
 def test_list_studies_counts_and_best(imported, engine):
     import dashboard
 
-    rows = {r.name: r for r in dashboard.list_studies(engine)}
+    rows = {r.name: r for r in dashboard.list_studies(Records(engine))}
     assert set(rows) == {"one", "two"}
     one, two = rows["one"], rows["two"]
     assert (one.state, one.done, one.failed, one.best) == ("finished", 4, 1, 1.0)
@@ -95,7 +96,7 @@ def test_the_list_and_the_cli_agree_that_a_pruned_trial_is_never_the_best(engine
         for n, result in enumerate([{"values": [5.0]}, {"values": [1.0], "pruned": True}])
     ]  # fmt: skip
     records.record_imported(owner_id, done)
-    (row,) = dashboard.list_studies(engine)
+    (row,) = dashboard.list_studies(Records(engine))
     assert (row.name, row.done, row.best) == ("p", 2, 5.0)
     main(["--db", engine.url.render_as_string(hide_password=False), "hpo", "list"])
     line = next(r for r in capsys.readouterr().out.splitlines() if r.startswith("p "))
@@ -105,24 +106,24 @@ def test_the_list_and_the_cli_agree_that_a_pruned_trial_is_never_the_best(engine
 def test_overview_helpers_count_owners_and_list_failures(imported, engine):
     import dashboard
 
-    assert dashboard.owner_counts(engine) == {"study": {"finished": 1, "active": 1}}
-    assert dashboard.tasks_by_site(engine) == {}  # nothing runs
-    failures = dashboard.recent_failures(engine)
+    assert dashboard.owner_counts(Records(engine)) == {"study": {"finished": 1, "active": 1}}
+    assert dashboard.tasks_by_site(Records(engine)) == {}  # nothing runs
+    failures = dashboard.recent_failures(Records(engine))
     assert [(f.owner, f.number, f.reason) for f in failures] == [("one", 1, "ValueError: bad x")]
 
 
 def test_study_version_changes_when_a_point_is_enqueued_or_cancelled(imported, engine):
     import dashboard
 
-    before = dashboard.study_version(engine, "two")
+    before = dashboard.study_version(Records(engine), "two")
     study = hpo.load_study("two", settings=imported)
     study.enqueue({"x": 0.5})
-    after = dashboard.study_version(engine, "two")
+    after = dashboard.study_version(Records(engine), "two")
     assert after != before
     study.cancel()
-    assert dashboard.study_version(engine, "two") != after
+    assert dashboard.study_version(Records(engine), "two") != after
     with pytest.raises(NotFound):
-        dashboard.study_version(engine, "nope")
+        dashboard.study_version(Records(engine), "nope")
 
 
 SPEC = StudySpec.from_mapping(
@@ -224,6 +225,21 @@ def test_command_refuses_a_bad_port_a_taken_port_and_a_dead_database(tmp_path, c
         code, err = _main(["dashboard", "--db", f"sqlite:///{tmp_path / 'x.db'}",
                            "--port", str(port)], capsys)  # fmt: skip
     assert code == 1 and f"cannot serve on 127.0.0.1:{port}" in err
+
+
+def test_through_a_server_the_command_keeps_no_database_url_or_token(tmp_path, capsys,
+                                                                        monkeypatch):  # fmt: skip
+    from dashboard import cli
+    from idds.config import Settings
+
+    code, err = _main(["dashboard", "--url", "http://127.0.0.1:1"], capsys)
+    assert code == 1 and "server at http://127.0.0.1:1 does not answer" in err
+    assert err.count("\n") == 1
+    monkeypatch.setenv("IDDS_DB_URL", "postgresql+psycopg://u:secret@db/idds")
+    monkeypatch.setenv("IDDS_TOKEN", "idds_head")
+    env = cli._env(Settings.from_env(url="https://idds:8443", work_dir=tmp_path))
+    assert env["IDDS_URL"] == "https://idds:8443"
+    assert "IDDS_DB_URL" not in env and "IDDS_TOKEN" not in env
 
 
 def test_a_page_appears_only_where_its_capability_is_installed(tmp_path, monkeypatch):

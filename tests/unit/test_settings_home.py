@@ -45,3 +45,19 @@ def test_idds_home_wins_and_flags_win_over_it(tmp_path, clean_env):
     assert Settings.from_env(db_url="sqlite:///other.db").db_url == "sqlite:///other.db"
     clean_env.setenv("IDDS_WORK_DIR", str(tmp_path / "w"))
     assert Settings.from_env().work_dir == tmp_path / "w"
+
+
+def test_settings_go_to_a_child_process_through_the_environment_and_come_back(clean_env):
+    from dataclasses import fields
+
+    from idds.config import settings_env
+
+    given = Settings(db_url="postgresql+psycopg://u:secret@db/idds", work_dir=Path("/srv/w"),
+                     lease_seconds=7.5, token="idds_abc", sites=Path("/srv/sites.yaml"),
+                     url="https://idds:8443", oidc_issuer="https://sso", open_logs=True)  # fmt: skip
+    env = settings_env(given)
+    for name in [f"IDDS_{f.name.upper()}" for f in fields(Settings)]:
+        clean_env.delenv(name, raising=False)
+    for name, value in env.items():
+        clean_env.setenv(name, value)
+    assert Settings.from_env() == given

@@ -90,10 +90,11 @@ def test_the_dashboard_lists_show_the_study_stopped(engine, db_url, tmp_path):
     from dashboard import data
 
     owner_id = _study_in_flight(engine, db_url, tmp_path, lease_s=-5.0)
-    (row,) = data.list_studies(engine)
+    records = Records(engine)
+    (row,) = data.list_studies(records)
     assert (row.state, row.running, row.lost) == (STOPPED, 0, 2)
-    assert data.shown_states(engine, data.owners_of(engine, "study")) == {owner_id: STOPPED}
-    shown = data.shown_owner(engine, data.STUDY_KINDS, "stale")
+    assert data.shown_states(records, data.owners_of(records, "study")) == {owner_id: STOPPED}
+    shown = data.shown_owner(records, data.STUDY_KINDS, "stale")
     assert (shown.stopped, shown.lost) == (True, 2)
 
 
