@@ -17,7 +17,7 @@
    with ``--quick``); ``toys_needed_gaussian``: the toys those scans needed, and on the first
    seeds the adaptive scan against the cheapest uniform grid reaching the same errors.
 
-    python -m bench toys [--quick] [--out DIR]
+    python -m bench toys [--quick] [--scans N] [--out DIR]
 """
 
 from __future__ import annotations
@@ -153,7 +153,7 @@ def uniform_needed(spec: Any, get: Any, cap: int) -> tuple[int | None, str]:
     return None, f"none within {cap} toys"
 
 
-def measure(quick: bool, tmp: Path, out: Path) -> list[dict[str, Any]]:
+def measure(quick: bool, tmp: Path, out: Path, scans: int | None = None) -> list[dict[str, Any]]:
     from idds.config import Settings
     from idds.runtime import ensure_ray
     from toys.plot import plot_cls
@@ -208,7 +208,7 @@ def measure(quick: bool, tmp: Path, out: Path) -> list[dict[str, Any]]:
     rows.append(row("uniform-grid", f"{tol}, cheapest uniform grid: {how}", "toys_needed",
                     needed if needed is not None else cap, "toys"))  # fmt: skip
     print(f"toys needed: adaptive {result.toys}, uniform {needed} ({how})")
-    return rows + coverage_rows(quick)
+    return rows + coverage_rows(quick, scans)
 
 
 #: The coverage runs' scans: toys per point, first grid, tolerance and steps of each (they run
@@ -217,15 +217,16 @@ COVERAGE_SCAN = {"name": "coverage", "workspace": {}, "range": [0, 5], "toys": 1
                  "batch_size": 500, "points": 5, "tolerance": 0.1, "max_steps": 30}  # fmt: skip
 
 
-def coverage_rows(quick: bool) -> list[dict[str, Any]]:
+def coverage_rows(quick: bool, scans: int | None = None) -> list[dict[str, Any]]:
     """Per band, the fraction of converged scans whose +-1 sigma interval contains the true
     limit; the toys those scans needed; against them, the cheapest uniform grid reaching the
     same errors on the first few seeds."""
     from toys.coverage import GaussianModel, coverage
     from toys.spec import ToyScanSpec
 
-    scans = 20 if quick else 200
-    spec = ToyScanSpec.from_mapping(COVERAGE_SCAN | ({"tolerance": 0.2} if quick else {}))
+    small = quick and scans is None  # --scans runs the full coverage config
+    scans = scans or (20 if quick else 200)
+    spec = ToyScanSpec.from_mapping(COVERAGE_SCAN | ({"tolerance": 0.2} if small else {}))
     model = GaussianModel(x_obs=0.3)
     start = time.perf_counter()
     found = coverage(spec, model, range(scans))
@@ -238,7 +239,7 @@ def coverage_rows(quick: bool) -> list[dict[str, Any]]:
                     round(found.mean_toys), "toys"))  # fmt: skip
     print("coverage: " + ", ".join(f"{b} {h / n:.2f}" for b, (h, n) in found.counts.items())
           + f" ({found.converged} of {scans} scans converged, {took:.0f} s)")  # fmt: skip
-    return rows + gaussian_uniform_rows(spec, model, 2 if quick else 5)
+    return rows + gaussian_uniform_rows(spec, model, 2 if small else 5)
 
 
 def gaussian_uniform_rows(spec: Any, model: Any, seeds: int) -> list[dict[str, Any]]:
@@ -313,10 +314,13 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench toys", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="a small run (for the tests)")
     parser.add_argument("--out", type=Path, default=RESULTS, help="where results go")
+    parser.add_argument("--scans", type=int, default=None,
+                        help="coverage scans, run to the full run's tolerance (with --quick: "
+                        "the pyhf parts small, the coverage full)")  # fmt: skip
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
-        rows = measure(args.quick, Path(tmp), args.out)
+        rows = measure(args.quick, Path(tmp), args.out, args.scans)
     md = report(rows)
     print("\n" + md)
     print(f"\nsaved {save('toys', rows, md, args.out)}")
