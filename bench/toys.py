@@ -10,12 +10,14 @@
    error estimate. Batches are seeded by (seed, POI value, index), so every grid reuses the
    batches of the others and of the adaptive scan; each is computed once, on Ray.
 
-3. ``coverage``: the fraction of scans whose reported +-1 sigma interval contains the true
-   limit, per band (target 0.68 +- 0.07), over independent scans of a model whose toy limits
-   are known exactly (:mod:`toys.coverage`: the scan's own plan and limits, toys drawn
-   without Ray): 200 scans, 20 with ``--quick``.
+3. ``coverage``: the fraction of converged scans whose reported +-1 sigma interval contains
+   the true limit, per band (target 0.68 +- 0.07), over independent scans of a model whose
+   toy limits are known exactly (:mod:`toys.coverage`: the scan's own plan and limits, toys
+   drawn without Ray), each run until every limit is known to +-0.1: 200 scans (20 to +-0.2
+   with ``--quick``); ``toys_needed_gaussian``: the toys those scans needed, and on the first
+   seeds the adaptive scan against the cheapest uniform grid reaching the same errors.
 
-    python -m bench toys [--quick] [--out DIR]
+    python -m bench toys [--quick] [--scans N] [--out DIR]
 """
 
 from __future__ import annotations
@@ -130,9 +132,10 @@ def uniform_grid(spec: Any, points: int) -> list[float]:
     return [float(f"{first + i * step:.10g}") for i in range(points)]
 
 
-def uniform_needed(spec: Any, batches: Batches, cap: int) -> tuple[int | None, str]:
+def uniform_needed(spec: Any, get: Any, cap: int) -> tuple[int | None, str]:
     """Toys of the cheapest uniform grid (points x batches per point, both doubling) whose
-    limits are all known to the tolerance; None when none within ``cap`` toys is."""
+    limits are all known to the tolerance, by the scan's own errors; None when none within
+    ``cap`` toys is. ``get`` returns the batch results of (POI value, index) keys."""
     from toys import scan
 
     per_batch = 2 * spec.batch_toys
@@ -143,14 +146,14 @@ def uniform_needed(spec: Any, batches: Batches, cap: int) -> tuple[int | None, s
     ]
     for toys, k, m in sorted(configs):
         keys = [(mu, b) for mu in uniform_grid(spec, k) for b in range(m)]
-        points = scan.collect(batches.get(keys))
+        points = scan.collect(get(keys))
         lims = scan.limits(points, 1 - spec.cl)
         if all(lim.status == "ok" and lim.error <= spec.tolerance for lim in lims.values()):
             return toys, f"{k} points x {m * spec.batch_toys} toys"
     return None, f"none within {cap} toys"
 
 
-def measure(quick: bool, tmp: Path, out: Path) -> list[dict[str, Any]]:
+def measure(quick: bool, tmp: Path, out: Path, scans: int | None = None) -> list[dict[str, Any]]:
     from idds.config import Settings
     from idds.runtime import ensure_ray
     from toys.plot import plot_cls
@@ -197,7 +200,7 @@ def measure(quick: bool, tmp: Path, out: Path) -> list[dict[str, Any]]:
     pool = Batches(scan.spec)
     pool.add(_results(scan))
     cap = 4 * result.toys
-    needed, how = uniform_needed(scan.spec, pool, cap)
+    needed, how = uniform_needed(scan.spec, pool.get, cap)
     tol = f"low_count, all 6 limits to +-{scan.spec.tolerance:g} (errors that cover)"
     status = "converged" if result.converged else "NOT converged"
     rows.append(row("idds", f"{tol}, adaptive: {len(result.points)} points, {result.steps} steps, "
@@ -205,29 +208,68 @@ def measure(quick: bool, tmp: Path, out: Path) -> list[dict[str, Any]]:
     rows.append(row("uniform-grid", f"{tol}, cheapest uniform grid: {how}", "toys_needed",
                     needed if needed is not None else cap, "toys"))  # fmt: skip
     print(f"toys needed: adaptive {result.toys}, uniform {needed} ({how})")
-    return rows + coverage_rows(quick)
+    return rows + coverage_rows(quick, scans)
 
 
-#: The coverage runs' scans: toys per point, first grid, tolerance and steps of each.
+#: The coverage runs' scans: toys per point, first grid, tolerance and steps of each (they run
+#: until every limit is known to the tolerance, as a user's scan does).
 COVERAGE_SCAN = {"name": "coverage", "workspace": {}, "range": [0, 5], "toys": 1000,
-                 "batch_size": 500, "points": 5, "tolerance": 0.2, "max_steps": 4}  # fmt: skip
+                 "batch_size": 500, "points": 5, "tolerance": 0.1, "max_steps": 30}  # fmt: skip
 
 
-def coverage_rows(quick: bool) -> list[dict[str, Any]]:
-    """Per band, the fraction of scans whose +-1 sigma interval contains the true limit."""
+def coverage_rows(quick: bool, scans: int | None = None) -> list[dict[str, Any]]:
+    """Per band, the fraction of converged scans whose +-1 sigma interval contains the true
+    limit; the toys those scans needed; against them, the cheapest uniform grid reaching the
+    same errors on the first few seeds."""
     from toys.coverage import GaussianModel, coverage
     from toys.spec import ToyScanSpec
 
-    scans = 20 if quick else 200
-    spec = ToyScanSpec.from_mapping(COVERAGE_SCAN)
-    counts = coverage(spec, GaussianModel(x_obs=0.3), range(scans))
-    config = (f"one Gaussian measurement (exact toy limits), {scans} scans of "
-              f"{spec.toys} toys per point, tolerance {spec.tolerance:g}, at most "
-              f"{spec.max_steps} steps")  # fmt: skip
+    small = quick and scans is None  # --scans runs the full coverage config
+    scans = scans or (20 if quick else 200)
+    spec = ToyScanSpec.from_mapping(COVERAGE_SCAN | ({"tolerance": 0.2} if small else {}))
+    model = GaussianModel(x_obs=0.3)
+    start = time.perf_counter()
+    found = coverage(spec, model, range(scans))
+    took = time.perf_counter() - start
+    config = (f"one Gaussian measurement (exact toy limits), {found.converged} of {scans} scans "
+              f"converged to +-{spec.tolerance:g} ({spec.toys} toys per new point)")  # fmt: skip
     rows = [row("idds", f"{config}, band {band}", "coverage", round(hit / n, 3), "fraction")
-            for band, (hit, n) in counts.items()]  # fmt: skip
-    print("coverage: " + ", ".join(f"{b} {h / n:.2f}" for b, (h, n) in counts.items()))
-    return rows
+            for band, (hit, n) in found.counts.items()]  # fmt: skip
+    rows.append(row("idds", f"{config}, mean per scan", "toys_needed_gaussian",
+                    round(found.mean_toys), "toys"))  # fmt: skip
+    print("coverage: " + ", ".join(f"{b} {h / n:.2f}" for b, (h, n) in found.counts.items())
+          + f" ({found.converged} of {scans} scans converged, {took:.0f} s)")  # fmt: skip
+    return rows + gaussian_uniform_rows(spec, model, 2 if small else 5)
+
+
+def gaussian_uniform_rows(spec: Any, model: Any, seeds: int) -> list[dict[str, Any]]:
+    """Toys of the adaptive scan against the cheapest uniform grid reaching the same
+    tolerance by the same (honest) errors, on the Gaussian model's first ``seeds`` seeds."""
+    from toys.coverage import simulate
+
+    adaptive, uniform, capped = [], [], 0
+    for seed in range(seeds):
+        one = spec.model_copy(update={"seed": seed})
+        done = simulate(one, model)
+        adaptive.append(done.toys)
+
+        def get(keys: list[tuple[float, int]], one: Any = one) -> list[dict[str, Any]]:
+            return [model.batch(one.seed, mu, b, one.batch_toys) for mu, b in keys]
+
+        cap = 4 * done.toys
+        needed, _ = uniform_needed(one, get, cap)
+        uniform.append(needed if needed is not None else cap)
+        capped += needed is None
+    config = f"one Gaussian measurement, all 6 limits to +-{spec.tolerance:g}, seeds 0-{seeds - 1}"
+    note = f" ({capped} of {seeds} reached none within 4x the adaptive toys: the cap counted)"
+    print(f"gaussian toys needed: adaptive {sum(adaptive) / seeds:.0f}, uniform "
+          f"{sum(uniform) / seeds:.0f}")  # fmt: skip
+    return [
+        row("idds", f"{config}, adaptive, mean", "toys_needed_gaussian",
+            round(sum(adaptive) / seeds), "toys"),
+        row("uniform-grid", f"{config}, cheapest uniform grid, mean" + (note if capped else ""),
+            "toys_needed_gaussian", round(sum(uniform) / seeds), "toys"),
+    ]  # fmt: skip
 
 
 def _results(scan: Any) -> list[dict[str, Any]]:
@@ -261,6 +303,10 @@ def report(rows: list[dict[str, Any]]) -> str:
              if r["metric"] == "coverage"]  # fmt: skip
     md += ("\nCoverage of the reported +-1 sigma intervals (target 0.68 +- 0.07): "
            + ", ".join(cover) + ".")  # fmt: skip
+    gauss = {r["system"]: r["value"] for r in rows
+             if r["metric"] == "toys_needed_gaussian" and "seeds" in r["config"]}  # fmt: skip
+    md += (f"\nToys needed on the Gaussian model: uniform grid / adaptive = "
+           f"**{gauss['uniform-grid'] / gauss['idds']:.2f}x**.")  # fmt: skip
     return md
 
 
@@ -268,10 +314,13 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench toys", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="a small run (for the tests)")
     parser.add_argument("--out", type=Path, default=RESULTS, help="where results go")
+    parser.add_argument("--scans", type=int, default=None,
+                        help="coverage scans, run to the full run's tolerance (with --quick: "
+                        "the pyhf parts small, the coverage full)")  # fmt: skip
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
-        rows = measure(args.quick, Path(tmp), args.out)
+        rows = measure(args.quick, Path(tmp), args.out, args.scans)
     md = report(rows)
     print("\n" + md)
     print(f"\nsaved {save('toys', rows, md, args.out)}")

@@ -10,8 +10,9 @@ background-only quantile of ``x``. Its CLs is pinned at 1 wherever the band's ``
 
 :func:`simulate` runs the scan's own plan (:func:`toys.scan.next_step`) and limits
 (:func:`toys.scan.limits`) on toys drawn from this model, batch by batch as the dispatcher
-would hand them in, without Ray or pyhf: hundreds of scans take seconds, so the fraction of
-reported +-1 sigma intervals that contain the true limit can be counted.
+would hand them in (steps as barriers: the plan a scan with ``barrier`` makes), without Ray or
+pyhf: a scan takes about a second, so the fraction of reported +-1 sigma intervals that
+contain the true limit can be counted over hundreds of them.
 """
 
 from __future__ import annotations
@@ -97,6 +98,10 @@ class Simulated:
         return scan_mod.total_toys(self.points)
 
 
+#: Why a converged scan stopped.
+CONVERGED = "every limit is known to the tolerance"
+
+
 def simulate(spec: ToyScanSpec, model: GaussianModel) -> Simulated:
     """Run ``spec``'s plan step by step on toys of ``model`` (seeded by ``spec.seed``),
     stopping where :class:`toys.run.ToyScanRun` would."""
@@ -106,7 +111,7 @@ def simulate(spec: ToyScanSpec, model: GaussianModel) -> Simulated:
         points = scan_mod.collect(results)
         want = scan_mod.next_step(points, spec)
         if not want:
-            why = "every limit is known to the tolerance"
+            why = CONVERGED
             break
         if scan_mod.total_toys(points) + 2 * spec.batch_toys * sum(want.values()) > spec.max_toys:
             why = "max_toys reached"
@@ -121,16 +126,38 @@ def simulate(spec: ToyScanSpec, model: GaussianModel) -> Simulated:
     return Simulated(points, scan_mod.limits(points, 1 - spec.cl), step, why)
 
 
-def coverage(spec: ToyScanSpec, model: GaussianModel, seeds: range) -> dict[str, tuple[int, int]]:
-    """How many of the scans seeded ``seeds`` report a +-1 sigma interval that contains the
-    true limit, per band: ``(contained, scans)``."""
+@dataclass(frozen=True)
+class Coverage:
+    """What :func:`coverage` counted.
+
+    Attributes:
+        counts: per band, ``(contained, scans)`` over the scans that converged.
+        converged: the scans that stopped because every limit was known to the tolerance.
+        scans: the scans run.
+        mean_toys: the toys a converged scan needed, on average.
+    """
+
+    counts: dict[str, tuple[int, int]]
+    converged: int
+    scans: int
+    mean_toys: float
+
+
+def coverage(spec: ToyScanSpec, model: GaussianModel, seeds: range) -> Coverage:
+    """How many of the scans seeded ``seeds`` that converge report a +-1 sigma interval that
+    contains the true limit, per band (a scan stopped by ``max_steps`` or ``max_toys``
+    reports errors above the tolerance, and is counted apart)."""
     alpha = 1 - spec.cl
     truth = {band: model.limit(band, alpha) for band in BANDS}
     counts = dict.fromkeys(BANDS, (0, 0))
+    toys: list[int] = []
     for seed in seeds:
         done = simulate(spec.model_copy(update={"seed": seed}), model)
+        if done.stopped_because != CONVERGED:
+            continue
+        toys.append(done.toys)
         for band, lim in done.limits.items():
             hit, n = counts[band]
             inside = lim.value is not None and abs(lim.value - truth[band]) <= lim.error
             counts[band] = (hit + inside, n + 1)  # no limit found counts as a miss
-    return counts
+    return Coverage(counts, len(toys), len(seeds), float(np.mean(toys)) if toys else math.nan)

@@ -1,9 +1,14 @@
 """A toy scan as the dispatcher drives it: one task per batch of toys, step after step.
 
 Every batch is a task of the scan's owner row, and its result (the toys' test statistics)
-is the task's result: the database holds the whole scan. Step ``k``'s plan is a pure function
-of the results of steps ``< k``, so a resumed scan rebuilds it and hands in only the batches
-an earlier head did not.
+is the task's result: the database holds the whole scan.
+
+Steps overlap: once a step's batches are all handed in, a free batch slot plans the next
+step from the results in so far, and that step adds toys only at POI values with no batch
+still running; the scan stops once nothing runs and the plan is empty. With the spec's
+``barrier`` a step is planned only from complete steps: step ``k``'s plan is then a pure
+function of the results of steps ``< k``, so a resumed scan rebuilds it and hands in only
+the batches an earlier head did not.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ BATCH_CALLABLE = "toys.stats:run_batch"
 
 
 class ToyScanRun(TaskOwner):
-    """Hands in each step's batches once the previous step's are all final.
+    """Hands in each step's batches (see the module's docstring for when).
 
     Args:
         spec: the scan's spec (its POI named).
@@ -52,7 +57,8 @@ class ToyScanRun(TaskOwner):
         self.stopped_because: str | None = None
         self._results: list[tuple[int, dict[str, Any]]] = []  # (step, result)
         self._made: set[tuple[int, float, int]] = set()  # (step, mu, batch) handed in
-        self._open: set[int] = set()
+        self._open: dict[int, tuple[int, float]] = {}  # number: (step, mu) still running
+        self._fresh = False  # results came in since the last plan
         self._queue: list[TaskSpec] = []
         self._created = 0
         self._step = -1
@@ -72,9 +78,10 @@ class ToyScanRun(TaskOwner):
             elif row.state in FINAL:
                 self._failed += 1
             else:
-                self._open.add(row.number)
-        if self._step >= 0 and not self._failed:
+                self._open[row.number] = (task["step"], task["mu"])
+        if self._step >= 0 and not self._failed and self.spec.barrier:
             self._queue = self._batches(self._step)
+        self._fresh = True
 
     # --- planning -------------------------------------------------------------------------
 
@@ -82,11 +89,13 @@ class ToyScanRun(TaskOwner):
         return scan_mod.collect(r for s, r in self._results if s < before)
 
     def _batches(self, step: int) -> list[TaskSpec]:
-        """Step ``step``'s batches not handed in yet (all of them, unless resuming)."""
+        """Step ``step``'s batches not handed in yet (all of them, unless resuming), none at a
+        POI value where a batch is still running."""
         points = self._points(step)
         want = scan_mod.next_step(points, self.spec)
+        busy = {mu for _, mu in self._open.values()}
         specs = []
-        for mu in sorted(want):
+        for mu in sorted(set(want) - busy):
             first = points[mu].batches if mu in points else 0
             for batch in range(first, first + want[mu]):
                 if (step, mu, batch) not in self._made:
@@ -111,22 +120,29 @@ class ToyScanRun(TaskOwner):
         )
 
     def _next_step(self) -> None:
-        """Plan the next step, or say why the scan stops."""
+        """Plan the next step, or say why the scan stops (only once nothing runs: a running
+        batch's toys may change the plan)."""
         step = self._step + 1
         points = self._points(step)
+        self._fresh = False
         if self._failed:
             self.stopped_because = f"{self._failed} batch(es) failed: see `idds toys show`"
             return
+        final = not self._open
         if step >= self.spec.max_steps:
-            self.stopped_because = f"max_steps ({self.spec.max_steps}) reached"
+            if final:
+                self.stopped_because = f"max_steps ({self.spec.max_steps}) reached"
             return
         batches = self._batches(step)
         if not batches:
-            self.stopped_because = "every limit is known to the tolerance"
+            if final:
+                self.stopped_because = "every limit is known to the tolerance"
             return
         toys = scan_mod.total_toys(points) + 2 * self.spec.batch_toys * len(batches)
+        toys += 2 * self.spec.batch_toys * len(self._open)
         if toys > self.spec.max_toys:
-            self.stopped_because = f"the next step would pass max_toys ({self.spec.max_toys})"
+            if final:
+                self.stopped_because = f"the next step would pass max_toys ({self.spec.max_toys})"
             return
         self._step, self._queue = step, batches
         self._say(step, points, len(batches))
@@ -156,10 +172,13 @@ class ToyScanRun(TaskOwner):
     def new_tasks(self, free: int) -> list[TaskSpec]:
         if self.cancelled or self.stopped_because:
             return []
-        if not self._queue and not self._open:
+        overlap = not self.spec.barrier and self._fresh and free > 0
+        if not self._queue and (not self._open or overlap):
             self._next_step()
         taken, self._queue = self._queue[:free], self._queue[free:]
-        self._open.update(t.number for t in taken)
+        for t in taken:
+            task = t.payload["args"][0]
+            self._open[t.number] = (task["step"], task["mu"])
         return taken
 
     def accept(self, result: Any) -> dict[str, Any]:
@@ -169,9 +188,10 @@ class ToyScanRun(TaskOwner):
         return result
 
     def on_final(self, number: int, state: TaskState, result: Any, error: str | None) -> None:
-        self._open.discard(number)
+        step, _ = self._open.pop(number, (self._step, 0.0))
         if state is TaskState.SUCCEEDED:
-            self._results.append((self._step, result))
+            self._results.append((step, result))
+            self._fresh = True
         else:
             self._failed += 1
         if self._bar is not None:

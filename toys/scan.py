@@ -13,7 +13,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from toys.stats import BANDS, EXPECTED_QUANTILES, batch_seed, cls_bands, sorted_array
+from toys import fit
+from toys.stats import (
+    BANDS,
+    EXPECTED_QUANTILES,
+    REPLICAS,
+    batch_seed,
+    cls_replicas,
+    sorted_array,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -31,7 +39,7 @@ class Point:
     q_b: list[float] = field(default_factory=list)
     batches: int = 0
     failed: int = 0
-    _cached: tuple[tuple[int, int], dict[str, tuple[float, float]]] | None = field(
+    _cached: tuple[tuple[int, int], dict[str, tuple[float, float, np.ndarray]]] | None = field(
         default=None, repr=False, compare=False
     )
 
@@ -51,15 +59,23 @@ class Point:
     def cls(self) -> dict[str, tuple[float, float]]:
         """CLs and its error for each band (by :data:`BANDS`): the toys' whole noise, the
         spread of the background-only quantile included (see :func:`toys.stats.cls_bands`)."""
+        return {band: (c, e) for band, (c, e, _) in self._bands().items()}
+
+    def replicas(self, band: str) -> np.ndarray:
+        """The bootstrap replicas of ``band``'s CLs behind its error (see
+        :func:`toys.stats.cls_replicas`)."""
+        return self._bands()[band][2]
+
+    def _bands(self) -> dict[str, tuple[float, float, np.ndarray]]:
         if self.mu == 0.0:  # both hypotheses are the same: CLs is 1 exactly
-            return {band: (1.0, 0.0) for band in BANDS}
+            return {band: (1.0, 0.0, np.ones(REPLICAS)) for band in BANDS}
         key = (len(self.q_sb), len(self.q_b))
         if self._cached is not None and self._cached[0] == key:
             return self._cached[1]
         q_sb, q_b = sorted_array(self.q_sb), sorted_array(self.q_b)
         if not len(q_sb) or not len(q_b):
-            return {band: (float("nan"), float("inf")) for band in BANDS}
-        found = cls_bands(self.q_obs, q_sb, q_b, batch_seed(key[0], self.mu, key[1]))
+            return {band: (math.nan, math.inf, np.full(REPLICAS, np.nan)) for band in BANDS}
+        found = cls_replicas(self.q_obs, q_sb, q_b, batch_seed(key[0], self.mu, key[1]))
         self._cached = (key, found)
         return found
 
@@ -111,9 +127,11 @@ def limit(points: dict[float, Point], band: str, alpha: float) -> Limit:
     """Where ``band``'s CLs first falls to ``alpha``.
 
     The bracket (the scanned values either side of the first crossing) locates it; a
-    weighted straight-line fit of log CLs over up to two points on each side of it (see
-    :func:`_fit`) sets it, so that one noisy point neither moves it nor makes its error
-    small. With too few points the bracket's log-linear interpolation stands in.
+    weighted fit of log CLs over up to three points on each side of it (then of the
+    crossing the fit finds) sets it, with an
+    error from a bootstrap that redraws all those points at once (:mod:`toys.fit`), so that
+    one noisy point neither moves it nor makes its error small. With too few points the
+    bracket's log-linear interpolation stands in.
 
     Args:
         points: the scan's points.
@@ -133,11 +151,40 @@ def limit(points: dict[float, Point], band: str, alpha: float) -> Limit:
         return Limit(band, None, math.inf, math.inf, None, "below")
     m1, m2 = curve[i - 1][0], curve[i][0]
     value, stat, interp = _interpolate(curve[i - 1], curve[i], alpha)
-    fitted = _fit(curve[max(i - 2, 0) : i + 2], alpha, value)
+    fitted = _fit(points, band, curve, i, alpha, value)
     if fitted is not None:
         value, stat = fitted
         interp = 0.0
     return Limit(band, value, stat, interp, (m1, m2), "ok")
+
+
+def _fit(
+    points: dict[float, Point],
+    band: str,
+    curve: list[tuple[float, float, float]],
+    split: int,
+    alpha: float,
+    near: float,
+) -> tuple[float, float] | None:
+    """The fit of :mod:`toys.fit` over the points around ``split``, then again around the
+    crossing it found until its points stay the same: a noisy point that falls below
+    ``alpha`` early moves the bracket, not the fit's window."""
+    used: list[int] = []
+    fitted = None
+    edge = {mu for mu, _, _ in curve if mu > 0 and fit.at_edge(points[mu].replicas(band))}
+    for _ in range(3):
+        window = fit.window(curve, split, edge)
+        if window == used or len(window) < 3:
+            break
+        used = window
+        rows = [curve[j] for j in window]
+        replicas = np.stack([points[mu].replicas(band) for mu, _, _ in rows], axis=1)
+        found = fit.crossing(rows, replicas, alpha, near)
+        if found is None:
+            break
+        fitted = found
+        split = next((j for j, (mu, _, _) in enumerate(curve) if mu > found[0]), len(curve))
+    return fitted
 
 
 #: A CLs of zero (no toy as extreme) still has a logarithm: this fraction of ``1 - CL``.
@@ -159,77 +206,6 @@ def _interpolate(
     d2 = (m2 - m1) * (l1 - la) / span**2 if span > 0 else 0.0  # d value / d l2
     stat = math.hypot(d1 * e1 / max(c1, floor), d2 * e2 / max(c2, floor))
     return value, stat, abs(value - linear)
-
-
-def _fit(
-    window: list[tuple[float, float, float]], alpha: float, near: float
-) -> tuple[float, float] | None:
-    """Where a weighted fit of log CLs over ``window``'s points crosses ``log alpha``, and
-    its error: a parabola through four points or more (log CLs curves), else a straight line;
-    the error from the fit's covariance, scaled up by the scatter about the curve where that
-    is larger than the CLs errors say, and never below Fieller's interval (see
-    :func:`_band_width`).
-
-    Points known exactly (CLs = 1 at zero, or pinned at 1 where every toy has q = 0) and
-    points with no toy in the tail say nothing about the slope and are left out; None when
-    fewer than three remain, or the curve does not fall through ``alpha``.
-    """
-    rows = [(m, c, e) for m, c, e in window if m > 0 and 0 < c < 1 and e > 0]
-    if len(rows) < 3:
-        return None
-    x = np.array([m - near for m, _, _ in rows])
-    y = np.log([c for _, c, _ in rows]) - math.log(alpha)
-    w = np.array([(c / e) ** 2 for _, c, e in rows])  # 1 / variance of log CLs
-    for degree in (2, 1) if len(rows) >= 4 else (1,):
-        found = _crossing(x, y, w, degree)
-        if found is not None and x.min() <= found[0] <= x.max():
-            return near + found[0], found[1]
-    return None
-
-
-def _crossing(
-    x: np.ndarray, y: np.ndarray, w: np.ndarray, degree: int
-) -> tuple[float, float] | None:
-    """The root of a weighted polynomial fit of ``y`` against ``x`` nearest zero where it
-    falls, and its error (delta method); None where the fit does not fall there."""
-    design = np.stack([x**k for k in range(degree + 1)], axis=1)
-    cov = np.linalg.inv(design.T @ (design * w[:, None]))
-    coef = cov @ (design.T @ (w * y))
-    chi2 = float(np.sum(w * (y - design @ coef) ** 2))
-    ndf = len(x) - degree - 1
-    scale = max(1.0, chi2 / ndf) if ndf > 0 else 1.0
-    if not coef[1] < 0:
-        return None
-    root = -coef[0] / coef[1]
-    for _ in range(20):  # Newton's steps from the straight line's root (a parabola's)
-        value = sum(c * root**k for k, c in enumerate(coef))
-        slope = sum(k * c * root ** (k - 1) for k, c in enumerate(coef) if k)
-        if not slope < 0:
-            return None
-        root -= value / slope
-    grad = np.array([root**k for k in range(degree + 1)]) / slope  # d root / d coef
-    delta = math.sqrt(scale * float(grad @ cov @ grad))
-    return float(root), max(delta, _band_width(coef, scale * cov, root, np.ptp(x)))
-
-
-def _band_width(coef: np.ndarray, cov: np.ndarray, root: float, span: float) -> float:
-    """Half the width of the POI values around ``root`` where the fitted curve is within its
-    1 sigma band of ``alpha`` (Fieller's interval, for any degree): wider than the delta
-    method's error where the slope itself is poorly known."""
-    grid = root + np.linspace(-3, 3, 601) * max(span, 1e-9)
-    powers = np.stack([grid**k for k in range(len(coef))], axis=1)
-    value = powers @ coef
-    sigma = np.sqrt(np.einsum("ij,jk,ik->i", powers, cov, powers))
-    inside = np.abs(value) <= sigma
-    centre = int(np.argmin(np.abs(grid - root)))
-    if not inside[centre]:
-        return 0.0
-    lo, hi = centre, centre
-    while lo > 0 and inside[lo - 1]:
-        lo -= 1
-    while hi < len(grid) - 1 and inside[hi + 1]:
-        hi += 1
-    return float(grid[hi] - grid[lo]) / 2
 
 
 def limits(points: dict[float, Point], alpha: float) -> dict[str, Limit]:

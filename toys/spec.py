@@ -44,6 +44,11 @@ class ToyScanSpec(BaseModel):
         seed: the seed every batch's seed derives from (with its POI value and index).
         parallel: batches in flight at once (the Ray cluster's CPUs by default).
         timeout: seconds a batch may run; max_attempts: tries per batch.
+        barrier: plan each step only once every batch of the previous one is in, so that
+            the scan depends on its spec alone (two runs give the same points); by default a
+            step is planned from the results in as soon as a batch slot is free, and adds
+            toys only where no batch is still running, so that one slow batch holds no
+            other point back.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -64,6 +69,7 @@ class ToyScanSpec(BaseModel):
     parallel: int | None = Field(default=None, ge=1)
     timeout: float | None = Field(default=None, gt=0.0)
     max_attempts: int = Field(default=3, ge=1)
+    barrier: bool = False
 
     @field_validator("toys")
     @classmethod

@@ -207,10 +207,8 @@ def cls_bands(
 ) -> dict[str, tuple[float, float]]:
     """CLs of every band (by :data:`BANDS`) with an error that covers all the toys' noise.
 
-    The error is half the central 68 % of a bootstrap of the recorded toys: each replica
-    redraws the background-only quantile an expected band is read at (its order statistic,
-    ``Beta``-distributed in probability) and both tail counts (binomial); the observed band
-    redraws only the counts. It is never below the resolution of half a toy.
+    The error is half the central 68 % of a bootstrap of the recorded toys (see
+    :func:`cls_replicas`); it is never below the resolution of half a toy.
 
     Args:
         q_obs: the observed test statistic.
@@ -221,6 +219,22 @@ def cls_bands(
     Returns:
         ``(CLs, error)`` by band.
     """
+    return {band: (c, e) for band, (c, e, _) in cls_replicas(q_obs, q_sb, q_b, seed).items()}
+
+
+def cls_replicas(
+    q_obs: float, q_sb: np.ndarray, q_b: np.ndarray, seed: int
+) -> dict[str, tuple[float, float, np.ndarray]]:
+    """:func:`cls_bands`, with the bootstrap replicas of each band's CLs behind its error.
+
+    Each replica redraws the background-only quantile an expected band is read at (its
+    order statistic, ``Beta``-distributed in probability) and both tail counts (binomial);
+    the observed band redraws only the counts. A limit's fit redraws every point it uses
+    from these replicas at once (:mod:`toys.fit`).
+
+    Returns:
+        ``(CLs, error, replicas)`` by band; a replica whose CLb is zero is NaN.
+    """
     out = {}
     for index, (band, value) in enumerate(band_values(q_obs, q_b).items()):
         ratio = cls(q_sb, q_b, value)[0]
@@ -230,7 +244,7 @@ def cls_bands(
         low, high = _quantiles(np.sort(finite), _SIGMA) if len(finite) else (0.0, 0.0)
         clb = tail(q_b, value).p
         half_toy = 0.5 / len(q_sb) / clb if clb > 0 else 1.0
-        out[band] = (ratio, max(float(high - low) / 2, half_toy))
+        out[band] = (ratio, max(float(high - low) / 2, half_toy), replicas)
     return out
 
 
@@ -256,26 +270,51 @@ def _replicas(
     """CLs of :data:`REPLICAS` bootstrap replicas of one band (NaN where CLb is zero)."""
     n_sb, n_b = len(q_sb), len(q_b)
     if band == "obs":
-        values = np.full(REPLICAS, value)
-        clb = rng.binomial(n_b, _tails(q_b, values)) / n_b
+        clb = rng.binomial(n_b, tail(q_b, value).p, REPLICAS) / n_b
+        clsb = rng.binomial(n_sb, tail(q_sb, value).p, REPLICAS) / n_sb
     else:
         # The order statistic np.quantile reads, redrawn: its probability is Beta-distributed.
-        rank = EXPECTED_QUANTILES[band] * (n_b - 1)
+        # CLb stays what it is: redrawn background-only toys hold the same fraction beyond
+        # their own quantile (it is the quantile's definition), while CLs+b moves with it.
+        prob = EXPECTED_QUANTILES[band]
+        rank = prob * (n_b - 1)
         probs = rng.beta(rank + 1, n_b - rank, REPLICAS)
-        values = _quantiles(q_b, probs)
-        clb = _tails(q_b, values)
-    clsb = rng.binomial(n_sb, _tails(q_sb, values)) / n_sb
+        clb = np.full(REPLICAS, tail(q_b, value).p)
+        ratio = _local_ratio(q_sb, q_b, rank)
+        if ratio is None:  # on the q = 0 spike: the sample's own order statistics
+            clsb = rng.binomial(n_sb, _tails(q_sb, _quantiles(q_b, probs))) / n_sb
+        else:
+            moved = np.clip(tail(q_sb, value).p + ratio * (prob - probs), 0.0, 1.0)
+            clsb = rng.binomial(n_sb, moved) / n_sb
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(clb > 0, clsb / np.where(clb > 0, clb, 1.0), np.nan)
+
+
+def _local_ratio(q_sb: np.ndarray, q_b: np.ndarray, rank: float) -> float | None:
+    """How fast CLs+b grows with CLb around the background-only order statistic ``rank``:
+    the fraction of signal-plus-background toys over that of background-only toys between
+    the order statistics three standard deviations of the rank either side (at least ten).
+    Counting over that window, not between neighbouring toys, keeps the band's error from
+    following the chance spacing of the few toys in a tail. None where the window reaches
+    the toys tied at the lowest value (the q = 0 spike)."""
+    n_b = len(q_b)
+    p = (rank + 1) / (n_b + 1)
+    half = max(10, math.ceil(3 * math.sqrt(n_b * p * (1 - p))))
+    lo, hi = int(math.floor(rank)) - half, int(math.ceil(rank)) + half
+    lo, hi = max(lo, 0), min(hi, n_b - 1)
+    low, high = q_b[lo], q_b[hi]
+    if low <= q_b[0] or not high > low:
+        return None
+    in_b = np.searchsorted(q_b, high, "right") - np.searchsorted(q_b, low, "left")
+    in_sb = np.searchsorted(q_sb, high, "right") - np.searchsorted(q_sb, low, "left")
+    return float(in_sb / len(q_sb)) / float(in_b / n_b)
 
 
 def band_values(q_obs: float, q_b: np.ndarray) -> dict[str, float]:
     """The test-statistic value each band's CLs is read at: observed, and the quantiles of
     the (sorted) background-only distribution."""
-    out = {"obs": q_obs}
-    for band, prob in EXPECTED_QUANTILES.items():
-        out[band] = float(np.quantile(q_b, prob))
-    return out
+    values = _quantiles(q_b, list(EXPECTED_QUANTILES.values()))
+    return {"obs": q_obs} | dict(zip(EXPECTED_QUANTILES, map(float, values), strict=True))
 
 
 def asymptotic_cls(

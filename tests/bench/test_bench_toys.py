@@ -20,6 +20,7 @@ def test_toys_quick_writes_both_metrics_and_the_plot(tmp_path, ray_address):
         ("idds", "toys_per_s"), ("pyhf-loop", "toys_per_s"),
         ("idds", "toys_per_cpu_s"), ("pyhf-loop", "toys_per_cpu_s"),
         ("idds", "toys_needed"), ("uniform-grid", "toys_needed"), ("idds", "coverage"),
+        ("idds", "toys_needed_gaussian"), ("uniform-grid", "toys_needed_gaussian"),
     }  # fmt: skip
     bands = [r["config"].rsplit("band ", 1)[1] for r in result["rows"] if r["metric"] == "coverage"]
     assert bands == ["obs", "-2", "-1", "0", "+1", "+2"]
@@ -27,4 +28,5 @@ def test_toys_quick_writes_both_metrics_and_the_plot(tmp_path, ray_address):
     markdown = (tmp_path / "toys.md").read_text()
     assert "Throughput: idds / single-process pyhf loop" in markdown
     assert "Coverage of the reported +-1 sigma intervals" in markdown
+    assert "Toys needed on the Gaussian model" in markdown
     assert (tmp_path / "toys.png").stat().st_size > 5000

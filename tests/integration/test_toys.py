@@ -108,7 +108,9 @@ class _Interrupted(Exception):
 def test_same_spec_same_toys_and_an_interrupted_scan_resumes_to_the_same_result(
     settings, monkeypatch
 ):
-    whole = ToyScan(settings=settings, **_fields(name="whole", max_steps=3))
+    """With ``barrier`` a scan depends on its spec alone (steps overlap by default, and then
+    which results are in when a step is planned depends on the batches' run times)."""
+    whole = ToyScan(settings=settings, **_fields(name="whole", max_steps=3, barrier=True))
     whole.run(progress=False)
     assert whole.result().steps >= 2
 
@@ -122,7 +124,7 @@ def test_same_spec_same_toys_and_an_interrupted_scan_resumes_to_the_same_result(
             raise _Interrupted
 
     monkeypatch.setattr(ToyScanRun, "on_final", stop_after_seven)
-    cut = ToyScan(settings=settings, **_fields(name="cut", max_steps=3))
+    cut = ToyScan(settings=settings, **_fields(name="cut", max_steps=3, barrier=True))
     with pytest.raises(_Interrupted):
         cut.run(progress=False)
     assert load_scan("cut", settings=settings).state == "active"

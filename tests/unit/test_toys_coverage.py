@@ -1,7 +1,7 @@
 """The errors a toy scan reports cover: on a model whose toy limits are known exactly, the
-+-1 sigma intervals of many small independent scans contain the true limit in about 68 % of
-them, for the observed limit and every expected band (toys.coverage: the scan's own plan and
-limits on toys drawn without pyhf or Ray, so that enough scans run in seconds)."""
++-1 sigma intervals of many independent scans run until they converge contain the true limit
+in about 68 % of them, for the observed limit and every expected band (toys.coverage: the
+scan's own plan and limits on toys drawn without pyhf or Ray, about a second a scan)."""
 
 from __future__ import annotations
 
@@ -13,13 +13,15 @@ from toys.coverage import GaussianModel, coverage, qtilde
 from toys.spec import ToyScanSpec
 from toys.stats import BANDS
 
-#: 68.3 % of scans, give or take what 120 scans leave to chance (3 binomial sigma: 0.13).
-TARGET, TOLERANCE, SCANS = 0.683, 0.13, 120
+#: 68.3 % of the converged scans, no less than 0.07 below (about two binomial sigma of 200
+#: scans; the seeds are fixed, so the test's outcome is too): errors too small mislead. Above,
+#: up to 0.10: the +1 sigma band covers 0.77 in these scans (its errors are a little large).
+TARGET, BELOW, ABOVE, SCANS = 0.683, 0.07, 0.10, 200
 
 
 def _spec(**over) -> ToyScanSpec:
     fields = {"name": "coverage", "workspace": {}, "range": [0, 5], "toys": 1000,
-              "batch_size": 500, "points": 5, "tolerance": 0.2, "max_steps": 4, **over}  # fmt: skip
+              "batch_size": 500, "points": 5, "tolerance": 0.1, "max_steps": 30, **over}  # fmt: skip
     return ToyScanSpec.from_mapping(fields)
 
 
@@ -52,11 +54,14 @@ def test_true_limits_are_where_the_exact_cls_crosses():
 
 @pytest.mark.slow
 def test_reported_one_sigma_intervals_contain_the_true_limit_in_68_percent_of_scans():
-    counts = coverage(_spec(), GaussianModel(x_obs=0.3), range(SCANS))
-    fractions = {band: hit / n for band, (hit, n) in counts.items()}
-    assert all(n == SCANS for _, n in counts.values())
+    """At convergence to a tight tolerance: stopping once the error is below it must not
+    pick the scans whose errors came out low by chance."""
+    found = coverage(_spec(), GaussianModel(x_obs=0.3), range(SCANS))
+    assert found.converged >= 0.9 * SCANS
+    fractions = {band: hit / n for band, (hit, n) in found.counts.items()}
+    assert all(n == found.converged for _, n in found.counts.values())
     for band, fraction in fractions.items():
-        assert abs(fraction - TARGET) <= TOLERANCE, (band, fractions)
+        assert TARGET - BELOW <= fraction <= TARGET + ABOVE, (band, fractions)
 
 
 def test_per_point_cls_errors_include_the_spread_of_the_background_quantile():
