@@ -220,7 +220,7 @@ class _DriverSql:
 _driver_sql: dict[tuple[type, int], _DriverSql] = {}
 
 
-def _run(conn: Connection, stmt: sa.Executable, params: dict[str, Any]) -> int:
+def _run(conn: Connection, stmt: sa.Update, params: dict[str, Any]) -> int:
     """Execute one of the hot path's cached statements; returns its row count.
 
     The statement is compiled once per dialect and sent as the driver's SQL: SQLAlchemy's
