@@ -8,11 +8,14 @@ template parameter, an expression that does not parse or reads a name that is no
 from __future__ import annotations
 
 import collections
+import contextlib
+import gc
 import graphlib
 import shlex
 import weakref
+from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -35,6 +38,7 @@ LOCALS = frozenset({"item", "index", "iteration", "previous"})
 RESERVED = GLOBALS | LOCALS | frozenset(FUNCTIONS)
 #: Each node's dependencies, by ``id`` of its :class:`NodeSpec`.
 Deps = dict[int, set[str]]
+T = TypeVar("T")
 KINDS = ("callable", "command", "template", "workflow", "if", "loop", "study", "toys")
 
 
@@ -111,17 +115,19 @@ class NodeSpec(_Strict):
 
     @model_validator(mode="after")
     def _one_kind(self) -> NodeSpec:
-        given = [k for k, field in _KIND_FIELDS if getattr(self, field) is not None]
+        # Pydantic runs this twice per node of a recursive model: keep it cheap.
+        v = self.__dict__
+        given = [k for k, field in _KIND_FIELDS if v[field] is not None]
         if len(given) != 1:
             what = ", ".join(given) if given else "none"
             raise ValueError(f"give exactly one of {', '.join(KINDS)} (got {what})")
-        if (self.then or self.else_) and self.if_ is None:
+        if (v["then"] or v["else_"]) and v["if_"] is None:
             raise ValueError("'then' and 'else' go with 'if'")
-        if self.if_ is not None and self.then is None:
+        if v["if_"] is not None and v["then"] is None:
             raise ValueError("'if' needs 'then'")
-        if self.params and self.template is None:
+        if v["params"] and v["template"] is None:
             raise ValueError("'params' goes with 'template'")
-        if self.name in RESERVED:
+        if v["name"] in RESERVED:
             raise ValueError(f"{self.name!r} is a reserved name")
         return self
 
@@ -188,14 +194,15 @@ class WorkflowSpec(_Strict):
         """
         if not isinstance(data, dict):
             raise SpecError(f"{source}: a workflow must be a mapping, got {type(data).__name__}")
-        try:
-            spec = cls.model_validate(data)
-        except ValidationError as exc:
-            raise SpecError(f"{source}: {_first_error(exc)}") from None
-        try:
-            _FOUND.remember(spec, check(spec))
-        except SpecError as exc:
-            raise SpecError(f"{source}: {exc}") from None
+        with gc_paused():
+            try:
+                spec = cls.model_validate(data)
+            except ValidationError as exc:
+                raise SpecError(f"{source}: {_first_error(exc)}") from None
+            try:
+                _FOUND.remember(spec, check(spec))
+            except SpecError as exc:
+                raise SpecError(f"{source}: {exc}") from None
         return spec
 
     def dependencies(self) -> Deps:
@@ -211,28 +218,52 @@ class WorkflowSpec(_Strict):
         return found
 
     def to_mapping(self) -> dict[str, Any]:
-        return self.model_dump(mode="json", by_alias=True, exclude_defaults=True)
+        """The spec as JSON-ready data (what is recorded). Made once (the spec is frozen):
+        at 100,000 nodes that takes a second; each call returns a copy of the top level."""
+        mapping = _MAPPINGS.get(self)
+        if mapping is None:
+            with gc_paused():
+                mapping = self.model_dump(mode="json", by_alias=True, exclude_defaults=True)
+            _MAPPINGS.remember(self, mapping)
+        return dict(mapping)
 
 
-class _Found:
-    """The dependencies that the check of a spec found, kept while the spec lives (a spec
-    is frozen), so that an engine does not find them again: at 100,000 nodes that takes
-    seconds."""
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """Hold the cyclic garbage collector while a large spec is built: its objects all stay
+    alive, and at 100,000 nodes the collector's passes over them would take a third of the
+    time. Reference counting still frees what is dropped meanwhile."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+class _Kept(Generic[T]):
+    """What was worked out once for a spec, kept while the spec lives (a spec is frozen), by
+    its ``id`` (hashing a spec of 100,000 nodes would cost as much as working it out)."""
 
     def __init__(self) -> None:
-        self._by_id: dict[int, Deps] = {}
+        self._by_id: dict[int, T] = {}
 
-    def get(self, spec: WorkflowSpec) -> Deps | None:
+    def get(self, spec: WorkflowSpec) -> T | None:
         return self._by_id.get(id(spec))
 
-    def remember(self, spec: WorkflowSpec, deps: Deps) -> Deps:
+    def remember(self, spec: WorkflowSpec, value: T) -> T:
         if id(spec) not in self._by_id:
             weakref.finalize(spec, self._by_id.pop, id(spec), None)
-        self._by_id[id(spec)] = deps
-        return deps
+        self._by_id[id(spec)] = value
+        return value
 
 
-_FOUND = _Found()
+#: The dependencies that the check of a spec found, so that an engine does not find them
+#: again (at 100,000 nodes that takes seconds).
+_FOUND: _Kept[Deps] = _Kept()
+#: The spec as recorded (:meth:`WorkflowSpec.to_mapping`).
+_MAPPINGS: _Kept[dict[str, Any]] = _Kept()
 
 
 FlowSpec.model_rebuild()
@@ -341,6 +372,8 @@ def node_reads(
 ) -> set[str]:  # fmt: skip
     """The node names a node reads (itself and through its sub-workflows, whose nodes'
     dependencies go into ``found``)."""
+    if _reads_nothing(node):
+        return set()
     here = local | ({"item", "index"} if node.foreach is not None else set())
     texts = {"when": node.when, "if": node.if_}
     reads = set().union(
@@ -367,6 +400,18 @@ def node_reads(
         until = _expression_reads(node.loop.until, f"node {path} until", here | LOCALS)
         reads |= until - body
     return reads
+
+
+#: The fields of a node that may read other nodes (expressions, templated values, parts).
+_READING = ("when", "if_", "foreach", "args", "command", "params", "study", "toys", "template",
+            "then", "else_", "workflow", "loop")  # fmt: skip
+
+
+def _reads_nothing(node: NodeSpec) -> bool:
+    """True for a node that sets none of the fields that read (most nodes of a large
+    workflow: a callable and its ``after``): it needs no walk of its values."""
+    values = node.__dict__
+    return all(values[f] is None or values[f] == {} for f in _READING)
 
 
 def _sub_flows(node: NodeSpec, local: set[str]) -> list[tuple[str, FlowSpec, set[str]]]:

@@ -15,7 +15,7 @@ from typing import Any
 
 from dag.engine import Engine, Node, NodeState
 from dag.run import KIND, Record, WorkflowRun, records, replay
-from dag.spec import WorkflowSpec, load_spec_file
+from dag.spec import WorkflowSpec, gc_paused, load_spec_file
 from idds.client import records_for
 from idds.config import Settings, path_inside
 from idds.db import require
@@ -112,15 +112,20 @@ class Workflow(OwnerHandle):
             if self._reactivate(owner_id):
                 return str(self.follow(progress=progress))
             return OwnerState.CANCELLED
-        owner_id = self.start_or_resume(self.create, self.spec.to_mapping())
-        if not self._reactivate(owner_id):
-            return OwnerState.CANCELLED
+        with gc_paused():  # a large workflow's spec and engine are built here
+            created_before = self._created
+            owner_id = self.start_or_resume(self.create, self.spec.to_mapping())
+            fresh = self._created and not created_before  # active: its spec is not read back
+            if not fresh and not self._reactivate(owner_id):
+                return OwnerState.CANCELLED
         from idds.runtime import ensure_ray
 
         ensure_ray(self.settings.ray_address)  # the cluster asked for (--ray-address)
         dispatcher = Dispatcher(self.engine, settings=self.settings)
         with self.held(dispatcher, [owner_id]):
-            run = WorkflowRun(self, owner_id, records(self.records, owner_id), progress=progress)
+            with gc_paused():
+                recorded = records(self.records, owner_id)
+                run = WorkflowRun(self, owner_id, recorded, progress=progress)
             try:
                 dispatcher.run([run])
             finally:

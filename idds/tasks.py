@@ -198,7 +198,47 @@ def transition(
     shape, params = _shape(values)
     params.update(g_id=task_id, g_state=old, v_state=new, g_token=expect_token)
     stmt = _update_statement("tasks", expect_token is not None, shape)
-    return conn.execute(stmt, params).rowcount == 1
+    return _run(conn, stmt, params) == 1
+
+
+@dataclass(frozen=True)
+class _DriverSql:
+    """A statement compiled once for a dialect: its SQL, and how to lay its parameters out."""
+
+    sql: str
+    order: tuple[str, ...] | None  # positional parameters' names in order (None: by name)
+    processors: dict[str, Any]
+    fixed: dict[str, Any]  # the values the statement carries itself
+
+    def args(self, params: dict[str, Any]) -> Any:
+        values = {**self.fixed, **params}
+        for key, process in self.processors.items():
+            values[key] = process(values[key])
+        return values if self.order is None else tuple(values[k] for k in self.order)
+
+
+_driver_sql: dict[tuple[type, int], _DriverSql] = {}
+
+
+def _run(conn: Connection, stmt: sa.Update, params: dict[str, Any]) -> int:
+    """Execute one of the hot path's cached statements; returns its row count.
+
+    The statement is compiled once per dialect and sent as the driver's SQL: SQLAlchemy's
+    work per call (cache key, parameter processing) costs more than SQLite's own execution
+    of an update, and an evaluation runs several. Errors are SQLAlchemy's as usual.
+    """
+    key = (type(conn.dialect), id(stmt))
+    driver = _driver_sql.get(key)
+    if driver is None:
+        compiled = stmt.compile(dialect=conn.dialect)
+        names = compiled.bind_names
+        driver = _driver_sql[key] = _DriverSql(
+            sql=str(compiled),
+            order=tuple(compiled.positiontup) if compiled.positiontup is not None else None,
+            processors=dict(compiled._bind_processors),
+            fixed={names[b]: b.effective_value for b in names if not b.required},
+        )
+    return conn.exec_driver_sql(driver.sql, driver.args(params)).rowcount
 
 
 def _shape(values: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
@@ -283,6 +323,61 @@ def submit(conn: Connection, owner_id: int, specs: Sequence[TaskSpec]) -> None:
         for s in specs
     ]
     conn.execute(sa.insert(tasks), rows)
+
+
+def submit_claimed(
+    conn: Connection, owner_id: int, specs: Sequence[TaskSpec], *, lease_seconds: float
+) -> list[Claim]:
+    """Hand in tasks and claim them at once: what :func:`submit` then :func:`claim` do, in
+    one INSERT, for tasks that are the next of their owner to run (none of its tasks waits in
+    the queue before them). Each claim's token, first attempt and lease are set in the
+    statement that records the task; the caller records the attempts with
+    :func:`start_attempts` in the same transaction.
+
+    Returns:
+        The claims, in the order of ``specs``.
+    """
+    if not specs:
+        return []
+    prefix = uuid.uuid4().hex[:16]
+    tokens = {s.number: f"{prefix}:{owner_id}.{s.number}:1" for s in specs}
+    rows = [
+        {
+            "owner_id": owner_id, "number": s.number, "kind": s.kind, "payload": s.payload,
+            "resources": s.resources, "site": s.site, "priority": s.priority,
+            "state": TaskState.DISPATCHED, "attempt": 1, "token": tokens[s.number],
+            "max_attempts": s.max_attempts, "retry_errors": s.retry_errors,
+            "timeout_s": s.timeout_s, "not_before": 0.0, "p_lease": lease_seconds,
+        }
+        for s in specs
+    ]  # fmt: skip
+    ids = {number: task_id for number, task_id in conn.execute(_claimed_insert(), rows)}
+    return [
+        Claim(
+            task_id=ids[s.number],
+            owner_id=owner_id,
+            number=s.number,
+            attempt=1,
+            token=tokens[s.number],
+            payload=s.payload,
+            resources=s.resources or {},
+            site=s.site,
+            timeout_s=s.timeout_s,
+            max_attempts=s.max_attempts,
+            retry_errors=s.retry_errors,
+        )  # fmt: skip
+        for s in specs
+    ]
+
+
+@functools.cache
+def _claimed_insert() -> sa.Insert:
+    lease = db_now() + sa.bindparam("p_lease", type_=sa.Float)
+    return (
+        sa.insert(tasks)
+        .values(lease_expires=lease, dispatched=db_now())
+        .returning(tasks.c.number, tasks.c.id)
+    )
 
 
 def record_finished(
@@ -453,7 +548,7 @@ def mark_running(
     if ok:
         shape, params = _shape({"node": node, "started": started})
         params.update(g_token=claim.token, v_state=TaskState.RUNNING)
-        conn.execute(_update_statement("attempts", True, shape), params)
+        _run(conn, _update_statement("attempts", True, shape), params)
     return ok
 
 
@@ -522,7 +617,7 @@ def _end_attempt(
         raise IllegalTransition(f"task {claim.task_id}: running -> {new} is not allowed")
     shape, params = _shape(values)
     params.update(g_id=claim.task_id, g_token=claim.token, v_state=new, v_started=started)
-    return conn.execute(_end_statement(shape), params).rowcount == 1
+    return _run(conn, _end_statement(shape), params) == 1
 
 
 @functools.cache
@@ -576,7 +671,7 @@ def _close_attempt(conn: Connection, token: str, outcome: Outcome) -> None:
         values["node"] = outcome.node
     shape, params = _shape(values)
     params.update(g_token=token, v_state=state)
-    conn.execute(_update_statement("attempts", True, shape), params)
+    _run(conn, _update_statement("attempts", True, shape), params)
 
 
 def requeue_in_flight(conn: Connection, owner_id: int, reason: str) -> int:

@@ -37,7 +37,9 @@ if TYPE_CHECKING:
     from idds.tasks import Claim, Outcome, TaskSpec
 
     Final = tuple[Claim, TaskState, Outcome]
-    Work = tuple[TaskOwner, list[TaskSpec], int]
+    #: An owner, the tasks it handed in, how many of its tasks to claim, and whether any of
+    #: its tasks waits in the queue (else the new tasks are the next to run).
+    Work = tuple[TaskOwner, list[TaskSpec], int, bool]
 
 log = logging.getLogger("idds.dispatch")
 
@@ -283,7 +285,7 @@ class Dispatcher:
             elif self._retry_at.get(oid, 0.0) > now:
                 slots = 0
             if specs or slots > 0:
-                work.append((owner, specs, slots))
+                work.append((owner, specs, slots, self._open[oid] - in_flight > len(specs)))
         return work
 
     def _ask(self, oid: int, owner: TaskOwner, now: float) -> None:
@@ -301,15 +303,28 @@ class Dispatcher:
     def _submit_and_claim(
         self, conn: Connection, work: list[Work]
     ) -> list[tuple[Claim, Placement]]:
-        for owner, specs, slots in work:
-            tq.submit(conn, owner.owner_id, specs)
-            claims = tq.claim(conn, owner.owner_id, slots, lease_seconds=self.lease_seconds)
+        for owner, specs, slots, queued in work:
+            claims = self._hand_in(conn, owner.owner_id, specs, slots, queued)
             if len(claims) < slots:  # the rest wait out a backoff
                 self._retry_at[owner.owner_id] = time.monotonic() + self.poll_s
             self.buffer.add_claims([(c, self.broker.place(c)) for c in claims])
         claiming = self.buffer.claims()
         tq.start_attempts(conn, [(c, p.site) for c, p in claiming], head=self.head)
         return claiming
+
+    def _hand_in(
+        self, conn: Connection, oid: int, specs: list[TaskSpec], slots: int, queued: bool
+    ) -> list[Claim]:
+        """Record the tasks handed in and claim up to ``slots`` tasks: where none waits in the
+        queue, the first of the new ones in the order a claim takes them are recorded claimed
+        (one statement rather than an insert and a claim)."""
+        lease = self.lease_seconds
+        if queued or not specs:
+            tq.submit(conn, oid, specs)
+            return tq.claim(conn, oid, slots, lease_seconds=lease)
+        ordered = sorted(specs, key=lambda s: (-s.priority, s.number))
+        tq.submit(conn, oid, ordered[max(slots, 0) :])
+        return tq.submit_claimed(conn, oid, ordered[: max(slots, 0)], lease_seconds=lease)
 
     # --- leases and outages ---------------------------------------------------------------
 

@@ -19,6 +19,7 @@ def test_dag_quick_writes_the_result_format(tmp_path, ray_address, pg_url):
     for n in (500, 2000):  # --quick: two sizes
         assert rows[("idds", f"sqlite, {n} nodes", "ms_per_node")] > 0
         assert rows[("idds", f"sqlite, {n} nodes", "create_s")] > 0
+        assert rows[("idds", f"sqlite, {n} nodes", "create_cpu_s")] > 0
         assert ("idds", f"sqlite, {n} nodes", "peak_head_mb_per_100k_nodes") in rows
         assert rows[("ray", f"raw tasks, refs as dependencies, {n} nodes", "ms_per_node")] > 0
     assert {"dask"} <= {r["system"] for r in result["rows"]}
