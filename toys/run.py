@@ -86,7 +86,11 @@ class ToyScanRun(TaskOwner):
     # --- planning -------------------------------------------------------------------------
 
     def _points(self, before: int) -> dict[float, scan_mod.Point]:
-        return scan_mod.collect(r for s, r in self._results if s < before)
+        """The points from the steps before ``before``, their batches in a fixed order (not the
+        order they came back in), so that a plan depends on the toys alone."""
+        done = sorted((s, float(r["mu"]), int(r["batch"]), i)
+                      for i, (s, r) in enumerate(self._results) if s < before)  # fmt: skip
+        return scan_mod.collect(self._results[i][1] for *_, i in done)
 
     def _batches(self, step: int) -> list[TaskSpec]:
         """Step ``step``'s batches not handed in yet (all of them, unless resuming), none at a

@@ -220,18 +220,30 @@ def test_a_dashboard_with_users_asks_for_a_token_and_shows_others_work_read_only
             ARTIFACTS.mkdir(parents=True, exist_ok=True)
             chromium.save_screenshot(str(ARTIFACTS / "sign-in.png"))
 
+    def sign_in() -> None:
+        """Click Sign in, unless the Enter key's submit has redrawn the form already."""
+        from selenium.common.exceptions import (
+            NoSuchElementException,
+            StaleElementReferenceException,
+        )
+
+        try:
+            chromium.find_element(By.XPATH, "//button[.//p[text()='Sign in']]").click()
+        except (NoSuchElementException, StaleElementReferenceException):
+            pass
+
     chromium.get(f"{url}/studies?study=alices")
     shows("Token", "Sign in")
     assert "alices" not in body()  # nothing of the database before signing in
     field = chromium.find_element(By.CSS_SELECTOR, "input[type=password]")
     field.send_keys("idds_not-a-token", Keys.ENTER)
-    chromium.find_element(By.XPATH, "//button[.//p[text()='Sign in']]").click()
+    sign_in()
     shows("not the token of a user")
     field = chromium.find_element(By.CSS_SELECTOR, "input[type=password]")
     field.send_keys(Keys.CONTROL, "a")
     field.send_keys(Keys.DELETE)  # React inputs ignore selenium's clear()
     field.send_keys(bob, Keys.ENTER)
-    chromium.find_element(By.XPATH, "//button[.//p[text()='Sign in']]").click()
+    sign_in()
     shows("Signed in as bob", "Study alices")  # the page asked for, once signed in
     chromium.find_element(By.XPATH, "//*[text()='Actions: cancel, enqueue a point']").click()
     shows("Read-only: the study is alice's")

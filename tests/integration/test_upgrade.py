@@ -317,7 +317,9 @@ def test_a_workflow_and_a_toy_scan_stopped_midway_complete(idds, tmp_path):
     ok(idds, "toys", "resume", "scan-cut", "--no-progress")
     row = by(table(ok(idds, "toys", "list"), "name"), "name")["scan-cut"]
     assert row["state"] == "finished"
-    assert int(row["toys"]) > 560 and int(row["points"]) >= 7
+    # its last step is planned again from the steps before it, with this release's errors
+    # (which may ask for nothing more); the recorded toys are kept
+    assert int(row["toys"]) >= 560 and int(row["points"]) >= 7
     out = ok(idds, "toys", "show", "scan-cut", "--no-plot", "--points")
     points = by(table(out, "poi"), "poi")
     # the points recorded before keep their toys (more may be added to a bracket's end)

@@ -27,7 +27,7 @@ def test_a_head_takes_free_active_owners_that_are_not_parts(engine, db_url, tmp_
         assert owners_mod.acquire(conn, held, "elsewhere:1:head", 60.0)
     done = records.create(_new("study", "done"), user="bob")
     records.set_state(done, OwnerState.FINISHED)
-    records.create(_new("carousel", "no-resume-command"), user="bob")
+    records.create(_new("a-plugin-not-installed", "no-resume-command"), user="bob")
 
     server = Server(Settings(db_url=db_url, work_dir=tmp_path))
     assert [r.id for r in server.free_owners()] == [workflow, lone, dotted]
