@@ -80,7 +80,7 @@ class ToyScanRun(TaskOwner):
             else:
                 self._open[row.number] = (task["step"], task["mu"])
         if self._step >= 0 and not self._failed and self.spec.barrier:
-            self._queue = self._batches(self._step)
+            self._queue = self._batches(self._step, resuming=True)
         self._fresh = True
 
     # --- planning -------------------------------------------------------------------------
@@ -92,12 +92,13 @@ class ToyScanRun(TaskOwner):
                       for i, (s, r) in enumerate(self._results) if s < before)  # fmt: skip
         return scan_mod.collect(self._results[i][1] for *_, i in done)
 
-    def _batches(self, step: int) -> list[TaskSpec]:
+    def _batches(self, step: int, resuming: bool = False) -> list[TaskSpec]:
         """Step ``step``'s batches not handed in yet (all of them, unless resuming), none at a
-        POI value where a batch is still running."""
+        POI value where a batch is still running (resuming, the step's own batches at such a
+        value that were planned but not yet recorded are made too)."""
         points = self._points(step)
         want = scan_mod.next_step(points, self.spec)
-        busy = {mu for _, mu in self._open.values()}
+        busy = set() if resuming else {mu for _, mu in self._open.values()}
         specs = []
         for mu in sorted(set(want) - busy):
             first = points[mu].batches if mu in points else 0
