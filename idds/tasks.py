@@ -352,22 +352,16 @@ def submit_claimed(
         for s in specs
     ]  # fmt: skip
     ids = {number: task_id for number, task_id in conn.execute(_claimed_insert(), rows)}
-    return [
-        Claim(
-            task_id=ids[s.number],
-            owner_id=owner_id,
-            number=s.number,
-            attempt=1,
-            token=tokens[s.number],
-            payload=s.payload,
-            resources=s.resources or {},
-            site=s.site,
-            timeout_s=s.timeout_s,
-            max_attempts=s.max_attempts,
-            retry_errors=s.retry_errors,
-        )  # fmt: skip
-        for s in specs
-    ]
+    return [_claim(owner_id, ids[s.number], 1, tokens[s.number], s) for s in specs]
+
+
+def _claim(owner_id: int, task_id: int, attempt: int, token: str, task: Any) -> Claim:
+    """A claim on ``task`` (a :class:`TaskSpec` handed in claimed, or a claimed row)."""
+    return Claim(
+        task_id=task_id, owner_id=owner_id, number=task.number, attempt=attempt, token=token,
+        payload=task.payload, resources=task.resources or {}, site=task.site,
+        timeout_s=task.timeout_s, max_attempts=task.max_attempts, retry_errors=task.retry_errors,
+    )  # fmt: skip
 
 
 @functools.cache
@@ -442,22 +436,7 @@ def claim(conn: Connection, owner_id: int, limit: int, *, lease_seconds: float) 
     rows = sorted(
         conn.execute(_claim_statement(), params).all(), key=lambda r: (-r.priority, r.number)
     )
-    return [
-        Claim(
-            task_id=r.id,
-            owner_id=owner_id,
-            number=r.number,
-            attempt=r.attempt,
-            token=r.token,
-            payload=r.payload,
-            resources=r.resources or {},
-            site=r.site,
-            timeout_s=r.timeout_s,
-            max_attempts=r.max_attempts,
-            retry_errors=r.retry_errors,
-        )
-        for r in rows
-    ]
+    return [_claim(owner_id, r.id, r.attempt, r.token, r) for r in rows]
 
 
 @functools.cache
