@@ -16,6 +16,13 @@ EXPECTED = {
         "INTERRUPT_GRACE_S", "Broker", "CommitBuffer", "Dispatcher", "InFlight", "LocalBroker",
         "Placement", "TaskOwner", "Unrecorded", "connection_lost", "default_broker",
     },
+    "idds.tasks": {
+        "FINAL", "IN_FLIGHT", "NOW", "TRANSITIONS", "Attempt", "AttemptKind", "Claim", "DbTime",
+        "Outcome", "Report", "Task", "TaskSpec", "TaskState", "add_reports", "attempt_kind",
+        "attempts", "cancel_owner_tasks", "claim", "counts", "finish", "mark_running",
+        "record_finished", "reports", "reports_of", "requeue_in_flight", "start_attempts",
+        "submit", "submit_claimed", "tasks", "transition",
+    },
     "hpo": {
         "PROPOSERS", "Proposer", "Pruned", "Study", "StudySpec", "Trial", "checkpoint_dir",
         "load_spec_file", "load_study", "params", "report", "segment", "should_prune",
