@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
+import statistics
 import tempfile
 import time
 from collections.abc import Callable
@@ -24,9 +26,32 @@ PG_URL = os.environ.get("IDDS_BENCH_PG_URL", "postgresql+psycopg://postgres@127.
 
 
 def _timed(fn: Callable[[], None], n: int) -> float:
+    """ms per evaluation of ``fn`` (``n`` evaluations); its CPU times go to :data:`_last_cpu`."""
+    own, busy = _own_cpu_ms(), _machine_busy_ms()
     start = time.perf_counter()
     fn()
-    return (time.perf_counter() - start) / n * 1000.0
+    ms = (time.perf_counter() - start) / n * 1000.0
+    _last_cpu[:] = [(_own_cpu_ms() - own) / n, (_machine_busy_ms() - busy) / n]
+    return ms
+
+
+def _machine_busy_ms() -> float:
+    """CPU time the whole machine has spent busy, in ms (Linux's ``/proc/stat``; 0 elsewhere)."""
+    try:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except OSError:
+        return 0.0
+    idle = fields[3] + fields[4]  # idle and iowait
+    return (sum(fields) - idle) * 1000.0 / os.sysconf("SC_CLK_TCK")
+
+
+def _own_cpu_ms() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return (usage.ru_utime + usage.ru_stime) * 1000.0
+
+
+_last_cpu: list[float] = []  # the last timed run's own and machine CPU ms per evaluation
+_profile: dict[str, list[tuple[float, float]]] = {}  # config -> the same, per round
 
 
 def run_idds(db_url: str, n: int) -> float:
@@ -117,7 +142,27 @@ def _fresh_pg(url: str) -> str | None:
     return url
 
 
-def measure(n: int, n_tune: int, pg_url: str | None, tmp: Path) -> list[dict]:
+def _platform_rounds(
+    n: int, rounds: int, pg_url: str | None, tmp: Path
+) -> list[tuple[str, str, list[float]]]:
+    """idds on SQLite and PostgreSQL and the floor, alternating, ``rounds`` times each."""
+    systems: list[tuple[str, str, Callable[[int], float]]] = [
+        ("idds", "sqlite", lambda r: run_idds(f"sqlite:///{tmp / f'idds-{r}.db'}", n)),
+    ]
+    if pg_url and _fresh_pg(pg_url):
+        systems.append(("idds", "postgresql", lambda r: _fresh_pg(pg_url) and run_idds(pg_url, n)))
+    systems.append(("ray", "floor: raw tasks, 2 in flight", lambda r: run_ray_floor(n)))
+    times: dict[str, list[float]] = {config: [] for _, config, _ in systems}
+    for r in range(rounds):
+        for system, config, fn in systems:
+            ms = fn(r)
+            times[config].append(ms)
+            _profile.setdefault(config, []).append((_last_cpu[0], _last_cpu[1]))
+            print(f"round {r + 1}: {system:5s} {config:30s} {ms:8.3f} ms/eval")
+    return [(system, config, times[config]) for system, config, _ in systems]
+
+
+def measure(n: int, n_tune: int, rounds: int, pg_url: str | None, tmp: Path) -> list[dict]:
     import optuna
 
     from idds.runtime import ensure_ray
@@ -125,14 +170,12 @@ def measure(n: int, n_tune: int, pg_url: str | None, tmp: Path) -> list[dict]:
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     ensure_ray()
     rows = []
-    configs: list[tuple[str, str, Callable[[], float], int]] = [
-        ("idds", "sqlite", lambda: run_idds(f"sqlite:///{tmp / 'idds.db'}", n), n),
-    ]
-    if pg_url and _fresh_pg(pg_url):
-        configs.append(("idds", "postgresql", lambda: run_idds(pg_url, n), n))
+    for system, config, times in _platform_rounds(n, rounds, pg_url, tmp):
+        ms = statistics.median(times)
+        rows.append(row(system, f"{config}, {n} evals", "ms_per_eval", round(ms, 4), "ms"))
+        rows[-1].update(rounds=[round(t, 4) for t in times], cpu_ms_per_eval=_cpu(config))
     journal = optuna.storages.journal.JournalFileBackend(str(tmp / "journal.log"))
-    configs += [
-        ("ray", "floor: raw tasks, 2 in flight", lambda: run_ray_floor(n), n),
+    configs: list[tuple[str, str, Callable[[], float], int]] = [
         ("optuna", "in-memory", lambda: run_optuna(None, n), n),
         ("optuna", "sqlite RDB storage", lambda: run_optuna(f"sqlite:///{tmp / 'o.db'}", n), n),
         ("optuna", "JournalStorage (file)",
@@ -148,17 +191,38 @@ def measure(n: int, n_tune: int, pg_url: str | None, tmp: Path) -> list[dict]:
     return rows
 
 
+def _cpu(config: str) -> dict[str, float]:
+    """The median over rounds of the CPU time per evaluation: own (the head or the floor's
+    loop) and the whole machine's."""
+    spent = _profile.get(config, [])
+    return {
+        "own": round(statistics.median(s[0] for s in spent), 3),
+        "machine": round(statistics.median(s[1] for s in spent), 3),
+    }
+
+
 def report(rows: list[dict]) -> str:
     base = next(r["value"] for r in rows if r["system"] == "idds")
     floor = next(r["value"] for r in rows if r["system"] == "ray")
     table = [
-        [r["system"], r["config"], f"{r['value']:.3f}", f"{r['value'] / base:.3g}x",
-         f"{r['value'] / floor:.3g}x"]
+        [r["system"], r["config"], f"{r['value']:.3f}", _range(r), f"{r['value'] / base:.3g}x",
+         f"{r['value'] / floor:.3g}x", _cpu_cells(r)]
         for r in rows
     ]  # fmt: skip
-    headers = ["system", "config", "ms per evaluation", "ratio to idds on SQLite",
-               "ratio to the floor (raw Ray)"]  # fmt: skip
+    headers = ["system", "config", "ms per evaluation (median)", "range over rounds",
+               "ratio to idds on SQLite", "ratio to the floor (raw Ray)",
+               "CPU ms per evaluation: own / machine"]  # fmt: skip
     return "# Per-evaluation overhead\n\n" + markdown_table(headers, table)
+
+
+def _range(r: dict) -> str:
+    times = r.get("rounds")
+    return f"{min(times):.3f} - {max(times):.3f} ({len(times)} rounds)" if times else ""
+
+
+def _cpu_cells(r: dict) -> str:
+    cpu = r.get("cpu_ms_per_eval")
+    return f"{cpu['own']:.2f} / {cpu['machine']:.2f}" if cpu else ""
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -167,15 +231,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--pg", default=PG_URL, help="PostgreSQL URL ('' to leave it out)")
     parser.add_argument("--out", type=Path, default=RESULTS, help="where results go")
     parser.add_argument("--evals", type=int, help="evaluations per system (default 1000)")
+    parser.add_argument("--rounds", type=int, help="rounds of idds and the floor (default 5)")
     args = parser.parse_args(argv)
-    n, n_tune = (100, 4) if args.quick else (1000, 200)
+    n, n_tune, rounds = (100, 4, 1) if args.quick else (1000, 200, 5)
+    rounds = args.rounds or rounds
     if args.evals:
         n, n_tune = args.evals, min(n_tune, max(args.evals // 10, 4))
     cwd = Path.cwd()
     with tempfile.TemporaryDirectory() as tmp:
         os.chdir(tmp)  # Ray Tune and the SQLite files write here
         try:
-            rows = measure(n, n_tune, args.pg or None, Path(tmp))
+            rows = measure(n, n_tune, rounds, args.pg or None, Path(tmp))
         finally:
             os.chdir(cwd)
     md = report(rows)

@@ -12,7 +12,7 @@ pytestmark = [pytest.mark.bench, pytest.mark.slow]
 def test_overhead_quick_writes_the_result_format(tmp_path, ray_address, pg_url):
     from bench import overhead
 
-    overhead.main(["--quick", "--pg", pg_url, "--out", str(tmp_path)])
+    overhead.main(["--quick", "--rounds", "2", "--pg", pg_url, "--out", str(tmp_path)])
     result = json.loads((tmp_path / "overhead.json").read_text())
     assert result["benchmark"] == "overhead"
     assert {"cpus", "optuna", "ray"} <= set(result["machine"])
@@ -22,6 +22,10 @@ def test_overhead_quick_writes_the_result_format(tmp_path, ray_address, pg_url):
     assert ("ray-tune", "reuse_actors=True") in rows
     assert ("ray", "floor: raw tasks") in rows  # raw Ray at the same parallelism
     assert all(r["metric"] == "ms_per_eval" and r["value"] > 0 for r in result["rows"])
+    # idds and the floor alternate in rounds; each gives the CPU its time went to
+    assert len(rows[("idds", "sqlite")]["rounds"]) == 2
+    assert len(rows[("ray", "floor: raw tasks")]["rounds"]) == 2
+    assert rows[("idds", "sqlite")]["cpu_ms_per_eval"]["own"] > 0
     assert "ratio to idds on SQLite" in (tmp_path / "overhead.md").read_text()
     assert "ratio to the floor" in (tmp_path / "overhead.md").read_text()
 
