@@ -12,6 +12,8 @@ same parallelism (a ``ray.wait`` loop keeping 2 in flight), all in one run. Metr
 from __future__ import annotations
 
 import argparse
+import bisect
+import contextlib
 import os
 import resource
 import statistics
@@ -19,6 +21,8 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+from unittest import mock
 
 from bench._report import RESULTS, markdown_table, row, save
 
@@ -51,7 +55,40 @@ def _own_cpu_ms() -> float:
 
 
 _last_cpu: list[float] = []  # the last timed run's own and machine CPU ms per evaluation
-_profile: dict[str, list[tuple[float, float]]] = {}  # config -> the same, per round
+#: config -> per round: own and machine CPU ms per evaluation, Ray round trip and turnaround ms
+_profile: dict[str, list[tuple[float, ...]]] = {}
+
+
+class _Slots:
+    """Where a slot's time goes: the Ray round trip (an attempt launched to its end seen by
+    the head) and the head's turnaround (an end seen to the next launch, which the freed slot
+    waits for). The medians of the last timed run go to :data:`_last_slots`."""
+
+    def __init__(self) -> None:
+        self.launched: dict[Any, float] = {}
+        self.launches: list[float] = []
+        self.ends: list[float] = []
+        self.round_trips: list[float] = []
+
+    def launch(self, key: Any) -> None:
+        self.launches.append(time.perf_counter())
+        self.launched[key] = self.launches[-1]
+
+    def ended(self, key: Any) -> None:
+        self.ends.append(time.perf_counter())
+        self.round_trips.append(self.ends[-1] - self.launched.pop(key))
+
+    def figures(self) -> tuple[float, float]:
+        turnarounds = []
+        for end in self.ends:
+            i = bisect.bisect_left(self.launches, end)
+            if i < len(self.launches):
+                turnarounds.append(self.launches[i] - end)
+        median = lambda v: statistics.median(v) * 1000.0 if v else 0.0  # noqa: E731
+        return median(self.round_trips), median(turnarounds)
+
+
+_last_slots: list[float] = []
 
 
 def run_idds(db_url: str, n: int) -> float:
@@ -71,9 +108,36 @@ def run_idds(db_url: str, n: int) -> float:
     study("warm-up", 20).optimize(progress=False)  # Ray workers and imports ready
     timed = study("overhead", n)
     timed.create()
-    ms = _timed(lambda: timed.optimize(progress=False), n)
+    with _slots_of_the_head() as slots:
+        ms = _timed(lambda: timed.optimize(progress=False), n)
+    _last_slots[:] = slots.figures()
     assert sum(t.state == "succeeded" for t in timed.trials) == n
     return ms
+
+
+@contextlib.contextmanager
+def _slots_of_the_head() -> Any:
+    """:class:`_Slots` fed by the head's launches and collections while the block runs."""
+    from idds.dispatch.ray_side import RaySide
+
+    slots = _Slots()
+    launch, collect = RaySide.launch, RaySide.collect
+
+    def launched(self: RaySide, claim: Any, placement: Any) -> None:
+        launch(self, claim, placement)
+        slots.launch(claim.token)
+
+    def collected(self: RaySide, *args: Any, **kwargs: Any) -> Any:
+        ended = collect(self, *args, **kwargs)
+        for flight, _ in ended:
+            slots.ended(flight.claim.token)
+        return ended
+
+    with (
+        mock.patch.object(RaySide, "launch", launched),
+        mock.patch.object(RaySide, "collect", collected),
+    ):
+        yield slots
 
 
 def run_ray_floor(n: int) -> float:
@@ -87,18 +151,29 @@ def run_ray_floor(n: int) -> float:
     task = ray.remote(max_retries=0)(trivial)
     rng = random.Random(0)
 
+    slots = _Slots()
+
+    def submit() -> Any:
+        ref = task.remote({"x": rng.uniform(-1, 1)})
+        slots.launch(ref)
+        return ref
+
     def loop(count: int) -> None:
-        flying = [task.remote({"x": rng.uniform(-1, 1)}) for _ in range(min(2, count))]
+        flying = [submit() for _ in range(min(2, count))]
         submitted = len(flying)
         while flying:
             ready, flying = ray.wait(flying, num_returns=1)
             ray.get(ready)
+            slots.ended(ready[0])
             if submitted < count:
-                flying.append(task.remote({"x": rng.uniform(-1, 1)}))
+                flying.append(submit())
                 submitted += 1
 
     loop(20)  # workers up
-    return _timed(lambda: loop(n), n)
+    slots = _Slots()
+    ms = _timed(lambda: loop(n), n)
+    _last_slots[:] = slots.figures()
+    return ms
 
 
 def _optuna_objective(trial: object) -> float:
@@ -157,7 +232,7 @@ def _platform_rounds(
         for system, config, fn in systems:
             ms = fn(r)
             times[config].append(ms)
-            _profile.setdefault(config, []).append((_last_cpu[0], _last_cpu[1]))
+            _profile.setdefault(config, []).append((*_last_cpu, *_last_slots))
             print(f"round {r + 1}: {system:5s} {config:30s} {ms:8.3f} ms/eval")
     return [(system, config, times[config]) for system, config, _ in systems]
 
@@ -173,7 +248,7 @@ def measure(n: int, n_tune: int, rounds: int, pg_url: str | None, tmp: Path) -> 
     for system, config, times in _platform_rounds(n, rounds, pg_url, tmp):
         ms = statistics.median(times)
         rows.append(row(system, f"{config}, {n} evals", "ms_per_eval", round(ms, 4), "ms"))
-        rows[-1].update(rounds=[round(t, 4) for t in times], cpu_ms_per_eval=_cpu(config))
+        rows[-1].update(rounds=[round(t, 4) for t in times], **_where_it_goes(config))
     journal = optuna.storages.journal.JournalFileBackend(str(tmp / "journal.log"))
     configs: list[tuple[str, str, Callable[[], float], int]] = [
         ("optuna", "in-memory", lambda: run_optuna(None, n), n),
@@ -191,13 +266,14 @@ def measure(n: int, n_tune: int, rounds: int, pg_url: str | None, tmp: Path) -> 
     return rows
 
 
-def _cpu(config: str) -> dict[str, float]:
-    """The median over rounds of the CPU time per evaluation: own (the head or the floor's
-    loop) and the whole machine's."""
+def _where_it_goes(config: str) -> dict[str, dict[str, float]]:
+    """Medians over rounds: the CPU time per evaluation, own (the head or the floor's loop)
+    and the whole machine's; a slot's Ray round trip and the head's turnaround, in ms."""
     spent = _profile.get(config, [])
+    median = lambda i: round(statistics.median(s[i] for s in spent), 3)  # noqa: E731
     return {
-        "own": round(statistics.median(s[0] for s in spent), 3),
-        "machine": round(statistics.median(s[1] for s in spent), 3),
+        "cpu_ms_per_eval": {"own": median(0), "machine": median(1)},
+        "slot_ms": {"round_trip": median(2), "turnaround": median(3)},
     }
 
 
@@ -206,18 +282,24 @@ def report(rows: list[dict]) -> str:
     floor = next(r["value"] for r in rows if r["system"] == "ray")
     table = [
         [r["system"], r["config"], f"{r['value']:.3f}", _range(r), f"{r['value'] / base:.3g}x",
-         f"{r['value'] / floor:.3g}x", _cpu_cells(r)]
+         f"{r['value'] / floor:.3g}x", _cpu_cells(r), _slot_cells(r)]
         for r in rows
     ]  # fmt: skip
     headers = ["system", "config", "ms per evaluation (median)", "range over rounds",
                "ratio to idds on SQLite", "ratio to the floor (raw Ray)",
-               "CPU ms per evaluation: own / machine"]  # fmt: skip
+               "CPU ms per evaluation: own / machine",
+               "a slot's ms: Ray round trip / head turnaround"]  # fmt: skip
     return "# Per-evaluation overhead\n\n" + markdown_table(headers, table)
 
 
 def _range(r: dict) -> str:
     times = r.get("rounds")
     return f"{min(times):.3f} - {max(times):.3f} ({len(times)} rounds)" if times else ""
+
+
+def _slot_cells(r: dict) -> str:
+    slot = r.get("slot_ms")
+    return f"{slot['round_trip']:.2f} / {slot['turnaround']:.2f}" if slot else ""
 
 
 def _cpu_cells(r: dict) -> str:

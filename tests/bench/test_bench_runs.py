@@ -26,6 +26,8 @@ def test_overhead_quick_writes_the_result_format(tmp_path, ray_address, pg_url):
     assert len(rows[("idds", "sqlite")]["rounds"]) == 2
     assert len(rows[("ray", "floor: raw tasks")]["rounds"]) == 2
     assert rows[("idds", "sqlite")]["cpu_ms_per_eval"]["own"] > 0
+    for key in [("idds", "sqlite"), ("ray", "floor: raw tasks")]:  # a slot's time, split
+        assert rows[key]["slot_ms"]["round_trip"] > 0 and rows[key]["slot_ms"]["turnaround"] > 0
     assert "ratio to idds on SQLite" in (tmp_path / "overhead.md").read_text()
     assert "ratio to the floor" in (tmp_path / "overhead.md").read_text()
 
