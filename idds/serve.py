@@ -17,7 +17,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
@@ -75,6 +75,8 @@ class Server:
             api.start(self.settings, frozenset(self.kinds))
         try:
             while not self._stop:
+                if api is not None:
+                    api.keep_up()
                 self._reap()
                 try:
                     started = self._start_free()
@@ -182,7 +184,8 @@ def spawn_head(
 @dataclass
 class ApiServer:
     """The HTTP API (:mod:`idds.api`) on uvicorn, in a child process of the head
-    (:mod:`idds.api.process`): started and stopped with it, and gone when it is.
+    (:mod:`idds.api.process`): started and stopped with it, started again where it dies
+    while the head runs (:meth:`keep_up`), and gone when the head is.
 
     Attributes:
         host: the address to listen on (loopback by default).
@@ -200,7 +203,13 @@ class ApiServer:
     required: bool = True
     #: Seconds to wait for it to listen (it opens the database first).
     start_s: float = 120.0
+    #: Seconds between two starts of a process that died while the head runs.
+    restart_s: float = 5.0
     _proc: subprocess.Popen[bytes] | None = None
+    _listen: dict[str, Any] | None = None  # where and how it serves, once it did
+    _settings: Settings | None = None
+    _started_at: float = 0.0
+    _down: bool = False
 
     @property
     def url(self) -> str:
@@ -212,12 +221,48 @@ class ApiServer:
         Raises:
             IddsError: it did not start (the port is taken, a bad certificate ...).
         """
-        from idds.api.process import child_env
         from idds.errors import IddsError
 
+        self._settings = settings
         listen = {"host": self.host, "port": self.port, "tls_cert": self.tls_cert,
                   "tls_key": self.tls_key, "kinds": sorted(kinds)}  # fmt: skip
+        if self._launch(settings, listen):
+            self._listen = listen
+            log.info("HTTP API on %s (docs: %s/docs)", self.url, self.url)
+            return
+        where = f"{self.host}:{self.port}"
+        if self.required:
+            raise IddsError(f"the HTTP API did not start on {where}")
+        log.warning("the HTTP API is not served: %s is in use (give --api)", where)
+
+    def keep_up(self) -> None:
+        """Start the API's process again where it died while the head runs (a crash, the
+        kernel's out-of-memory killer), on the port it had, at most every :attr:`restart_s`;
+        a start that fails is logged and tried again later, never the head's end."""
+        proc, settings, listen = self._proc, self._settings, self._listen
+        if listen is None or settings is None or proc is None or proc.poll() is None:
+            return
+        if not self._down:
+            self._down = True
+            log.warning(
+                "the HTTP API's process stopped (exit code %s): starting it again on %s",
+                proc.returncode, self.url,
+            )  # fmt: skip
+        if time.monotonic() - self._started_at < self.restart_s:
+            return
+        if self._launch(settings, listen):
+            self._down = False
+            log.info("HTTP API on %s again", self.url)
+        else:
+            log.warning("the HTTP API did not start again on %s; trying again", self.url)
+
+    def _launch(self, settings: Settings, listen: dict[str, Any]) -> bool:
+        """Start the process; True once it listens (its port in :attr:`port`)."""
+        from idds.api.process import child_env
+
+        listen = {**listen, "port": self.port}
         read, write = os.pipe()
+        self._started_at = time.monotonic()
         try:
             self._proc = subprocess.Popen(
                 [sys.executable, "-m", "idds.api.process"], stdin=subprocess.PIPE,
@@ -228,27 +273,27 @@ class ApiServer:
         port = _read_line(read, self.start_s)
         if port.isdigit():
             self.port = int(port)
-            log.info("HTTP API on %s (docs: %s/docs)", self.url, self.url)
-            return
-        self.stop()
-        where = f"{self.host}:{self.port}"
-        if self.required:
-            raise IddsError(f"the HTTP API did not start on {where}")
-        log.warning("the HTTP API is not served: %s is in use (give --api)", where)
+            return True
+        _end(self._proc)
+        return False
 
     def stop(self) -> None:
         """Stop it (requests in flight end first, for up to 10 s)."""
-        proc, self._proc = self._proc, None
-        if proc is None:
-            return
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        if proc.stdin is not None:
-            proc.stdin.close()
+        proc, self._proc, self._listen = self._proc, None, None
+        if proc is not None:
+            _end(proc)
+
+
+def _end(proc: subprocess.Popen[bytes]) -> None:
+    """Stop the API's process ``proc`` and reap it."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    if proc.stdin is not None:
+        proc.stdin.close()
 
 
 def _read_line(fd: int, timeout: float) -> str:

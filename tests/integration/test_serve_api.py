@@ -94,3 +94,22 @@ def test_a_port_in_use_stops_the_head_with_one_line(ray_address, tmp_path):
         )  # fmt: skip
     assert done.returncode == 1
     assert f"error: the HTTP API did not start on 127.0.0.1:{port}" in done.stderr
+
+
+def test_an_api_process_that_dies_is_started_again_on_its_port(served):
+    svc, _ = served
+    first = _api_child(svc.proc.pid)
+    os.kill(first, signal.SIGKILL)  # a crash, or the kernel's OOM killer
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            if svc.http("alice").get("/whoami").status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    else:
+        raise AssertionError("the API did not come back")
+    assert _api_child(svc.proc.pid) != first
+    assert svc.proc.poll() is None  # the head ran on meanwhile
+    assert "HTTP API's process stopped" in Path(svc.log).read_text()
