@@ -160,9 +160,31 @@ def _create_engine(url: str, pool: dict[str, Any] | None = None) -> Engine:
     try:
         if parsed.get_backend_name() == "sqlite":
             return _sqlite_engine(parsed, pool or {})
-        return sa.create_engine(parsed, pool_pre_ping=True, **(pool or {}))
+        args = _network_timeouts(parsed) if parsed.get_backend_name() == "postgresql" else {}
+        return sa.create_engine(parsed, pool_pre_ping=True, connect_args=args, **(pool or {}))
     except (ImportError, sa.exc.NoSuchModuleError) as exc:
         raise DatabaseError(f"cannot use database {redact(url)}: {exc}") from None
+
+
+#: libpq's timeouts, so that a network cut is an error within seconds (and waited out as an
+#: outage) rather than a call that waits on its socket until TCP gives up, a quarter of an
+#: hour later: a connection gets 10 s to open; data the server has not acknowledged after
+#: 10 s breaks the connection; an idle connection is probed after 10 s, every 3 s, 3 times.
+#: A long query is not cut short (nothing is left unacknowledged while it runs). Each may be
+#: set otherwise in the URL's query (``?tcp_user_timeout=60000``).
+PG_NETWORK_TIMEOUTS = {
+    "connect_timeout": 10,
+    "tcp_user_timeout": 10_000,  # ms
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 3,
+    "keepalives_count": 3,
+}
+
+
+def _network_timeouts(url: sa.URL) -> dict[str, Any]:
+    """:data:`PG_NETWORK_TIMEOUTS`, less those the URL sets itself."""
+    return {k: v for k, v in PG_NETWORK_TIMEOUTS.items() if k not in url.query}
 
 
 #: The SQLite file each engine opened first, as (path, device, inode): see :func:`check_file`.

@@ -4,6 +4,7 @@ as one table at the end (kills survived, results lost, duplicates)."""
 from __future__ import annotations
 
 import pytest
+from throwaway_pg import PG_BIN, ThrowawayPostgres
 
 _FIGURES: list[dict[str, object]] = []
 
@@ -30,3 +31,15 @@ def pytest_terminal_summary(terminalreporter) -> None:  # noqa: ANN001 - pytest'
     terminalreporter.write_line("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)))
     for r in rows:
         terminalreporter.write_line("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)))
+
+
+@pytest.fixture
+def throwaway_pg():
+    if not (PG_BIN / "initdb").exists():
+        pytest.skip(f"no initdb in {PG_BIN}: cannot make a PostgreSQL cluster to stop")
+    cluster = ThrowawayPostgres()
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.remove()
