@@ -17,7 +17,10 @@
    with ``--quick``); ``toys_needed_gaussian``: the toys those scans needed, and on the first
    seeds the adaptive scan against the cheapest uniform grid reaching the same errors.
 
-    python -m bench toys [--quick] [--scans N] [--out DIR]
+``--parts`` runs some of the three (``throughput,needed,coverage``); their results go to
+``toys-PARTS.md`` and ``.json`` (``toys-throughput.md``), beside the full run's.
+
+    python -m bench toys [--quick] [--scans N] [--parts P,Q] [--out DIR]
 """
 
 from __future__ import annotations
@@ -153,17 +156,32 @@ def uniform_needed(spec: Any, get: Any, cap: int) -> tuple[int | None, str]:
     return None, f"none within {cap} toys"
 
 
-def measure(quick: bool, tmp: Path, out: Path, scans: int | None = None) -> list[dict[str, Any]]:
+PARTS = ("throughput", "needed", "coverage")
+
+
+def measure(
+    quick: bool, tmp: Path, out: Path, scans: int | None = None, parts: tuple[str, ...] = PARTS
+) -> list[dict[str, Any]]:
     from idds.config import Settings
     from idds.runtime import ensure_ray
-    from toys.plot import plot_cls
 
     ensure_ray()
+    settings = Settings(db_url=f"sqlite:///{tmp / 'idds.db'}", work_dir=tmp / "work")
+    rows = []
+    if "throughput" in parts:
+        rows += throughput_rows(settings, quick)
+    if "needed" in parts:
+        rows += needed_rows(settings, quick, out)
+    if "coverage" in parts:
+        rows += coverage_rows(quick, scans)
+    return rows
+
+
+def throughput_rows(settings: Any, quick: bool) -> list[dict[str, Any]]:
+    """One step of toy batches through the platform against the single-process loop."""
     import ray
 
     cpus = int(ray.cluster_resources().get("CPU", 0))
-    settings = Settings(db_url=f"sqlite:///{tmp / 'idds.db'}", work_dir=tmp / "work")
-    rows = []
     model = "high_count"
     points, batches, batch, loop_toys = (2, 1, 10, 10) if quick else (4, 2, 1000, 1000)
     load = os.getloadavg()[0]
@@ -176,7 +194,7 @@ def measure(quick: bool, tmp: Path, out: Path, scans: int | None = None) -> list
     config = f"{model}, qtilde, {points * batches} batches of {batch} toys per hypothesis"
     mine = f"{config}, Ray on {cpus} CPUs, load average up to {load:.1f}"
     theirs = f"{model}, qtilde, one process (before {before:.0f}, after {after:.0f})"
-    rows += [
+    rows = [
         row("idds", mine, "toys_per_s", round(ours, 1), "toys/s"),
         row("pyhf-loop", theirs, "toys_per_s", round(loop, 1), "toys/s"),
         row("pyhf-loop", f"{model}, qtilde, one process at niceness {RAY_WORKER_NICENESS} (as "
@@ -187,7 +205,14 @@ def measure(quick: bool, tmp: Path, out: Path, scans: int | None = None) -> list
             round(loop_cpu, 1), "toys/s"),
     ]  # fmt: skip
     print(f"toys/s: idds {ours:.1f} on {cpus} CPUs, pyhf loop {loop:.1f} ({ours / loop:.2f}x)")
+    return rows
 
+
+def needed_rows(settings: Any, quick: bool, out: Path) -> list[dict[str, Any]]:
+    """The toys the adaptive scan needed on the low-count example, against a uniform grid."""
+    from toys.plot import plot_cls
+
+    rows = []
     fields = (
         {"toys": 20, "batch_size": 20, "points": 3, "tolerance": 1.0, "max_steps": 2}
         if quick
@@ -208,7 +233,7 @@ def measure(quick: bool, tmp: Path, out: Path, scans: int | None = None) -> list
     rows.append(row("uniform-grid", f"{tol}, cheapest uniform grid: {how}", "toys_needed",
                     needed if needed is not None else cap, "toys"))  # fmt: skip
     print(f"toys needed: adaptive {result.toys}, uniform {needed} ({how})")
-    return rows + coverage_rows(quick, scans)
+    return rows
 
 
 #: The coverage runs' scans: toys per point, first grid, tolerance and steps of each (they run
@@ -282,32 +307,40 @@ def _results(scan: Any) -> list[dict[str, Any]]:
 
 
 def report(rows: list[dict[str, Any]]) -> str:
+    table = [[r["system"], r["config"], r["metric"], f"{r['value']:g}"] for r in rows]
+    md = "# Toy-MC limit scans\n\n" + markdown_table(["system", "config", "metric", "value"], table)
+    lines = []
     rate = {
         r["system"]: r for r in rows if r["metric"] == "toys_per_s" and "nice" not in r["config"]
     }
-    niced = next(r["value"] for r in rows if "niceness" in r["config"])
-    per_cpu = {r["system"]: r["value"] for r in rows if r["metric"] == "toys_per_cpu_s"}
+    if rate:
+        niced = next(r["value"] for r in rows if "niceness" in r["config"])
+        per_cpu = {r["system"]: r["value"] for r in rows if r["metric"] == "toys_per_cpu_s"}
+        speed = rate["idds"]["value"] / rate["pyhf-loop"]["value"]
+        lines.append(
+            f"Throughput: idds / single-process pyhf loop = **{speed:.2f}x** (target 1.8x);"
+            f" against the loop at Ray's worker niceness {rate['idds']['value'] / niced:.2f}x;"
+            f" per CPU second {per_cpu['idds'] / per_cpu['pyhf-loop']:.2f}x (the batches' own"
+            " efficiency, whatever else runs on the machine)."
+        )
     need = {r["system"]: r for r in rows if r["metric"] == "toys_needed"}
-    speed = rate["idds"]["value"] / rate["pyhf-loop"]["value"]
-    saved = need["uniform-grid"]["value"] / need["idds"]["value"]
-    table = [[r["system"], r["config"], r["metric"], f"{r['value']:g}"] for r in rows]
-    md = "# Toy-MC limit scans\n\n" + markdown_table(["system", "config", "metric", "value"], table)
-    md += (f"\n\nThroughput: idds / single-process pyhf loop = **{speed:.2f}x** (target 1.8x);"
-           f" against the loop at Ray's worker niceness {rate['idds']['value'] / niced:.2f}x;"
-           f" per CPU second {per_cpu['idds'] / per_cpu['pyhf-loop']:.2f}x (the batches' own"
-           " efficiency, whatever else runs on the machine)."
-           f"\nToys needed: uniform grid / adaptive = **{saved:.2f}x** (target 3x)"
-           + (" (no uniform grid within the cap converged: a lower bound)."
-              if "none within" in need["uniform-grid"]["config"] else "."))  # fmt: skip
+    if need:
+        saved = need["uniform-grid"]["value"] / need["idds"]["value"]
+        lower = "none within" in need["uniform-grid"]["config"]
+        lines.append(f"Toys needed: uniform grid / adaptive = **{saved:.2f}x** (target 3x)"
+                     + (" (no uniform grid within the cap converged: a lower bound)."
+                        if lower else "."))  # fmt: skip
     cover = [f"{r['config'].rsplit('band ', 1)[1]} {r['value']:.2f}" for r in rows
              if r["metric"] == "coverage"]  # fmt: skip
-    md += ("\nCoverage of the reported +-1 sigma intervals (target 0.68 +- 0.07): "
-           + ", ".join(cover) + ".")  # fmt: skip
+    if cover:
+        lines.append("Coverage of the reported +-1 sigma intervals (target 0.68 +- 0.07): "
+                     + ", ".join(cover) + ".")  # fmt: skip
     gauss = {r["system"]: r["value"] for r in rows
              if r["metric"] == "toys_needed_gaussian" and "seeds" in r["config"]}  # fmt: skip
-    md += (f"\nToys needed on the Gaussian model: uniform grid / adaptive = "
-           f"**{gauss['uniform-grid'] / gauss['idds']:.2f}x**.")  # fmt: skip
-    return md
+    if gauss:
+        lines.append(f"Toys needed on the Gaussian model: uniform grid / adaptive = "
+                     f"**{gauss['uniform-grid'] / gauss['idds']:.2f}x**.")  # fmt: skip
+    return md + "\n\n" + "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -317,13 +350,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--scans", type=int, default=None,
                         help="coverage scans, run to the full run's tolerance (with --quick: "
                         "the pyhf parts small, the coverage full)")  # fmt: skip
+    parser.add_argument("--parts", default=",".join(PARTS),
+                        help="some of throughput,needed,coverage (default: all)")  # fmt: skip
     args = parser.parse_args(argv)
+    parts = tuple(p for p in PARTS if p in args.parts.split(","))
+    unknown = set(args.parts.split(",")) - set(PARTS)
+    if unknown or not parts:
+        parser.error(f"--parts: not among {','.join(PARTS)}: {','.join(sorted(unknown))}")
     args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
-        rows = measure(args.quick, Path(tmp), args.out, args.scans)
+        rows = measure(args.quick, Path(tmp), args.out, args.scans, parts)
     md = report(rows)
     print("\n" + md)
-    print(f"\nsaved {save('toys', rows, md, args.out)}")
+    name = "toys" if parts == PARTS else "toys-" + "-".join(parts)
+    print(f"\nsaved {save(name, rows, md, args.out)}")
 
 
 if __name__ == "__main__":

@@ -30,3 +30,15 @@ def test_toys_quick_writes_both_metrics_and_the_plot(tmp_path, ray_address):
     assert "Coverage of the reported +-1 sigma intervals" in markdown
     assert "Toys needed on the Gaussian model" in markdown
     assert (tmp_path / "toys.png").stat().st_size > 5000
+
+
+def test_toys_parts_run_alone_into_their_own_file(tmp_path, ray_address):
+    from bench import toys
+
+    toys.main(["--quick", "--parts", "throughput", "--out", str(tmp_path)])
+    result = json.loads((tmp_path / "toys-throughput.json").read_text())
+    assert {r["metric"] for r in result["rows"]} == {"toys_per_s", "toys_per_cpu_s"}
+    assert not (tmp_path / "toys.json").exists()  # the full run's results are left alone
+    assert "Throughput: idds" in (tmp_path / "toys-throughput.md").read_text()
+    with pytest.raises(SystemExit):
+        toys.main(["--parts", "speed", "--out", str(tmp_path)])
