@@ -5,20 +5,15 @@ The policy (:func:`choose`), from what is known before each ask:
 - several objectives: TPE while the study has fewer finished points than ten NSGA-II
   generations (500), then NSGA-II;
 - an objective that asks for its own parameters (define-by-run), a conditional parameter,
-  or constraints: TPE (it models each of them; the Gaussian processes here do not model
-  conditional spaces);
+  a categorical one, or constraints: TPE (it models each of them; the Gaussian processes
+  here do not model conditional spaces);
 - a numeric space (floats and integers), one objective: a Gaussian process (Optuna's GP)
   while the study has fewer than 200 finished points and an ask costs less than a second a
   point or less than one evaluation's run time (both measured as the study runs); then
   CMA-ES, started at the best point so far, where the space has at least two parameters
-  and the budget left holds ten of its generations; TPE otherwise;
-- a space with categorical parameters (not conditional), one objective: Optuna's GP, which
-  models them too, on the same terms while points are few; then TPE (CMA-ES has no model of
-  a categorical parameter). Where the ``numeric`` role names another proposer, TPE.
-
-A study with a ``seed`` (and ``deterministic``, the default) ignores the measured costs, so
-that its points do not depend on timing: only the number of finished points changes its
-proposer.
+  and the budget left holds ten of its generations; TPE otherwise. A study with a ``seed``
+  (and ``deterministic``, the default) ignores the measured costs, so that its points do not
+  depend on timing: only the number of finished points changes its proposer.
 
 Each role's proposer can be replaced in ``proposer_options`` (``{"numeric": "bayes_opt:ei",
 "long": "nevergrad:NGOpt"}``; roles ``numeric``, ``long``, ``mixed``, ``multi``,
@@ -79,41 +74,24 @@ def choose(spec: StudySpec, now: Situation, roles: dict[str, str]) -> tuple[str,
     space = spec.space.values()
     if not spec.space:
         return roles["mixed"], "the objective asks for its own parameters"
-    if any(p.when for p in space):
-        return roles["mixed"], "a conditional space"
+    if any(p.when for p in space) or any(p.type == "categorical" for p in space):
+        return roles["mixed"], "a conditional or categorical space"
     if spec.constraints:
         return roles["mixed"], "constraints"
-    if any(p.type == "categorical" for p in space):
-        return _categorical(now, roles)
     return _numeric(spec, now, roles)
-
-
-def _categorical(now: Situation, roles: dict[str, str]) -> tuple[str, str]:
-    if roles["numeric"] != "optuna:gp" or not _has("torch"):
-        return roles["mixed"], "a categorical space"
-    why = _gp_while_few(now)
-    if why is None:
-        return "optuna:gp", "a space with categorical parameters, few points yet"
-    return roles["mixed"], why
-
-
-def _gp_while_few(now: Situation) -> str | None:
-    """None while a GP is still the choice (few points, its asks affordable); else why not."""
-    if not now.gp_dropped and now.finished < GP_MOST_POINTS:
-        if not _too_slow(now):
-            return None
-        now.gp_dropped = True
-        return f"an ask costs {now.ask_s:.2g} s a point, an evaluation {now.run_s or 0:.2g} s"
-    return f"{now.finished} points finished"
 
 
 def _numeric(spec: StudySpec, now: Situation, roles: dict[str, str]) -> tuple[str, str]:
     numeric = roles["numeric"]
     if numeric == "optuna:gp" and not _has("torch"):
         numeric = roles["mixed"]
-    why = _gp_while_few(now)
-    if why is None:
-        return numeric, "a numeric space, few points yet"
+    if not now.gp_dropped and now.finished < GP_MOST_POINTS:
+        if not _too_slow(now):
+            return numeric, "a numeric space, few points yet"
+        now.gp_dropped = True
+        why = f"an ask costs {now.ask_s:.2g} s a point, an evaluation {now.run_s or 0:.2g} s"
+    else:
+        why = f"{now.finished} points finished"
     dims = len(spec.space)
     generation = 4 + math.floor(3 * math.log(max(dims, 1)))
     left = spec.max_points - now.finished

@@ -40,22 +40,9 @@ def test_a_gaussian_process_slower_than_the_evaluations_is_dropped():
     assert AutoProposer(_spec(seed=1, deterministic=False), 1).now.timed is True
 
 
-def test_a_categorical_space_starts_with_a_gaussian_process_then_tpe():
-    # Optuna's GP models categorical parameters (not conditional ones)
+def test_categorical_conditional_constrained_and_multi_objective_spaces():
     mixed = {**NUMERIC, "k": {"type": "categorical", "choices": ["a", "b"]}}
-    name, why = choose(_spec(space=mixed), Situation(0), ROLES)
-    assert name == "optuna:gp" and "categorical" in why
-    assert choose(_spec(space=mixed), Situation(GP_MOST_POINTS), ROLES)[0] == "optuna:tpe"
-    slow = Situation(finished=20, ask_s=4.0, run_s=0.5)
-    assert choose(_spec(space=mixed), slow, ROLES)[0] == "optuna:tpe"
-    other = {**ROLES, "numeric": "bayes_opt:ei"}  # floats only: TPE for categorical spaces
-    assert choose(_spec(space=mixed), Situation(0), other)[0] == "optuna:tpe"
-
-
-def test_conditional_constrained_and_multi_objective_spaces():
-    conditional = {**NUMERIC, "k": {"type": "categorical", "choices": ["a", "b"]},
-                   "z": {"type": "float", "low": 0, "high": 1, "when": {"k": ["a"]}}}  # fmt: skip
-    assert choose(_spec(space=conditional), Situation(0), ROLES)[0] == "optuna:tpe"
+    assert choose(_spec(space=mixed), Situation(0), ROLES)[0] == "optuna:tpe"
     assert choose(_spec(constraints=1), Situation(0), ROLES)[0] == "optuna:tpe"
     multi = _spec(direction=["minimize", "maximize"])
     assert choose(multi, Situation(0), ROLES)[0] == "optuna:tpe"
