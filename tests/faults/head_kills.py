@@ -103,6 +103,32 @@ def succeeded_points(engine: sa.Engine) -> set[float]:
         return {point(p["args"][0]) for p in rows}
 
 
+def wait_for_points(engine: sa.Engine, head: subprocess.Popen, count: int) -> None:
+    """Wait (up to 120 s) until ``count`` points of the recorded study succeeded (its tables
+    may not be made yet); the head must not stop meanwhile."""
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            if len(succeeded_points(engine)) >= count:
+                return
+        except sa.exc.ProgrammingError:  # the head has not made its tables yet
+            pass
+        assert head.poll() is None, f"the head stopped with exit code {head.returncode}"
+        assert time.monotonic() < deadline, f"fewer than {count} points succeeded in 120 s"
+        time.sleep(0.1)
+
+
+def study_counts(engine: sa.Engine) -> tuple[dict[tq.TaskState, int], int]:
+    """The one study's tasks by state, and its succeeded attempts (each result recorded
+    once: as many as its succeeded tasks)."""
+    with engine.begin() as conn:
+        counts = tq.counts(conn, conn.execute(sa.text("SELECT id FROM owners")).scalar_one())
+        ok_attempts = conn.execute(
+            sa.select(sa.func.count()).where(tq.attempts.c.state == "succeeded")
+        ).scalar_one()
+    return counts, ok_attempts
+
+
 def executions(log: Path, key: Callable[[str], Hashable]) -> collections.Counter[Hashable]:
     """The side effects in ``log`` (one JSON line per execution), counted by ``key``."""
     try:

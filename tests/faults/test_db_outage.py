@@ -15,7 +15,7 @@ import time
 
 import pytest
 import sqlalchemy as sa
-from head_kills import executions, point, recorded_study, succeeded_points
+from head_kills import executions, point, recorded_study, study_counts, wait_for_points
 
 from idds import tasks as tq
 
@@ -37,11 +37,7 @@ def test_postgres_stopped_for_15_s_loses_nothing(throwaway_pg, ray_address, tmp_
                             text=True)  # fmt: skip
     engine = sa.create_engine(throwaway_pg.url())
     try:
-        deadline = time.monotonic() + 120
-        while len(_wait_for_tables(engine)) < POINTS // 3:
-            assert head.poll() is None, head.communicate()
-            assert time.monotonic() < deadline
-            time.sleep(0.1)
+        wait_for_points(engine, head, POINTS // 3)
         engine.dispose()
         throwaway_pg.stop()
         ran_before = set(executions(log, point))
@@ -58,11 +54,7 @@ def test_postgres_stopped_for_15_s_loses_nothing(throwaway_pg, ray_address, tmp_
     assert 1 <= len(warnings) <= 2, err  # one per outage seen (stopping, then refused)
     assert "s3cret" not in err + out
 
-    with engine.begin() as conn:
-        counts = tq.counts(conn, conn.execute(sa.text("SELECT id FROM owners")).scalar_one())
-        ok_attempts = conn.execute(
-            sa.select(sa.func.count()).where(tq.attempts.c.state == "succeeded")
-        ).scalar_one()
+    counts, ok_attempts = study_counts(engine)
     engine.dispose()
     runs = executions(log, point)
     duplicates = sum(n - 1 for n in runs.values())
@@ -74,10 +66,3 @@ def test_postgres_stopped_for_15_s_loses_nothing(throwaway_pg, ray_address, tmp_
     for x in ran_before:
         assert runs[x] == 1, f"point x={x} ran before the outage yet ran again"
     assert duplicates == 0  # the head kept its lease: nothing in flight was run again
-
-
-def _wait_for_tables(engine) -> set[float]:
-    try:
-        return succeeded_points(engine)
-    except sa.exc.ProgrammingError:  # the head has not made its tables yet
-        return set()

@@ -18,7 +18,7 @@ import time
 
 import pytest
 import sqlalchemy as sa
-from head_kills import executions, point, recorded_study, succeeded_points
+from head_kills import executions, point, recorded_study, study_counts, wait_for_points
 
 from idds import tasks as tq
 
@@ -78,11 +78,7 @@ def test_a_network_cut_is_noticed_and_waited_out(throwaway_pg, network_cut, ray_
         head = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=err)
     engine = sa.create_engine(throwaway_pg.url())
     try:
-        deadline = time.monotonic() + 120
-        while len(_succeeded(engine)) < POINTS // 3:
-            assert head.poll() is None, err_path.read_text()
-            assert time.monotonic() < deadline
-            time.sleep(0.1)
+        wait_for_points(engine, head, POINTS // 3)
         engine.dispose()
         lines_before = len(err_path.read_text().splitlines())
         network_cut.start()
@@ -104,11 +100,7 @@ def test_a_network_cut_is_noticed_and_waited_out(throwaway_pg, network_cut, ray_
     err_text = err_path.read_text()
     assert head.returncode == 0, err_text
 
-    with engine.begin() as conn:
-        counts = tq.counts(conn, conn.execute(sa.text("SELECT id FROM owners")).scalar_one())
-        ok_attempts = conn.execute(
-            sa.select(sa.func.count()).where(tq.attempts.c.state == "succeeded")
-        ).scalar_one()
+    counts, ok_attempts = study_counts(engine)
     engine.dispose()
     runs = executions(log, point)
     duplicates = sum(n - 1 for n in runs.values())
@@ -118,10 +110,3 @@ def test_a_network_cut_is_noticed_and_waited_out(throwaway_pg, network_cut, ray_
     assert ok_attempts == POINTS  # each result recorded exactly once
     for x in ran_before:
         assert runs[x] == 1, f"point x={x} ran before the cut yet ran again"
-
-
-def _succeeded(engine) -> set[float]:
-    try:
-        return succeeded_points(engine)
-    except sa.exc.ProgrammingError:  # the head has not made its tables yet
-        return set()
