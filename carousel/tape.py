@@ -94,14 +94,30 @@ class TapeEmulator(DataManagement):
     def reattach(self, requested: Sequence[int], staged: Sequence[int]) -> None:
         """The library outlived the carousel's head (it stands for a remote one): the files
         on disk are still there, the requests still queued. Nothing is read twice for the
-        carousel's asking; a read the head's death cut short is made again."""
+        carousel's asking; a read the head's death cut short is made again. Where the library
+        keeps a journal, a request it never received (the head died between recording it and
+        making it) is made now, as Rucio's rules are looked up and a missing one asked for."""
+        heard = self._journaled("request")
         for f in staged:
             self._state[f] = FileState.STAGED
         for f in requested:
             self._state[f] = FileState.REQUESTED
             self._enqueue(f)
-        self._journal("reattach", requested)
+        self._journal("reattach", [f for f in requested if heard is None or f in heard])
+        if heard is not None:
+            self._journal("request", [f for f in requested if f not in heard])
         self._mount_what_may()
+
+    def _journaled(self, event: str) -> set[int] | None:
+        """The files the journal records ``event`` for; None where there is no journal."""
+        if not self._log:
+            return None
+        if not os.path.exists(self._log):
+            return set()
+        index = self.catalog.index
+        with open(self._log) as lines:
+            entries = [json.loads(line) for line in lines]
+        return {index[e["file"]] for e in entries if e["event"] == event and e["file"] in index}
 
     def _journal(self, event: str, files: Sequence[int]) -> None:
         """Append one line per file to the file ``IDDS_CAROUSEL_TAPE_LOG`` names, where it

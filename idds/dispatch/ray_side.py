@@ -29,6 +29,9 @@ if TYPE_CHECKING:
 #: How often the head reads its channel (attempt starts, progress reports).
 DRAIN_PERIOD_S = 0.25
 
+#: How long a head that stops waits for the attempts it cancelled to end.
+ABANDON_WAIT_S = 3.0
+
 
 @dataclass
 class InFlight:
@@ -202,12 +205,21 @@ class RaySide:
             del self.flights[ref]
 
     def abandon(self) -> None:
-        """Stop every attempt in flight; the next holder of their owners queues them again."""
+        """Stop every attempt in flight; the next holder of their owners queues them again.
+        Only those still running are cancelled, and their ends are waited for (a few seconds
+        at most): a cancel that crosses a task's reply can crash Ray's core worker in this
+        process as it exits, with a C++ stack trace on stderr."""
         import ray
 
-        for ref in list(self.flights):
-            ray.cancel(ref, force=True)
+        refs = list(self.flights)
         self.flights.clear()
+        if not refs:
+            return
+        _, running = ray.wait(refs, num_returns=len(refs), timeout=0)
+        for ref in running:
+            ray.cancel(ref, force=True)
+        if running:
+            ray.wait(running, num_returns=len(running), timeout=ABANDON_WAIT_S)
 
     def _wait_timeout(self, max_wait_s: float) -> float:
         deadlines = [f.deadline for f in self.flights.values() if f.deadline is not None]

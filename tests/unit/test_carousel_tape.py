@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from carousel.catalog import build_catalog
@@ -84,3 +86,20 @@ def test_failed_reads_retry_on_a_later_mount_and_are_lost_after_three():
     assert len(log.staged) + len(log.lost) == len(cat)
     assert log.lost and tape.stats.mounts > 2
     assert tape.stats.read_failures == tape.stats.reads - len(log.staged)
+
+
+def test_a_journalled_library_asks_now_for_a_request_it_never_received(tmp_path, monkeypatch):
+    """A head recorded the request for file 7 and died before making it: the library that
+    outlived it takes up file 3 (it was asked) and is asked for file 7 now, once."""
+    journal = tmp_path / "tape.jsonl"
+    monkeypatch.setenv("IDDS_CAROUSEL_TAPE_LOG", str(journal))
+    _, cat, _, tape, _ = library(read_failure=0)
+    tape.request_staging([3])
+    _, _, clock, again, log = library(read_failure=0)
+    again.reattach([3, 7], [])
+    clock.run()
+    events = [json.loads(line) for line in journal.read_text().splitlines()]
+    assert sorted((e["event"], e["file"]) for e in events) == [
+        ("reattach", cat.names[3]), ("request", cat.names[3]), ("request", cat.names[7])
+    ]  # fmt: skip
+    assert sorted(f for _, f in log.staged) == [3, 7]
