@@ -31,6 +31,7 @@ import json
 import os
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -49,9 +50,10 @@ def _scan(settings: Any, name: str, model: str, **fields: Any) -> Any:
                    range=lo_hi, **fields)  # fmt: skip
 
 
-def loop_rate(model: str, mu: float, toys: int) -> tuple[float, float]:
-    """Toys per second of a plain pyhf loop in this process (both hypotheses), per second of
-    wall-clock time and per CPU second."""
+def loop_rate(model: str, mus: Sequence[float], toys: int) -> tuple[float, float]:
+    """Toys per second of a plain pyhf loop in this process, ``toys`` per hypothesis at each
+    POI value of ``mus`` (a toy's fit costs more at some values than at others: the loop
+    does the work the scan's step did), per second of wall-clock time and per CPU second."""
     import numpy as np
     import pyhf
     from pyhf.infer import mle, test_statistics
@@ -64,32 +66,45 @@ def loop_rate(model: str, mu: float, toys: int) -> tuple[float, float]:
     fixed = pdf.config.suggested_fixed()
     start, cpu = time.perf_counter(), time.process_time()
     np.random.seed(0)
-    for poi in (mu, 0.0):
-        pars = mle.fixed_poi_fit(poi, data, pdf, init, bounds, fixed)
-        for toy in pdf.make_pdf(pyhf.tensorlib.astensor(pars)).sample((toys,)):
-            test_statistics.qmu_tilde(mu, toy, pdf, init, bounds, fixed)
-    return 2 * toys / (time.perf_counter() - start), 2 * toys / (time.process_time() - cpu)
+    for mu in mus:
+        for poi in (mu, 0.0):
+            pars = mle.fixed_poi_fit(poi, data, pdf, init, bounds, fixed)
+            for toy in pdf.make_pdf(pyhf.tensorlib.astensor(pars)).sample((toys,)):
+                test_statistics.qmu_tilde(mu, toy, pdf, init, bounds, fixed)
+    done = 2 * toys * len(mus)
+    return done / (time.perf_counter() - start), done / (time.process_time() - cpu)
 
 
-def _niced_loop(model: str, mu: float, toys: int) -> tuple[float, float]:
+def _niced_loop(model: str, mus: Sequence[float], toys: int) -> tuple[float, float]:
     os.nice(RAY_WORKER_NICENESS)
-    return loop_rate(model, mu, toys)
+    return loop_rate(model, mus, toys)
 
 
-def niced_loop_rate(model: str, mu: float, toys: int) -> tuple[float, float]:
+def niced_loop_rate(model: str, mus: Sequence[float], toys: int) -> tuple[float, float]:
     """:func:`loop_rate` in a child process at the niceness Ray gives its workers (on a busy
     machine the scheduler favours a process at niceness 0 over them)."""
     import multiprocessing
 
     with multiprocessing.get_context("spawn").Pool(1) as pool:
-        return pool.apply(_niced_loop, (model, mu, toys))
+        return pool.apply(_niced_loop, (model, mus, toys))
+
+
+def parallel_loop_rate(model: str, mus: Sequence[float], toys: int, processes: int) -> float:
+    """Toys per second of ``processes`` plain loops at once, one per process: what this
+    machine's CPUs give together, the ceiling for any scheduler."""
+    import multiprocessing
+
+    with multiprocessing.get_context("spawn").Pool(processes) as pool:
+        rates = pool.starmap(loop_rate, [(model, mus, toys)] * processes)
+    return sum(rate for rate, _ in rates)
 
 
 def platform_rate(
     settings: Any, model: str, points: int, batches: int, batch: int
-) -> tuple[float, float]:
+) -> tuple[float, float, list[float]]:
     """Toys per second of one step of ``points`` x ``batches`` batches through the platform,
-    per second of wall-clock time and per CPU second of the workers' batches."""
+    per second of wall-clock time and per CPU second of the workers' batches, and the POI
+    values the step threw toys at."""
     _scan(settings, "warm-up", model, points=2, toys=20, max_steps=1).run(progress=False)
     scan = _scan(settings, "rate", model, points=points, toys=batches * batch, batch_size=batch,
                  max_steps=1)  # fmt: skip
@@ -98,8 +113,9 @@ def platform_rate(
     wall = time.perf_counter() - start
     if not result.converged and result.batches.get("failed"):
         raise SystemExit(f"the timed scan lost batches ({result.batches}): run it again")
-    cpu = sum(r.get("cpu_s", 0.0) for r in _results(scan))
-    return result.toys / wall, result.toys / cpu
+    results = _results(scan)
+    cpu = sum(r.get("cpu_s", 0.0) for r in results)
+    return result.toys / wall, result.toys / cpu, sorted({float(r["mu"]) for r in results})
 
 
 class Batches:
@@ -185,20 +201,26 @@ def throughput_rows(settings: Any, quick: bool) -> list[dict[str, Any]]:
     model = "high_count"
     points, batches, batch, loop_toys = (2, 1, 10, 10) if quick else (4, 2, 1000, 1000)
     load = os.getloadavg()[0]
-    before, cpu_before = loop_rate(model, 1.5, loop_toys)
-    ours, ours_cpu = platform_rate(settings, model, points, batches, batch)
-    after, cpu_after = loop_rate(model, 1.5, loop_toys)
-    niced, _ = niced_loop_rate(model, 1.5, loop_toys)
+    ours, ours_cpu, mus = platform_rate(settings, model, points, batches, batch)
+    per_mu = max(loop_toys // len(mus), 1)  # the scan's POI values, as many toys in all
+    before, cpu_before = loop_rate(model, mus, per_mu)
+    after, cpu_after = loop_rate(model, mus, per_mu)
+    niced, _ = niced_loop_rate(model, mus, per_mu)
+    together = parallel_loop_rate(model, mus, per_mu, max(cpus, 1))
     loop, loop_cpu = (before + after) / 2, (cpu_before + cpu_after) / 2
     load = max(load, os.getloadavg()[0])
     config = f"{model}, qtilde, {points * batches} batches of {batch} toys per hypothesis"
     mine = f"{config}, Ray on {cpus} CPUs, load average up to {load:.1f}"
-    theirs = f"{model}, qtilde, one process (before {before:.0f}, after {after:.0f})"
+    values = ", ".join(f"{mu:g}" for mu in mus)
+    theirs = (f"{model}, qtilde, one process, the step's POI values ({values}), "
+              f"{per_mu} toys each (two runs: {before:.0f}, {after:.0f})")  # fmt: skip
     rows = [
         row("idds", mine, "toys_per_s", round(ours, 1), "toys/s"),
         row("pyhf-loop", theirs, "toys_per_s", round(loop, 1), "toys/s"),
         row("pyhf-loop", f"{model}, qtilde, one process at niceness {RAY_WORKER_NICENESS} (as "
             "Ray's workers)", "toys_per_s", round(niced, 1), "toys/s"),
+        row("pyhf-loops", f"{model}, qtilde, {max(cpus, 1)} loops at once, one per CPU (the "
+            "machine's ceiling)", "toys_per_s", round(together, 1), "toys/s"),
         row("idds", f"{config}, per CPU second of the batches", "toys_per_cpu_s",
             round(ours_cpu, 1), "toys/s"),
         row("pyhf-loop", f"{model}, qtilde, per CPU second", "toys_per_cpu_s",
@@ -313,6 +335,7 @@ def report(rows: list[dict[str, Any]]) -> str:
     rate = {
         r["system"]: r for r in rows if r["metric"] == "toys_per_s" and "nice" not in r["config"]
     }
+    ceiling = rate.pop("pyhf-loops", None)
     if rate:
         niced = next(r["value"] for r in rows if "niceness" in r["config"])
         per_cpu = {r["system"]: r["value"] for r in rows if r["metric"] == "toys_per_cpu_s"}
@@ -323,6 +346,12 @@ def report(rows: list[dict[str, Any]]) -> str:
             f" per CPU second {per_cpu['idds'] / per_cpu['pyhf-loop']:.2f}x (the batches' own"
             " efficiency, whatever else runs on the machine)."
         )
+        if ceiling:
+            lines.append(
+                f"The machine's ceiling, as many plain loops at once as it has CPUs:"
+                f" {ceiling['value'] / rate['pyhf-loop']['value']:.2f}x one loop; idds reaches"
+                f" {rate['idds']['value'] / ceiling['value']:.2f} of it."
+            )
     need = {r["system"]: r for r in rows if r["metric"] == "toys_needed"}
     if need:
         saved = need["uniform-grid"]["value"] / need["idds"]["value"]

@@ -17,7 +17,7 @@ def test_toys_quick_writes_both_metrics_and_the_plot(tmp_path, ray_address):
     assert result["benchmark"] == "toys"
     rows = {(r["system"], r["metric"]): r for r in result["rows"]}
     assert set(rows) == {
-        ("idds", "toys_per_s"), ("pyhf-loop", "toys_per_s"),
+        ("idds", "toys_per_s"), ("pyhf-loop", "toys_per_s"), ("pyhf-loops", "toys_per_s"),
         ("idds", "toys_per_cpu_s"), ("pyhf-loop", "toys_per_cpu_s"),
         ("idds", "toys_needed"), ("uniform-grid", "toys_needed"), ("idds", "coverage"),
         ("idds", "toys_needed_gaussian"), ("uniform-grid", "toys_needed_gaussian"),
@@ -40,5 +40,6 @@ def test_toys_parts_run_alone_into_their_own_file(tmp_path, ray_address):
     assert {r["metric"] for r in result["rows"]} == {"toys_per_s", "toys_per_cpu_s"}
     assert not (tmp_path / "toys.json").exists()  # the full run's results are left alone
     assert "Throughput: idds" in (tmp_path / "toys-throughput.md").read_text()
+    assert "The machine's ceiling" in (tmp_path / "toys-throughput.md").read_text()
     with pytest.raises(SystemExit):
         toys.main(["--parts", "speed", "--out", str(tmp_path)])
