@@ -87,6 +87,7 @@ class WorkflowRun(TaskOwner):
         self.workflow = workflow
         self.owner_id = owner_id
         self.parallel = workflow.spec.parallel
+        self.ahead = self.parallel  # ready nodes wait on nothing in flight: claim them ahead
         self.engine = Engine(workflow.spec)
         self.cancelled = False
         self.suspended = False

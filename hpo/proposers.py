@@ -104,6 +104,12 @@ class Proposer(abc.ABC):
         enough given the pending points."""
         return False
 
+    @property
+    def learns(self) -> bool:
+        """Whether its points depend on the results told (False for random and
+        quasi-random sampling, whose sequence is fixed by the seed alone)."""
+        return self.spec.proposer not in ("optuna:random", "optuna:qmc")
+
     def observe(self, run_s: float) -> None:  # noqa: B027 - an optional hook
         """An evaluation's run time on its worker (a proposer may weigh its own cost)."""
 

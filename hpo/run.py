@@ -54,10 +54,20 @@ class StudyRun(TaskOwner):
         # seed by the points already proposed (the same spec still gives the same run).
         seed = None if spec.seed is None else spec.seed + len(trials)
         self.proposer = make_proposer(spec, seed)
-        #: Seeded parallel studies propose in batches of what runs at once (``parallel``
-        #: where the cluster has room) and tell the results in point order, so that their
-        #: points do not depend on timing.
-        self.batched = spec.deterministic and spec.seed is not None and spec.parallel > 1
+        #: Seeded parallel studies whose proposer learns propose in batches of what runs at
+        #: once (``parallel`` where the cluster has room) and tell the results in point
+        #: order, so that their points do not depend on timing.
+        self.batched = (
+            spec.deterministic
+            and spec.seed is not None
+            and spec.parallel > 1
+            and self.proposer.learns
+        )
+        #: A proposer whose points do not depend on results has its next points claimed
+        #: ahead, so that a freed worker starts one at once; not where a rule may stop the
+        #: study before them (patience, a time budget).
+        stops = spec.patience or spec.max_time
+        self.ahead = 0 if self.proposer.learns or stops else self.parallel
         self._held: dict[int, tuple[Point, TaskState, Any]] = {}
         self._warm_start(study)
         self._taken = study._queued_indices()  # initial/enqueued points already made trials

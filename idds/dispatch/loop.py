@@ -20,12 +20,13 @@ import sqlalchemy as sa
 from idds import owners as owners_mod
 from idds import tasks as tq
 from idds.config import Settings
+from idds.db import check_file
 from idds.dispatch import leases
 from idds.dispatch.buffer import CommitBuffer
 from idds.dispatch.outage import Link, reconcile
 from idds.dispatch.owner import HeldOwners, default_broker
 from idds.dispatch.ray_side import RaySide
-from idds.errors import LeaseLost
+from idds.errors import DatabaseError, LeaseLost
 from idds.tasks import TaskState
 
 if TYPE_CHECKING:
@@ -101,6 +102,9 @@ class Dispatcher:
         self._to_ask: set[int] = set()
         self._quiet_until: dict[int, float] = {}
         self._idle = False
+        #: Claims made ahead (see :attr:`~idds.dispatch.owner.TaskOwner.ahead`), per owner,
+        #: launched the moment one of its slots frees, before anything is recorded.
+        self._ready: dict[int, list[tuple[Claim, Placement]]] = {}
 
     # --- owners and leases ----------------------------------------------------------------
 
@@ -140,12 +144,18 @@ class Dispatcher:
         self.ray.connect()
         try:
             self.start(owners)
-            while not all(o.done() for o in owners) or self.ray.flights or self.buffer.pending:
+            while (
+                not all(o.done() for o in owners)
+                or self.ray.flights
+                or self.buffer.pending
+                or any(self._ready.values())
+            ):
                 self._guarded(self._step)
         except KeyboardInterrupt:  # SIGINT (idds serve stopping): keep what is in
             self.wind_down()
             raise
         finally:
+            self._give_back_ready()
             self.ray.abandon()
             self.link.close(broken=False)
 
@@ -229,6 +239,7 @@ class Dispatcher:
             self.buffer.add(flight, outcome)
 
     def _cycle(self) -> None:
+        self._launch_ready()  # a slot freed gets its next attempt before anything is recorded
         finals = self._record_ended()
         self.owners.tell(finals)
         self._to_ask.update(claim.owner_id for claim, _, _ in finals)
@@ -241,8 +252,39 @@ class Dispatcher:
                 placed = self._submit_and_claim(conn, work)
             self.buffer.handed_over()
         self._idle = not (placed or finals)
+        self._hold_ready(placed)
+
+    def _hold_ready(self, placed: list[tuple[Claim, Placement]]) -> None:
+        """Claims committed: launched where their owners have free slots, held otherwise."""
         for claim, placement in placed:
-            self.ray.launch(claim, placement)
+            self._ready.setdefault(claim.owner_id, []).append((claim, placement))
+        self._launch_ready()
+
+    def _give_back_ready(self) -> None:
+        """A head that stops gives its held claims back to the queue, as if never made;
+        where it cannot (the database is away), the next holder queues them again, each a
+        lost attempt, like those it had in flight."""
+        held = [claim for ready in self._ready.values() for claim, _ in ready]
+        self._ready.clear()
+        conn = self.link.conn
+        if not held or conn is None:
+            return
+        with contextlib.suppress(sa.exc.SQLAlchemyError, DatabaseError):
+            check_file(self.engine)  # never write where a deleted file was
+            with conn.begin():
+                tq.unclaim(conn, held)
+
+    def _launch_ready(self) -> None:
+        """Launch held claims into their owners' free slots, in the order they were made."""
+        if not any(self._ready.values()):
+            return
+        counts = self.ray.counts()
+        for oid, ready in self._ready.items():
+            owner = self.owners.by_id.get(oid)
+            free = (owner.parallel if owner else 0) - counts.get(oid, 0)
+            while ready and free > 0:
+                self.ray.launch(*ready.pop(0))
+                free -= 1
 
     def _record_ended(self) -> list[Final]:
         """Commit the attempts that ended, started or reported; returns those now final."""
@@ -275,11 +317,11 @@ class Dispatcher:
         work: list[Work] = []
         counts = self.ray.counts()
         for oid, owner in self.owners.by_id.items():
-            in_flight = counts.get(oid, 0)
+            in_flight = counts.get(oid, 0) + len(self._ready.get(oid, ()))
             if oid in self._to_ask or now >= self._quiet_until.get(oid, 0.0):
                 self._ask(oid, owner, now)
             specs = self.buffer.handed_in_by(oid)
-            slots = min(owner.parallel - in_flight, self._open[oid] - in_flight)
+            slots = min(owner.parallel + owner.ahead - in_flight, self._open[oid] - in_flight)
             if specs:
                 self._retry_at.pop(oid, None)
             elif self._retry_at.get(oid, 0.0) > now:
@@ -291,7 +333,7 @@ class Dispatcher:
     def _ask(self, oid: int, owner: TaskOwner, now: float) -> None:
         """Ask an owner for new tasks and hand them in; one that has none is asked again once
         it is told something, or after ``poll_s``."""
-        fresh = owner.new_tasks(max(owner.parallel - self._open[oid], 0))
+        fresh = owner.new_tasks(max(owner.parallel + owner.ahead - self._open[oid], 0))
         self._open[oid] += len(fresh)
         self.buffer.hand_in(oid, fresh)
         if fresh:
@@ -340,8 +382,7 @@ class Dispatcher:
 
     def _resume(self) -> None:
         self._renew()  # LeaseLost if another head took an owner over meanwhile
-        for claim, placement in reconcile(self.link.open(), self.buffer):
-            self.ray.launch(claim, placement)
+        self._hold_ready(reconcile(self.link.open(), self.buffer))
 
     def _renew_if_due(self) -> None:
         if self.leases.due():
@@ -369,6 +410,7 @@ class Dispatcher:
             raise LeaseLost(f"owner(s) {names} taken over by another head; standing down")
 
     def _drop_owner(self, owner_id: int) -> None:
+        self._ready.pop(owner_id, None)
         self.ray.cancel_owner(owner_id)
         self._open[owner_id] = 0
         self.buffer.drop_owner(owner_id)

@@ -27,10 +27,15 @@ class TaskOwner(abc.ABC):
     Attributes:
         owner_id: the owner's row id.
         parallel: how many of its tasks may be in flight at once.
+        ahead: how many of its tasks the head may claim beyond ``parallel``, held ready to
+            launch the moment one of its slots frees (before the result that freed it is
+            recorded); for owners whose next tasks do not wait on the results of those in
+            flight. 0 by default.
     """
 
     owner_id: int
     parallel: int
+    ahead: int = 0
 
     @abc.abstractmethod
     def new_tasks(self, free: int) -> list[TaskSpec]:

@@ -29,6 +29,7 @@ from idds.tasks.queue import (
     start_attempts,
     submit,
     submit_claimed,
+    unclaim,
 )
 from idds.tasks.states import (
     FINAL,
@@ -78,4 +79,5 @@ __all__ = [
     "submit_claimed",
     "tasks",
     "transition",
+    "unclaim",
 ]

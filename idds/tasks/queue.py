@@ -264,6 +264,36 @@ def start_attempts(conn: Connection, placed: Sequence[tuple[Claim, str]], *, hea
     conn.execute(sa.insert(attempts), rows)
 
 
+def unclaim(conn: Connection, claims: Sequence[Claim]) -> int:
+    """Give back claims whose attempts were never launched (held ready by a head that
+    stops): their tasks are pending again as before the claim, and those attempts' rows go.
+    A claim no longer current (another head took its task over) is left alone.
+
+    Returns:
+        How many tasks went back to the queue.
+    """
+    tokens = [c.token for c in claims]
+    if not tokens:
+        return 0
+    back = conn.execute(
+        sa.update(tasks)
+        .where(tasks.c.token.in_(tokens), tasks.c.state == TaskState.DISPATCHED)
+        .values(
+            state=TaskState.PENDING,
+            attempt=tasks.c.attempt - 1,
+            token=None,
+            lease_expires=None,
+            dispatched=None,
+        )  # fmt: skip
+    ).rowcount
+    conn.execute(
+        sa.delete(attempts).where(
+            attempts.c.token.in_(tokens), attempts.c.state == TaskState.DISPATCHED
+        )
+    )
+    return back
+
+
 def mark_running(
     conn: Connection,
     claim: Claim,

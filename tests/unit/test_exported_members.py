@@ -21,7 +21,7 @@ EXPECTED = {
         "Outcome", "Report", "Task", "TaskSpec", "TaskState", "add_reports", "attempt_kind",
         "attempts", "cancel_owner_tasks", "claim", "counts", "finish", "mark_running",
         "record_finished", "reports", "reports_of", "requeue_in_flight", "start_attempts",
-        "submit", "submit_claimed", "tasks", "transition",
+        "submit", "submit_claimed", "tasks", "transition", "unclaim",
     },
     "hpo": {
         "PROPOSERS", "Proposer", "Pruned", "Study", "StudySpec", "Trial", "checkpoint_dir",

@@ -212,3 +212,23 @@ def test_lease_of_a_dead_process_on_this_host_is_taken_at_once(engine):
     with engine.begin() as conn:
         assert ow.acquire(conn, oid, dead, 600)
         assert ow.acquire(conn, oid, "me:1:x", 60)
+
+
+def test_a_claim_given_back_leaves_its_task_as_before_it(engine):
+    oid = _owner(engine)
+    _submit(engine, oid, 3, max_attempts=1)
+    first, second, third = _claim(engine, oid, 3)
+    with engine.begin() as conn:
+        assert tq.finish(conn, third, Outcome(kind="lost", error="head gone")) is TaskState.FAILED
+        assert tq.unclaim(conn, [first, third]) == 1  # the third is no longer current
+    row = _state(engine, first.task_id)
+    assert (row.state, row.attempt, row.token) == ("pending", 0, None)
+    assert _state(engine, second.task_id).state == "dispatched"
+    assert _state(engine, third.task_id).state == "failed"
+    with engine.begin() as conn:
+        tokens = set(conn.execute(sa.select(tq.attempts.c.token)).scalars())
+    assert tokens == {second.token, third.token}
+    (again,) = _claim(engine, oid, 1)  # claimed again: its one attempt is still to come
+    assert (again.task_id, again.attempt) == (first.task_id, 1)
+    with engine.begin() as conn:
+        assert tq.finish(conn, again, Outcome(kind="ok", result=1.0)) is TaskState.SUCCEEDED
