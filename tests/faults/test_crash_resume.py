@@ -72,6 +72,6 @@ def test_kill_9_five_times_then_resume_finishes_exactly_once(settings, tmp_path,
     assert set(runs) == recorded
     assert_nothing_recorded_ran_again(kills, runs)
     # only what a killed head had in flight ran again, and each of those attempts is on record
-    assert all(k.in_flight <= PARALLEL for k in kills)
+    assert all(k.in_flight <= 2 * PARALLEL for k in kills)  # running, and as many held ahead
     assert lost == sum(k.in_flight for k in kills) >= 1
     assert reruns <= lost
