@@ -52,7 +52,6 @@ class ToyScanRun(TaskOwner):
         self.spec = spec
         self.owner_id = owner_id
         self.parallel = parallel
-        self.ahead = parallel  # a step's batches wait on nothing in flight: claim them ahead
         self.progress = progress
         self.cancelled = False
         self.stopped_because: str | None = None

@@ -24,7 +24,7 @@ from idds.db import check_file
 from idds.dispatch import leases
 from idds.dispatch.buffer import CommitBuffer
 from idds.dispatch.outage import Link, reconcile
-from idds.dispatch.owner import HeldOwners, default_broker
+from idds.dispatch.owner import HeldOwners, LocalBroker, default_broker
 from idds.dispatch.ray_side import RaySide
 from idds.errors import DatabaseError, LeaseLost
 from idds.tasks import TaskState
@@ -260,6 +260,12 @@ class Dispatcher:
             self._ready.setdefault(claim.owner_id, []).append((claim, placement))
         self._launch_ready()
 
+    def _ahead(self, owner: TaskOwner) -> int:
+        """How many of ``owner``'s tasks to claim ahead: none where a sites broker places
+        them, since a place chosen ahead may be gone by launch (a site excluded, a pilot
+        ended)."""
+        return owner.ahead if isinstance(self.broker, LocalBroker) else 0
+
     def _give_back_ready(self) -> None:
         """A head that stops gives its held claims back to the queue, as if never made;
         where it cannot (the database is away), the next holder queues them again, each a
@@ -321,7 +327,8 @@ class Dispatcher:
             if oid in self._to_ask or now >= self._quiet_until.get(oid, 0.0):
                 self._ask(oid, owner, now)
             specs = self.buffer.handed_in_by(oid)
-            slots = min(owner.parallel + owner.ahead - in_flight, self._open[oid] - in_flight)
+            room = owner.parallel + self._ahead(owner) - in_flight
+            slots = min(room, self._open[oid] - in_flight)
             if specs:
                 self._retry_at.pop(oid, None)
             elif self._retry_at.get(oid, 0.0) > now:
@@ -333,7 +340,7 @@ class Dispatcher:
     def _ask(self, oid: int, owner: TaskOwner, now: float) -> None:
         """Ask an owner for new tasks and hand them in; one that has none is asked again once
         it is told something, or after ``poll_s``."""
-        fresh = owner.new_tasks(max(owner.parallel + owner.ahead - self._open[oid], 0))
+        fresh = owner.new_tasks(max(owner.parallel + self._ahead(owner) - self._open[oid], 0))
         self._open[oid] += len(fresh)
         self.buffer.hand_in(oid, fresh)
         if fresh:

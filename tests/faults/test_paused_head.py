@@ -95,7 +95,7 @@ def test_a_head_paused_past_its_lease_stands_down_writing_nothing(settings, tmp_
     assert of_first == as_left  # after waking it wrote nothing: no claim, no late result
     cut_off = [r for r in of_first if r["state"] != "succeeded"]
     assert all(r["error"].startswith("lost: head gone") for r in cut_off), cut_off
-    assert len(cut_off) <= PARALLEL
+    assert len(cut_off) <= 2 * PARALLEL  # running, and as many held ahead
     succeeded = [r for r in rows if r["state"] == "succeeded"]
     assert len(succeeded) == POINTS  # each result recorded exactly once
     assert len({r["task_id"] for r in succeeded}) == POINTS

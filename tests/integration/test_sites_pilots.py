@@ -162,7 +162,7 @@ def test_scancel_of_a_pilot_mid_study_and_every_point_is_evaluated_once(
     settings = replace(settings, sites=sites)
     study = _study(settings, "scancel", max_points=10, space={
         "x": {"type": "float", "low": -2.0, "high": 2.0},
-        "sleep": {"type": "categorical", "choices": [1.5]},
+        "sleep": {"type": "categorical", "choices": [4.0]},  # long enough to be cut short
     })  # fmt: skip
     hpc_site, _ = pilots["hpc"]
     cancelled: list[str] = []
