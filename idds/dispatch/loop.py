@@ -24,7 +24,7 @@ from idds.db import check_file
 from idds.dispatch import leases
 from idds.dispatch.buffer import CommitBuffer
 from idds.dispatch.outage import Link, reconcile
-from idds.dispatch.owner import HeldOwners, LocalBroker, default_broker
+from idds.dispatch.owner import HeldOwners, default_broker
 from idds.dispatch.ray_side import RaySide
 from idds.errors import DatabaseError, LeaseLost
 from idds.tasks import TaskState
@@ -261,10 +261,9 @@ class Dispatcher:
         self._launch_ready()
 
     def _ahead(self, owner: TaskOwner) -> int:
-        """How many of ``owner``'s tasks to claim ahead: none where a sites broker places
-        them, since a place chosen ahead may be gone by launch (a site excluded, a pilot
-        ended)."""
-        return owner.ahead if isinstance(self.broker, LocalBroker) else 0
+        """How many of ``owner``'s tasks to claim ahead: none where the broker's places may
+        be gone by launch (a site excluded, a pilot ended)."""
+        return owner.ahead if self.broker.lasting_places else 0
 
     def _give_back_ready(self) -> None:
         """A head that stops gives its held claims back to the queue, as if never made;

@@ -85,7 +85,15 @@ class Placement:
 
 
 class Broker(abc.ABC):
-    """Picks a site for each claimed task (site adapters plug in here)."""
+    """Picks a site for each claimed task (site adapters plug in here).
+
+    Attributes:
+        lasting_places: whether a place it gives stays good however late the task is
+            launched (then tasks may be claimed ahead); False where a site may be excluded
+            or a pilot end meanwhile.
+    """
+
+    lasting_places: bool = False
 
     @abc.abstractmethod
     def place(self, claim: Claim) -> Placement:
@@ -94,6 +102,8 @@ class Broker(abc.ABC):
 
 class LocalBroker(Broker):
     """Every task on the Ray cluster this process is connected to, as site ``local``."""
+
+    lasting_places = True
 
     def place(self, claim: Claim) -> Placement:
         res = claim.resources

@@ -13,15 +13,17 @@ from pathlib import Path
 import sqlalchemy as sa
 import yaml
 
-from idds import tasks as tq
 from idds.db import connect
+from idds.errors import NotFound
+from idds.records import Records
 
 TESTS = Path(__file__).parents[1]
 
 
-def _tasks(engine: sa.Engine) -> list[sa.Row]:
-    with engine.begin() as conn:
-        return conn.execute(sa.select(tq.tasks.c.state, tq.tasks.c.attempt)).all()
+def _tasks(engine: sa.Engine) -> list[tuple[str, int]]:
+    """Each task of the study: its state and its current attempt."""
+    records = Records(engine)
+    return [(t.state, t.attempt) for t in records.tasks(records.owner("study", "ahead").id)]
 
 
 def test_ctrl_c_gives_held_claims_back_and_resume_spends_no_attempt_on_them(settings, tmp_path):
@@ -59,8 +61,8 @@ def test_ctrl_c_gives_held_claims_back_and_resume_spends_no_attempt_on_them(sett
     assert {a for _, a in final} == {1}, final  # no attempt lost to a claim never launched
 
 
-def _tasks_or_none(engine: sa.Engine) -> list[sa.Row]:
+def _tasks_or_none(engine: sa.Engine) -> list[tuple[str, int]]:
     try:
         return _tasks(engine)
-    except sa.exc.OperationalError:  # the launch has not made its tables yet
+    except (sa.exc.DBAPIError, NotFound):  # the launch has not made its tables or study yet
         return []

@@ -60,11 +60,19 @@ class _Owner(TaskOwner):
         return False
 
 
-def _started(engine, owner: _Owner) -> tuple[Dispatcher, _HeldRay]:
+class _SitesBroker(LocalBroker):
+    """A broker whose places may be gone by launch (as a sites file's)."""
+
+    lasting_places = False
+
+
+def _started(
+    engine, owner: _Owner, broker: LocalBroker | None = None
+) -> tuple[Dispatcher, _HeldRay]:
     with engine.begin() as conn:
         owner.owner_id = owners_mod.create(conn, "test", f"ahead-{owner.ahead}", {})
     ray = _HeldRay(engine)
-    d = Dispatcher(engine, broker=LocalBroker(), ray_side=ray)
+    d = Dispatcher(engine, broker=broker or LocalBroker(), ray_side=ray)
     assert d.hold(owner.owner_id)
     d.start([owner])
     d.link.open()
@@ -102,3 +110,11 @@ def test_a_head_that_stops_gives_its_held_claims_back(engine):
             sa.select(tq.tasks.c.number).where(tq.tasks.c.attempt > 0).order_by("number")
         ).scalars().all()  # fmt: skip
     assert attempts == 2 and spent == [0, 1]
+
+
+def test_nothing_is_claimed_ahead_where_places_may_be_gone_by_launch(engine):
+    owner = _Owner(0, tasks=8, ahead=2)
+    d, ray = _started(engine, owner, _SitesBroker())
+    d.cycle()
+    assert [n for n, _ in ray.launched] == [0, 1]
+    assert _counts(engine, owner.owner_id) == {TaskState.DISPATCHED: 2}
