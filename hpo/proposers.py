@@ -106,9 +106,9 @@ class Proposer(abc.ABC):
 
     @property
     def learns(self) -> bool:
-        """Whether its points depend on the results told (False for random and
-        quasi-random sampling, whose sequence is fixed by the seed alone)."""
-        return self.spec.proposer not in ("optuna:random", "optuna:qmc")
+        """Whether its points depend on the results told (not so for random and
+        quasi-random sampling, whose sequence the seed alone fixes)."""
+        return True
 
     def observe(self, run_s: float) -> None:  # noqa: B027 - an optional hook
         """An evaluation's run time on its worker (a proposer may weigh its own cost)."""
@@ -297,6 +297,10 @@ class OptunaProposer(Proposer):
         value = point.handle._suggest(name, json_to_distribution(distribution))
         point.params[name] = _plain(value)
         return _plain(value)
+
+    @property
+    def learns(self) -> bool:
+        return self.spec.proposer not in ("optuna:random", "optuna:qmc")
 
     @property
     def replicable(self) -> bool:

@@ -284,7 +284,7 @@ def unclaim(conn: Connection, claims: Sequence[Claim]) -> int:
             token=None,
             lease_expires=None,
             dispatched=None,
-        )  # fmt: skip
+        )
     ).rowcount
     conn.execute(
         sa.delete(attempts).where(
