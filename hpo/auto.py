@@ -4,15 +4,16 @@ The policy (:func:`choose`), from what is known before each ask:
 
 - several objectives: TPE while the study has fewer finished points than ten NSGA-II
   generations (500), then NSGA-II;
-- an objective that asks for its own parameters (define-by-run), a conditional parameter,
-  a categorical one, or constraints: TPE (it models each of them; the Gaussian processes
-  here do not model conditional spaces);
-- a numeric space (floats and integers), one objective: a Gaussian process (Optuna's GP)
-  while the study has fewer than 200 finished points and an ask costs less than a second a
-  point or less than one evaluation's run time (both measured as the study runs); then
-  CMA-ES, started at the best point so far, where the space has at least two parameters
-  and the budget left holds ten of its generations; TPE otherwise. A study with a ``seed``
-  (and ``deterministic``, the default) ignores the measured costs, so that its points do not
+- an objective that asks for its own parameters (define-by-run), a conditional parameter or
+  constraints: TPE (it models each of them; the Gaussian processes here do not model
+  conditional spaces);
+- otherwise (floats, integers and categorical parameters), one objective: a Gaussian process
+  (Optuna's GP on warped values, :class:`hpo.proposers.WarpedGPSampler`) while the study has
+  fewer than 200 finished points and an ask costs less than a second a point or less than
+  one evaluation's run time (both measured as the study runs); then CMA-ES, started at the
+  best point so far, where the space is numeric with at least two parameters and the budget
+  left holds ten of its generations; TPE otherwise. A study with a ``seed`` (and
+  ``deterministic``, the default) ignores the measured costs, so that its points do not
   depend on timing: only the number of finished points changes its proposer.
 
 Each role's proposer can be replaced in ``proposer_options`` (``{"numeric": "bayes_opt:ei",
@@ -74,8 +75,8 @@ def choose(spec: StudySpec, now: Situation, roles: dict[str, str]) -> tuple[str,
     space = spec.space.values()
     if not spec.space:
         return roles["mixed"], "the objective asks for its own parameters"
-    if any(p.when for p in space) or any(p.type == "categorical" for p in space):
-        return roles["mixed"], "a conditional or categorical space"
+    if any(p.when for p in space):
+        return roles["mixed"], "a conditional space"
     if spec.constraints:
         return roles["mixed"], "constraints"
     return _numeric(spec, now, roles)
@@ -85,9 +86,10 @@ def _numeric(spec: StudySpec, now: Situation, roles: dict[str, str]) -> tuple[st
     numeric = roles["numeric"]
     if numeric == "optuna:gp" and not _has("torch"):
         numeric = roles["mixed"]
+    categorical = any(p.type == "categorical" for p in spec.space.values())
     if not now.gp_dropped and now.finished < GP_MOST_POINTS:
         if not _too_slow(now):
-            return numeric, "a numeric space, few points yet"
+            return numeric, "a space without conditions, few points yet"
         now.gp_dropped = True
         why = f"an ask costs {now.ask_s:.2g} s a point, an evaluation {now.run_s or 0:.2g} s"
     else:
@@ -96,8 +98,8 @@ def _numeric(spec: StudySpec, now: Situation, roles: dict[str, str]) -> tuple[st
     generation = 4 + math.floor(3 * math.log(max(dims, 1)))
     left = spec.max_points - now.finished
     long = roles["long"]
-    if long == "optuna:cmaes" and not _has("cmaes"):
-        long = roles["mixed"]
+    if long == "optuna:cmaes" and (categorical or not _has("cmaes")):
+        long = roles["mixed"]  # CMA-ES has no categorical parameters
     if dims >= 2 and left >= 10 * generation:
         return long, why
     return roles["mixed"], why

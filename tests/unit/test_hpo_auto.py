@@ -42,7 +42,13 @@ def test_a_gaussian_process_slower_than_the_evaluations_is_dropped():
 
 def test_categorical_conditional_constrained_and_multi_objective_spaces():
     mixed = {**NUMERIC, "k": {"type": "categorical", "choices": ["a", "b"]}}
-    assert choose(_spec(space=mixed), Situation(0), ROLES)[0] == "optuna:tpe"
+    # A categorical parameter is modelled by the GP (its kernel compares choices); CMA-ES,
+    # which has none, never follows it.
+    assert choose(_spec(space=mixed), Situation(0), ROLES)[0] == "optuna:gp"
+    assert choose(_spec(space=mixed), Situation(GP_MOST_POINTS), ROLES)[0] == "optuna:tpe"
+    conditional = {**mixed, "z": {"type": "float", "low": 0, "high": 1, "when": {"k": ["a"]}}}
+    name, why = choose(_spec(space=conditional), Situation(0), ROLES)
+    assert name == "optuna:tpe" and why == "a conditional space"
     assert choose(_spec(constraints=1), Situation(0), ROLES)[0] == "optuna:tpe"
     multi = _spec(direction=["minimize", "maximize"])
     assert choose(multi, Situation(0), ROLES)[0] == "optuna:tpe"
@@ -62,7 +68,7 @@ def test_auto_says_which_proposer_made_each_point_and_why_it_changed():
     auto = AutoProposer(spec, 3)
     first = auto.ask(2)
     assert [p.by for p in first] == ["optuna:random"] * 2
-    assert first[0].note and "numeric space" in first[0].note and first[1].note is None
+    assert first[0].note and "without conditions" in first[0].note and first[1].note is None
     for p in first:
         auto.tell(p, [p.params["x"] ** 2])
     auto.now.finished = GP_MOST_POINTS  # as if the study had grown
