@@ -73,6 +73,7 @@ class Server:
         signal.signal(signal.SIGTERM, lambda *_: self.stop())
         if api is not None:
             api.start(self.settings, frozenset(self.kinds))
+        log.info("serving %s, at most %d at once", ", ".join(sorted(self.kinds)), self.max_owners)
         try:
             while not self._stop:
                 if api is not None:

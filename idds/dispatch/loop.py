@@ -270,13 +270,18 @@ class Dispatcher:
         where it cannot (the database is away), the next holder queues them again, each a
         lost attempt, like those it had in flight."""
         held = [claim for ready in self._ready.values() for claim, _ in ready]
+        # An interrupt between the commit of claims and their being held leaves them here.
+        held += [claim for claim, _ in self.buffer.claims()]
         self._ready.clear()
-        conn = self.link.conn
-        if not held or conn is None:
+        self.buffer.clear_claims()
+        link = self.link.conn
+        if not held or link is None:
             return
         with contextlib.suppress(sa.exc.SQLAlchemyError, DatabaseError):
+            if link.in_transaction():  # it would hold SQLite's lock against the one below
+                link.rollback()
             check_file(self.engine)  # never write where a deleted file was
-            with conn.begin():
+            with self.engine.begin() as conn:  # the head's own may be cut mid-statement
                 tq.unclaim(conn, held)
 
     def _launch_ready(self) -> None:
@@ -288,7 +293,8 @@ class Dispatcher:
             owner = self.owners.by_id.get(oid)
             free = (owner.parallel if owner else 0) - counts.get(oid, 0)
             while ready and free > 0:
-                self.ray.launch(*ready.pop(0))
+                self.ray.launch(*ready[0])
+                ready.pop(0)  # only once launched: an interrupt in between gives it back
                 free -= 1
 
     def _record_ended(self) -> list[Final]:

@@ -157,12 +157,21 @@ def test_two_heads_racing_run_every_task_exactly_once(settings, tmp_path, fault_
     assert races >= 1  # both heads did start the same owner
 
 
+def _until_serving(heads: list[subprocess.Popen], head_log: Path) -> None:
+    deadline = time.monotonic() + 120
+    while head_log.read_text().count(" serving ") < len(heads):
+        assert all(h.poll() is None for h in heads), head_log.read_text()[-3000:]
+        assert time.monotonic() < deadline, head_log.read_text()[-3000:]
+        time.sleep(0.2)
+
+
 def _race(settings, engine, logs: Path, head_log: Path) -> tuple[list[str], float, set[str]]:
     """Two heads serve while studies arrive; after RESTART_AFTER_S, a head whose children
     run attempts is stopped and started again. Returns the owners' names, how long it took until all were
     finished, and the stopped head's children (as attempts name their head)."""
-    names = [_workflow(settings, logs), _study(settings, logs, 0), _study(settings, logs, 1)]
     heads = [_head(settings, head_log), _head(settings, head_log)]
+    _until_serving(heads, head_log)  # both look for owners: the first ones are raced for
+    names = [_workflow(settings, logs), _study(settings, logs, 0), _study(settings, logs, 1)]
     start = time.monotonic()
     stopped: set[str] = set()
     try:
