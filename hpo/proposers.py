@@ -139,9 +139,6 @@ def _gp(spec: StudySpec, seed: int | None, **opts: Any) -> Any:
     warping = opts.pop("output_warping", True)
     if warping not in (True, False):
         raise SpecError(f"proposer_options.output_warping: {warping!r} is not true or false")
-    design = opts.pop("initial_design", "sobol")
-    if design not in ("sobol", "random"):
-        raise SpecError(f"proposer_options.initial_design: {design!r} is not sobol or random")
     sampler = WarpedGPSampler if warping and len(spec.directions) == 1 else None
     return (sampler or optuna.samplers.GPSampler)(seed=seed, **opts)
 
@@ -265,7 +262,6 @@ class OptunaProposer(Proposer):
             pruner=pruner,
         )
         self._dists = distributions(spec.space)
-        self._design = _initial_design(spec, seed)
         self._grid_left = math.prod(len(v) for v in grid_space(spec).values()) if (
             spec.proposer == "optuna:grid") else None  # fmt: skip
 
@@ -276,12 +272,6 @@ class OptunaProposer(Proposer):
         return [self._ask_one() for _ in range(n)]
 
     def _ask_one(self) -> Point:
-        if self._design:
-            made = len(self.study.get_trials(deepcopy=False))  # asked, told or restored
-            if made < len(self._design):
-                self.study.enqueue_trial(self._design[made])
-            else:
-                self._design = []
         trial = self.study.ask()
         params: dict[str, Any] = {}
         for name in self.spec.space:
@@ -376,45 +366,6 @@ class OptunaProposer(Proposer):
 
 
 TrialFail = optuna.trial.TrialState.FAIL
-
-
-def _initial_design(spec: StudySpec, seed: int | None) -> list[dict[str, Any]]:
-    """The GP's first points (``n_startup_trials``, 10 by default): a scrambled Sobol
-    sequence, which covers the space more evenly than Optuna's random start, rather than
-    leaving clusters and holes that the GP's first fits inherit. None for another proposer,
-    ``initial_design: random`` or a conditional space."""
-    options = spec.proposer_options
-    if spec.proposer != "optuna:gp" or options.get("initial_design", "sobol") != "sobol":
-        return []
-    if not spec.space or any(p.when for p in spec.space.values()):
-        return []
-    from scipy.stats import qmc
-
-    n = int(options.get("n_startup_trials", 10))
-    with warnings.catch_warnings():  # a count that is not a power of 2 loses some balance
-        warnings.simplefilter("ignore", UserWarning)
-        cube = qmc.Sobol(len(spec.space), scramble=True, seed=seed).random(n)
-    return [
-        {name: _from_unit(p, u) for (name, p), u in zip(spec.space.items(), row, strict=True)}
-        for row in cube
-    ]
-
-
-def _from_unit(p: Any, u: float) -> Any:
-    """The value of parameter ``p`` at ``u`` in [0, 1): each choice or step of a grid an
-    equal share, log scales kept."""
-    u = float(u)
-    if p.type == "categorical":
-        return p.choices[min(int(u * len(p.choices)), len(p.choices) - 1)]
-    if p.log:
-        value = math.exp(math.log(p.low) + u * (math.log(p.high) - math.log(p.low)))
-        return int(min(max(round(value), p.low), p.high)) if p.type == "int" else value
-    step = p.step if p.step is not None else (1 if p.type == "int" else None)
-    if step is None:
-        return p.low + u * (p.high - p.low)
-    count = math.floor((p.high - p.low) / step + 1e-9) + 1
-    value = p.low + min(int(u * count), count - 1) * step
-    return int(value) if p.type == "int" else round(value, 12)
 
 
 def _optuna_sampler(spec: StudySpec, seed: int | None) -> optuna.samplers.BaseSampler:

@@ -1,4 +1,4 @@
-"""``optuna:gp``: Yeo-Johnson warped values (output warping) and a Sobol start."""
+"""``optuna:gp`` fits its Gaussian process to Yeo-Johnson warped values (output warping)."""
 
 from __future__ import annotations
 
@@ -72,32 +72,5 @@ def test_output_warping_can_be_turned_off_and_is_checked():
     assert type(plain.study.sampler) is optuna.samplers.GPSampler
     multi = make_proposer(_spec(proposer="optuna:gp", direction=["minimize", "minimize"]), 1)
     assert type(multi.study.sampler) is optuna.samplers.GPSampler  # one objective only
-    with pytest.raises(ValueError, match="initial_design"):
-        make_proposer(_spec(proposer="optuna:gp", proposer_options={"initial_design": "lhs"}), 1)
     with pytest.raises(ValueError, match="output_warping"):
         make_proposer(_spec(proposer="optuna:gp", proposer_options={"output_warping": "yes"}), 1)
-
-
-def test_the_gp_starts_from_a_sobol_design_that_a_restart_continues():
-    space = {
-        "x": {"type": "float", "low": -5, "high": 5},
-        "lr": {"type": "float", "low": 1e-5, "high": 1e-1, "log": True},
-        "n": {"type": "int", "low": 1, "high": 4},
-        "k": {"type": "categorical", "choices": ["a", "b"]},
-    }
-    spec = StudySpec.from_mapping(
-        {"name": "g", "objective": "m:f", "space": space, "proposer": "optuna:gp", "seed": 5}
-    )
-    first = [p.params for p in make_proposer(spec, 5).ask(8)]
-    # A balanced design: each half of x, each choice and each integer get their share.
-    assert sum(p["x"] < 0 for p in first) == 4
-    assert sorted(p["k"] for p in first) == ["a"] * 4 + ["b"] * 4
-    assert sorted(p["n"] for p in first) == [1, 1, 2, 2, 3, 3, 4, 4]
-    assert all(1e-5 <= p["lr"] <= 1e-1 and isinstance(p["x"], float) for p in first)
-    # A proposer rebuilt from the first 3 points (a restart) goes on with the 4th.
-    again = make_proposer(spec, 5)
-    for params in first[:3]:
-        again.restore(params, [1.0])
-    assert again.ask(1)[0].params == first[3]
-    plain = spec.model_copy(update={"proposer_options": {"initial_design": "random"}})
-    assert [p.params for p in make_proposer(plain, 5).ask(8)] != first
