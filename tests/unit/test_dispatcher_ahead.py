@@ -118,3 +118,31 @@ def test_nothing_is_claimed_ahead_where_places_may_be_gone_by_launch(engine):
     d.cycle()
     assert [n for n, _ in ray.launched] == [0, 1]
     assert _counts(engine, owner.owner_id) == {TaskState.DISPATCHED: 2}
+
+
+class _InterruptedRay(_HeldRay):
+    """Ctrl-C lands inside the third launch, before the attempt is in flight."""
+
+    def launch(self, claim: Claim, placement: Placement) -> None:
+        if len(self.launched) == 2:
+            raise KeyboardInterrupt
+        super().launch(claim, placement)
+
+
+def test_a_claim_whose_launch_ctrl_c_cut_short_is_given_back(engine):
+    owner = _Owner(0, tasks=8, ahead=2)
+    with engine.begin() as conn:
+        owner.owner_id = owners_mod.create(conn, "test", "interrupted", {})
+    ray = _InterruptedRay(engine)
+    d = Dispatcher(engine, broker=LocalBroker(), ray_side=ray)
+    assert d.hold(owner.owner_id)
+    d.start([owner])
+    d.link.open()
+    d.cycle()  # tasks 0 and 1 launched, 2 and 3 held
+    ray.end(d, 0)
+    with pytest.raises(KeyboardInterrupt):
+        d.cycle()  # the freed slot's launch of task 2 is cut short
+    d._give_back_ready()
+    # Tasks 0 and 1 were launched (0's result, not recorded yet, is the wind-down's to
+    # record); 2, whose launch was cut short, and 3 are back in the queue.
+    assert _counts(engine, owner.owner_id) == {TaskState.DISPATCHED: 2, TaskState.PENDING: 2}
